@@ -1,0 +1,233 @@
+"""Domain errors shared by every layer.
+
+Where it sits: imported by everyone (machines, store, api, control, node, verify, cli).
+Why it exists: one vocabulary of failures so that a store conflict, an illegal lifecycle
+trigger or a validation failure reads the same in the daemon, the model checker and the
+CLI, and the API server can map each to exactly one Kubernetes ``Status`` code without
+guessing. Every error carries enough to say *what* failed, *where*, and *how to fix it*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import attrs
+
+
+class KstateError(Exception):
+    """Base of every error kstate raises on purpose.
+
+    ``code`` is the HTTP status the API server answers with; ``reason`` is the
+    Kubernetes ``Status.reason``. Anything *not* a ``KstateError`` reaching a user
+    boundary is a bug.
+    """
+
+    code: int = 500
+    reason: str = "InternalError"
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+class MachineDefinitionError(KstateError):
+    """A lifecycle definition is malformed (found when the machine is built)."""
+
+    reason = "InvalidMachine"
+
+    def __init__(self, machine: str, problems: Iterable[str]) -> None:
+        self.machine = machine
+        self.problems = tuple(problems)
+        listed = "; ".join(self.problems)
+        super().__init__(f"machine {machine!r} is invalid: {listed}")
+
+
+class IllegalTransition(KstateError):
+    """A trigger was fired in a state where the lifecycle does not allow it.
+
+    Raised identically by the engine (``transitions`` machines) and the model checker
+    (compiled tables) — the message names the object, its state and the trigger.
+    """
+
+    code = 422
+    reason = "Invalid"
+
+    def __init__(
+        self,
+        machine: str,
+        obj: str,
+        state: str,
+        trigger: str,
+        detail: str = "",
+    ) -> None:
+        self.machine = machine
+        self.obj = obj
+        self.state = state
+        self.trigger = trigger
+        msg = f"{machine} {obj}: trigger {trigger!r} is not allowed in state {state!r}"
+        if detail:
+            msg += f" ({detail})"
+        super().__init__(msg)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@attrs.frozen
+class Cause:
+    """One validation failure, shaped like Kubernetes' ``StatusCause``.
+
+    ``field`` is a JSON path such as ``spec.template.spec.containers[0].image``;
+    ``reason`` is one of Kubernetes' cause types (``FieldValueRequired``,
+    ``FieldValueInvalid``, ``FieldValueNotSupported``, ``FieldValueDuplicate``,
+    ``FieldValueTypeInvalid``, ``FieldValueUnknown``).
+    """
+
+    field: str
+    reason: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+
+class InvalidObject(KstateError):
+    """An object failed validation; carries every cause found, not only the first."""
+
+    code = 422
+    reason = "Invalid"
+
+    def __init__(self, kind: str, name: str, causes: Iterable[Cause]) -> None:
+        self.kind = kind
+        self.name = name
+        self.causes = tuple(causes)
+        listed = "; ".join(str(c) for c in self.causes)
+        what = f"{kind} {name!r}" if name else kind
+        super().__init__(f"{what} is invalid: {listed}")
+
+
+class ManifestError(KstateError):
+    """A manifest file could not be read as Kubernetes objects (bad YAML, wrong shape).
+
+    ``source`` is the file, ``index`` the 0-based YAML document number.
+    """
+
+    code = 400
+    reason = "BadRequest"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str = "",
+        index: int | None = None,
+        causes: Iterable[Cause] = (),
+    ) -> None:
+        self.source = source
+        self.index = index
+        self.causes = tuple(causes)
+        where = source or "<input>"
+        if index is not None:
+            where += f" (document {index})"
+        super().__init__(f"{where}: {message}")
+
+
+# --------------------------------------------------------------------------- store
+
+
+class StoreError(KstateError):
+    """Base of the store backend's typed errors."""
+
+    def __init__(self, message: str, *, key: str = "") -> None:
+        self.key = key
+        super().__init__(message)
+
+
+class KeyExists(StoreError):
+    """``create`` of a key that already exists (409 AlreadyExists)."""
+
+    code = 409
+    reason = "AlreadyExists"
+
+
+class Conflict(StoreError):
+    """A compare-and-swap lost: the key's mod revision is not the expected one (409)."""
+
+    code = 409
+    reason = "Conflict"
+
+
+class NotFound(StoreError):
+    """The key does not exist (404)."""
+
+    code = 404
+    reason = "NotFound"
+
+
+class Compacted(StoreError):
+    """The requested revision was compacted away, or a watcher fell too far behind (410).
+
+    The remedy is always the same: relist, then watch from the list's revision.
+    """
+
+    code = 410
+    reason = "Expired"
+
+
+class Unavailable(StoreError):
+    """The backend cannot be reached or is not accepting writes (503)."""
+
+    code = 503
+    reason = "ServiceUnavailable"
+
+
+class InvalidKey(StoreError):
+    """A key outside ``/registry/...``, empty, or otherwise malformed (400)."""
+
+    code = 400
+    reason = "BadRequest"
+
+
+class ValueTooLarge(StoreError):
+    """A value over the 1.5 MB object limit Kubernetes enforces (413)."""
+
+    code = 413
+    reason = "RequestEntityTooLarge"
+
+
+class FutureRevision(StoreError):
+    """A read or watch asked for a revision the store has not reached yet (504 in k8s;
+    kstate answers 400 because it is the caller's mistake, not a timeout)."""
+
+    code = 400
+    reason = "BadRequest"
+
+
+class StoreCorrupt(StoreError):
+    """The backing file is not a kstate store, or is damaged (503)."""
+
+    code = 503
+    reason = "ServiceUnavailable"
+
+
+class InvalidContinueToken(StoreError):
+    """A list ``continue`` token that this store did not issue for this prefix (400)."""
+
+    code = 400
+    reason = "BadRequest"
+
+
+# --------------------------------------------------------------------------- runtime
+
+
+class RuntimeAdapterError(KstateError):
+    """A container runtime call failed (engine not reachable, image missing, ...)."""
+
+    code = 503
+    reason = "ServiceUnavailable"
+
+
+class UsageError(KstateError):
+    """Bad command-line input (CLI exits 2)."""
+
+    code = 400
+    reason = "BadRequest"
