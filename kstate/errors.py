@@ -216,6 +216,27 @@ class InvalidContinueToken(StoreError):
     reason = "BadRequest"
 
 
+# --------------------------------------------------------------------------- verification
+
+
+class ModelError(KstateError):
+    """A model handed to the checker, or the checker's options, cannot be used.
+
+    Unknown property kind, an unhashable state, no initial states, an impossible bound,
+    a malformed result/trace document... ``field`` names the culprit (``"workers"``,
+    ``"property 'safe'"``, ``"trace[3].action"``) so the CLI can print it and exit 2.
+    """
+
+    code = 400
+    reason = "BadRequest"
+
+    def __init__(self, message: str, *, model: str = "", field: str = "") -> None:
+        self.model = model
+        self.field = field
+        where = ": ".join(part for part in (model, field) if part)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
 # --------------------------------------------------------------------------- runtime
 
 
@@ -224,6 +245,107 @@ class RuntimeAdapterError(KstateError):
 
     code = 503
     reason = "ServiceUnavailable"
+
+
+class RuntimeUnreachable(RuntimeAdapterError):
+    """The container engine does not answer (dockerd stopped, socket missing, fault)."""
+
+
+class ImageNotPresent(RuntimeAdapterError):
+    """An image is not on the node and could not be pulled under its pull policy.
+
+    ``reason`` is the Kubernetes waiting reason the agent shows: ``ErrImageNeverPull``
+    for ``imagePullPolicy: Never``, ``ErrImagePull`` otherwise (the agent turns repeats
+    into ``ImagePullBackOff``).
+    """
+
+    code = 404
+
+    def __init__(self, image: str, pull_policy: str, detail: str = "") -> None:
+        self.image = image
+        self.pull_policy = pull_policy
+        self.reason = "ErrImageNeverPull" if pull_policy == "Never" else "ErrImagePull"
+        msg = f"image {image!r} is not present (imagePullPolicy {pull_policy})"
+        if detail:
+            msg += f": {detail}"
+        super().__init__(msg)
+
+
+class ContainerNotFound(RuntimeAdapterError):
+    """No container (or sandbox, per ``kind``) with this id exists in the runtime."""
+
+    code = 404
+    reason = "NotFound"
+
+    def __init__(self, container_id: str, kind: str = "container") -> None:
+        self.container_id = container_id
+        self.kind = kind
+        super().__init__(f"{kind} {container_id!r} not found in the runtime")
+
+
+class ContainerAlreadyExists(RuntimeAdapterError):
+    """A container of the same pod, name and attempt exists already (never a duplicate)."""
+
+    code = 409
+    reason = "AlreadyExists"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"container {name!r} already exists in the runtime")
+
+
+class ContainerNotRunning(RuntimeAdapterError):
+    """The operation (exec, kill) needs a running container."""
+
+    code = 409
+    reason = "Conflict"
+
+    def __init__(self, container_id: str) -> None:
+        self.container_id = container_id
+        super().__init__(f"container {container_id!r} is not running")
+
+
+class CreateContainerError(RuntimeAdapterError):
+    """The runtime refused to create a container (bad limits, sandbox not ready, ...)."""
+
+    code = 422
+    reason = "CreateContainerError"
+
+    def __init__(self, name: str, detail: str) -> None:
+        self.name = name
+        self.detail = detail
+        super().__init__(f"cannot create container {name!r}: {detail}")
+
+
+class ContainerCannotRun(RuntimeAdapterError):
+    """Start failed before the process ran (e.g. command not found).
+
+    The container stays inspectable as exited with reason ``ContainerCannotRun``.
+    """
+
+    code = 422
+    reason = "ContainerCannotRun"
+
+    def __init__(self, container_id: str, detail: str) -> None:
+        self.container_id = container_id
+        self.detail = detail
+        super().__init__(f"container {container_id!r} cannot run: {detail}")
+
+
+class ExecTimeout(RuntimeAdapterError):
+    """An exec (probe) did not finish within its timeout."""
+
+    code = 504
+    reason = "Timeout"
+
+    def __init__(self, container_id: str, command: Iterable[str], timeout: float) -> None:
+        self.container_id = container_id
+        self.command = tuple(command)
+        self.timeout = timeout
+        super().__init__(
+            f"exec {list(self.command)!r} in container {container_id!r} "
+            f"timed out after {timeout:g} s"
+        )
 
 
 class UsageError(KstateError):
