@@ -70,13 +70,14 @@ def _format_from_suffix(path: str | None) -> str | None:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from kstate.api import manifests
 
-    report = manifests.validate_paths(args.filename)
-    for line in report.errors:
-        print(line, file=sys.stderr)
-    for line in report.ok:
-        print(line)
+    report = manifests.validate_paths(args.filename, recursive=args.recursive)
+    for err in report.errors:
+        print(f"error: {err}", file=sys.stderr)
+    for m in report.manifests:
+        print(f"{m.where}: {m.obj.KIND} {m.obj.metadata.name} is valid")
     if report.errors:
-        print(f"{len(report.errors)} error(s) in {report.files} file(s)", file=sys.stderr)
+        print(f"{len(report.errors)} invalid document(s), {report.objects} valid, "
+              f"in {report.files} file(s)", file=sys.stderr)
         return 1
     print(f"{report.objects} object(s) in {report.files} file(s) are valid")
     return 0
@@ -120,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("-f", "--filename", action="append", required=True,
                           metavar="FILE|DIR", help="manifest file or directory (repeatable)")
+    validate.add_argument("-R", "--recursive", action="store_true",
+                          help="descend into subdirectories, like kubectl -R")
     validate.set_defaults(handler=_cmd_validate)
     return parser
 

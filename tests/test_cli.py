@@ -71,3 +71,32 @@ def test_graph_unwritable_output_is_one_line() -> None:
     done = run("graph", "pod", "-o", "/nonexistent-dir/pod.dot")
     assert done.returncode == 1
     assert "No such file or directory" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_validate_the_quick_start_and_examples() -> None:
+    done = run("validate", "-f", "specs/manifests/", "-R")
+    assert done.returncode == 0, done.stderr
+    assert "ReplicationController mytomcat is valid" in done.stdout
+    assert "Service mytomcat is valid" in done.stdout
+
+
+def test_validate_broken_manifests_reports_every_error_with_its_field_path() -> None:
+    done = run("validate", "-f", "tests/api/broken_manifests")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    for expected in (
+        "01-invalid-yaml.yaml (document 0): invalid YAML at line 7, column 4",
+        "06-wrong-types.yaml (document 0)",
+        "spec.template.spec.containers[0].ports[0].containerPort",
+        "metadata.labels[enabled]",
+        "spec.ports[0].nodePort",
+        "spec.contianers: unknown field",
+        "17 invalid document(s)",
+    ):
+        assert expected in done.stderr, expected
+
+
+def test_validate_missing_file_is_one_clear_line() -> None:
+    done = run("validate", "-f", "no/such/dir")
+    assert done.returncode == 1
+    assert "no/such/dir" in done.stderr and "Traceback" not in done.stderr

@@ -82,12 +82,14 @@ def imports(path: Path, module: str) -> Iterator[str]:
                 name = ".".join([*base, node.module] if node.module else base)
             else:
                 name = node.module or ""
-            yield name
-            for alias in node.names:  # "from kstate import machines" imports a layer
+            if name != "kstate":
+                yield name
+                continue
+            # "from kstate import machines" imports the layer, not the package root.
+            for alias in node.names:
                 is_module = (PACKAGE / alias.name).is_dir() or (
                     PACKAGE / f"{alias.name}.py").exists()
-                if name == "kstate" and is_module:
-                    yield f"kstate.{alias.name}"
+                yield f"kstate.{alias.name}" if is_module else "kstate"
 
 
 def layer_of(module: str) -> str:
