@@ -1,0 +1,1 @@
+"""kstate.control (see ARCHITECTURE §4)."""

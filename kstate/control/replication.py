@@ -1,0 +1,297 @@
+"""The replication controller: keep ``spec.replicas`` pods running for every RC.
+
+Where it sits: ``kstate/control`` — a pure reconciler. The controller manager (engine)
+builds a ``ReplicationView`` from its informer caches and applies the returned commands
+through the API server; the model checker (``kstate.verify.system``) builds the same view
+from its abstract caches and applies the same commands to abstract state. One function,
+two executors — the checker explores exactly what the daemon runs.
+
+Kubernetes' ReplicationManager, made explicit:
+
+* **claim** pods: adopt matching orphans, release owned pods whose labels stopped
+  matching, count active owned pods;
+* **manage**, only when the controller's expectations are satisfied (its cache has seen
+  its own previous creates/deletes, or 5 minutes passed): create the missing pods
+  (controller ownerReference, ``generateName``), at most ``burst`` per sync — the executor
+  sends them in slow-start batches 1, 2, 4, ... — or delete the surplus, ranked as
+  Kubernetes ranks them;
+* **report** status (replicas, fullyLabeled, ready, available, observedGeneration),
+  moving the RC's lifecycle machine (observe / scale / converged).
+
+``pod_event`` is the watch handler: which keys to requeue and which expectations the
+event fulfils. It is pure too, so the checker delivers watch events through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import attrs
+
+from kstate.api.helpers import (
+    controller_of,
+    get_condition,
+    object_reference,
+    owner_reference,
+    selector_matches,
+    with_meta,
+)
+from kstate.api.lifecycle import fire, object_name, rc_state
+from kstate.api.meta import ObjectMeta
+from kstate.api.objects import Pod, ReplicationController
+from kstate.clock import parse_rfc3339
+from kstate.control.commands import Command, Create, Delete, Expect, Update
+from kstate.control.expectations import DEFAULT_TTL, Expectation, Observation
+from kstate.control.pods import created_at, is_active, is_ready, pod_key, ready_since, restart_count
+
+
+@attrs.frozen
+class ReplicationSettings:
+    """Kubernetes' defaults; every one configurable."""
+
+    burst: int = 500  # BurstReplicas: creations or deletions per sync
+    expectations_ttl: float = DEFAULT_TTL
+
+
+@attrs.frozen
+class ReplicationView:
+    """What one sync of one RC may look at (all from the controller's cache)."""
+
+    rc: ReplicationController
+    #: every pod in the RC's namespace the cache holds (adoption needs the orphans too)
+    pods: tuple[Pod, ...]
+    expectation: Expectation | None = None
+
+
+def rc_key(rc: ReplicationController) -> str:
+    return f"{rc.metadata.namespace}/{rc.metadata.name}"
+
+
+def desired_replicas(rc: ReplicationController) -> int:
+    return 1 if rc.spec.replicas is None else rc.spec.replicas
+
+
+def reconcile(
+    view: ReplicationView, now: float, settings: ReplicationSettings = ReplicationSettings()
+) -> list[Command]:
+    """Commands that move the RC toward ``spec.replicas`` and report its status."""
+    rc = view.rc
+    key = rc_key(rc)
+    deleting = bool(rc.metadata.deletion_timestamp)
+    owned, commands = _claim(rc, view.pods, deleting)
+    active = [p for p in owned if is_active(p)]
+
+    satisfied = view.expectation is None or view.expectation.satisfied(
+        now, settings.expectations_ttl
+    )
+    if satisfied and not deleting:
+        commands += _manage(rc, key, active, settings)
+
+    commands += _report(rc, owned, active, now)
+    return commands
+
+
+# --------------------------------------------------------------------------- claim
+
+
+def _claim(
+    rc: ReplicationController, pods: Iterable[Pod], deleting: bool
+) -> tuple[list[Pod], list[Command]]:
+    """Owned pods (after adoption and release) and the updates that make it so."""
+    selector = rc.spec.selector
+    owned: list[Pod] = []
+    commands: list[Command] = []
+    for pod in pods:
+        ref = controller_of(pod)
+        matches = bool(selector) and selector_matches(selector, pod.metadata.labels)
+        if ref is not None and ref.uid == rc.metadata.uid:
+            if matches or deleting:
+                owned.append(pod)
+            elif not pod.metadata.deletion_timestamp:
+                # Labels changed under us: let go, as Kubernetes' ReleasePod does.
+                refs = tuple(r for r in pod.metadata.owner_references if r.uid != ref.uid)
+                commands.append(Update(with_meta(pod, owner_references=refs)))
+        elif ref is None and matches and not deleting and not pod.metadata.deletion_timestamp:
+            adopted = with_meta(
+                pod, owner_references=(*pod.metadata.owner_references, owner_reference(rc))
+            )
+            commands.append(Update(adopted))
+            owned.append(adopted)
+    return owned, commands
+
+
+# --------------------------------------------------------------------------- manage
+
+
+def _manage(
+    rc: ReplicationController, key: str, active: Sequence[Pod], settings: ReplicationSettings
+) -> list[Command]:
+    diff = len(active) - desired_replicas(rc)
+    if diff < 0:
+        count = min(-diff, settings.burst)
+        owner = object_reference(rc)
+        template = _pod_from_template(rc)
+        created: list[Command] = [Expect(key, adds=count)]
+        created += [Create(template, owner=owner, expectation=key) for _ in range(count)]
+        return created
+    if diff > 0:
+        victims = rank_for_deletion(active)[: min(diff, settings.burst)]
+        owner = object_reference(rc)
+        deleted: list[Command] = [Expect(key, deletes=frozenset(pod_key(p) for p in victims))]
+        deleted += [Delete("Pod", p.metadata.namespace, p.metadata.name, uid=p.metadata.uid,
+                           owner=owner, expectation=key) for p in victims]
+        return deleted
+    return []
+
+
+def _pod_from_template(rc: ReplicationController) -> Pod:
+    """A pod from the RC's template, owned by the RC (Kubernetes' GetPodFromTemplate)."""
+    template = rc.spec.template
+    assert template is not None  # validation requires it
+    meta = template.metadata
+    return Pod(
+        metadata=ObjectMeta(
+            generate_name=f"{rc.metadata.name}-",
+            namespace=rc.metadata.namespace,
+            labels=meta.labels,
+            annotations=meta.annotations,
+            finalizers=meta.finalizers,
+            owner_references=(owner_reference(rc),),
+        ),
+        spec=template.spec,
+    )
+
+
+def rank_for_deletion(pods: Sequence[Pod]) -> list[Pod]:
+    """Pods in the order Kubernetes deletes them when scaling down.
+
+    Unassigned before assigned; Pending before Unknown before Running; not ready before
+    ready; more pods of this owner on the same node first; ready for less time first;
+    more restarts first; newer first.
+    """
+    per_node: dict[str, int] = {}
+    for p in pods:
+        per_node[p.spec.node_name] = per_node.get(p.spec.node_name, 0) + 1
+    phase_order = {"Pending": 0, "Unknown": 1, "Running": 2}
+
+    def rank(p: Pod) -> tuple[int, int, int, int, float, int, int, float]:
+        since = ready_since(p)
+        born = created_at(p)
+        return (
+            1 if p.spec.node_name else 0,
+            phase_order.get(p.status.phase or "Pending", 3),
+            1 if is_ready(p) else 0,
+            -per_node[p.spec.node_name] if p.spec.node_name else 0,
+            -(since or 0.0),
+            -restart_count(p),
+            1 if born is not None else 0,
+            -(born or 0.0),
+        )
+
+    return sorted(pods, key=rank)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _report(
+    rc: ReplicationController, owned: Sequence[Pod], active: Sequence[Pod], now: float
+) -> list[Command]:
+    template_labels = rc.spec.template.metadata.labels if rc.spec.template else {}
+    ready = [p for p in active if is_ready(p)]
+    status = attrs.evolve(
+        rc.status,
+        replicas=len(active),
+        fully_labeled_replicas=sum(
+            1 for p in active if selector_matches(template_labels, p.metadata.labels)
+        ),
+        ready_replicas=len(ready),
+        available_replicas=sum(1 for p in ready if _available(p, rc.spec.min_ready_seconds, now)),
+        observed_generation=rc.metadata.generation,
+    )
+    if status == rc.status:
+        return []
+    updated = attrs.evolve(rc, status=status)
+    _move(rc, updated)
+    return [Update(updated, subresource="status")]
+
+
+def _available(pod: Pod, min_ready_seconds: int, now: float) -> bool:
+    if min_ready_seconds <= 0:
+        return True
+    cond = get_condition(pod.status.conditions, "Ready")
+    if cond is None or not cond.last_transition_time:
+        return False
+    return now - parse_rfc3339(cond.last_transition_time) >= min_ready_seconds
+
+
+#: The trigger a status report fires, by the RC's state before it.
+_REPORT_TRIGGER = {"Created": "observe", "Stable": "scale", "Progressing": "converged"}
+
+
+def _move(old: ReplicationController, new: ReplicationController) -> None:
+    """Fire the RC machine for a status report; an illegal move raises before any write."""
+    before, after = rc_state(old), rc_state(new)
+    if before == after or before not in _REPORT_TRIGGER:
+        return
+    facts = {"at_desired": after == "Stable"}
+    moved = fire("rc", before, _REPORT_TRIGGER[before], facts, obj=object_name(old))
+    assert moved == after, (before, after, moved)
+
+
+# --------------------------------------------------------------------------- watch
+
+
+def pod_event(
+    old: Pod | None, new: Pod | None, rcs: Iterable[ReplicationController]
+) -> tuple[list[Observation], set[str]]:
+    """What a pod ADDED (``old`` None) / MODIFIED / DELETED (``new`` None) event means.
+
+    Returns the expectation observations it fulfils — a creation seen, or a pod of the
+    RC seen going away (deleted, or marked for deletion) — and the RC keys to requeue:
+    the controlling RC before and after, or, for a live orphan, every RC in its
+    namespace whose selector matches it (one of them may adopt it).
+    """
+    current = new if new is not None else old
+    assert current is not None, "an event has an object"
+    old_owner, new_owner = _rc_owner(old), _rc_owner(new)
+    owner = new_owner or old_owner
+    was_live = old is not None and not old.metadata.deletion_timestamp
+    is_live = new is not None and not new.metadata.deletion_timestamp
+
+    observed: list[Observation] = []
+    if old is None and new_owner is not None:
+        observed.append(Observation(new_owner, "create"))
+    if was_live and not is_live and owner is not None:
+        observed.append(Observation(owner, "delete", pod_key(current)))
+
+    keys = {k for k in (old_owner, new_owner) if k is not None}
+    if new is not None and new_owner is None and is_live:
+        ns = new.metadata.namespace
+        keys.update(
+            rc_key(rc) for rc in rcs
+            if rc.metadata.namespace == ns and rc.spec.selector
+            and selector_matches(rc.spec.selector, new.metadata.labels)
+        )
+    return observed, keys
+
+
+def _rc_owner(pod: Pod | None) -> str | None:
+    """``ns/name`` of the RC controlling ``pod``, if one does."""
+    if pod is None:
+        return None
+    ref = controller_of(pod)
+    if ref is None or ref.kind != "ReplicationController":
+        return None
+    return f"{pod.metadata.namespace}/{ref.name}"
+
+
+__all__ = [
+    "ReplicationSettings",
+    "ReplicationView",
+    "desired_replicas",
+    "pod_event",
+    "rank_for_deletion",
+    "rc_key",
+    "reconcile",
+]

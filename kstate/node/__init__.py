@@ -1,0 +1,1 @@
+"""kstate.node (see ARCHITECTURE §4)."""
