@@ -23,14 +23,18 @@ from collections.abc import Iterable
 import attrs
 
 from kstate.api.helpers import object_reference
-from kstate.api.lifecycle import MACHINE_OF_KIND, fire, object_name, state_of
+from kstate.api.lifecycle import (
+    FOREGROUND,
+    MACHINE_OF_KIND,
+    ORPHAN,
+    fire,
+    object_name,
+    state_of,
+)
 from kstate.api.meta import KubeObject, ObjectReference
 from kstate.api.objects import Event, Pod
 from kstate.clock import parse_rfc3339
 from kstate.control.commands import Command, Delete, DeleteIfGone, Update
-
-FOREGROUND = "foregroundDeletion"
-ORPHAN = "orphan"
 
 
 @attrs.frozen
