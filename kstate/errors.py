@@ -216,6 +216,87 @@ class InvalidContinueToken(StoreError):
     reason = "BadRequest"
 
 
+# --------------------------------------------------------------------------- api server
+
+
+class ApiError(KstateError):
+    """Base of the API server's request errors (the HTTP status is the whole story).
+
+    ``causes`` become ``Status.details.causes`` (the unknown fields of a strict decode,
+    for instance); ``retry_after`` becomes ``Retry-After`` / ``retryAfterSeconds``.
+    """
+
+    def __init__(self, message: str, *, causes: Iterable[Cause] = (),
+                 retry_after: int = 0) -> None:
+        self.causes = tuple(causes)
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class BadRequest(ApiError):
+    """Malformed request: bad JSON, bad query parameter, unknown field under Strict (400)."""
+
+    code = 400
+    reason = "BadRequest"
+
+
+class Unauthorized(ApiError):
+    """No bearer token, or one the server does not know (401)."""
+
+    code = 401
+    reason = "Unauthorized"
+
+
+class Forbidden(ApiError):
+    """Authenticated, but the user's role does not allow the verb on the resource, or the
+    namespace is being terminated (403)."""
+
+    code = 403
+    reason = "Forbidden"
+
+
+class MethodNotAllowed(ApiError):
+    """The resource exists but does not support this verb (405)."""
+
+    code = 405
+    reason = "MethodNotAllowed"
+
+
+class NotAcceptable(ApiError):
+    """No media type in ``Accept`` that the server can produce (406)."""
+
+    code = 406
+    reason = "NotAcceptable"
+
+
+class RequestTooLarge(ApiError):
+    """A request body over the server's limit (413)."""
+
+    code = 413
+    reason = "RequestEntityTooLarge"
+
+
+class UnsupportedMediaType(ApiError):
+    """A body in a ``Content-Type`` the server does not read (415)."""
+
+    code = 415
+    reason = "UnsupportedMediaType"
+
+
+class ServerTimeout(ApiError):
+    """The server could not finish in time (504); safe to retry."""
+
+    code = 504
+    reason = "Timeout"
+
+
+class InternalError(ApiError):
+    """A bug in the server, reported as a ``Status`` instead of a dropped connection (500)."""
+
+    code = 500
+    reason = "InternalError"
+
+
 # --------------------------------------------------------------------------- verification
 
 
