@@ -15,10 +15,11 @@ One pass, in Kubernetes' order:
    (a partition between it and the nodes): no node is tainted and existing NoExecute
    taints are removed, so nothing is evicted. If a large share is down, tainting slows
    (secondary rate) or stops (small clusters), as in Kubernetes.
-3. **Taints.** Ready=False -> ``node.kubernetes.io/not-ready:NoExecute``,
-   Ready=Unknown -> ``node.kubernetes.io/unreachable:NoExecute``; adding one is rate
-   limited (``--node-eviction-rate``, one node per 10 s by default); removing or swapping
-   one never is.
+3. **Taints.** Ready=False -> ``node.kubernetes.io/not-ready``, Ready=Unknown ->
+   ``node.kubernetes.io/unreachable``, each as NoSchedule (no new pods; follows the
+   condition) and NoExecute (evicts); adding a NoExecute taint is rate limited
+   (``--node-eviction-rate``, one node per 10 s by default); removing or swapping one
+   never is.
 4. **Eviction.** Pods that do not tolerate a node's NoExecute taints are deleted when
    their toleration runs out (``tolerationSeconds``, 300 s added by admission).
 5. **Drain.** A node marked draining (cordoned, ``kstate.io/draining``) has its pods
@@ -191,25 +192,38 @@ def full_disruption(nodes: Iterable[Node]) -> bool:
 def _retaint(
     node: Node, ready: str, rate: float, full: bool, last: float | None, now: float
 ) -> tuple[Node | None, bool]:
-    """The node with its NoExecute health taint corrected, and whether that used the
-    rate limiter (only *adding* a taint to an untainted node does)."""
-    wanted = None if full else {"False": NOT_READY, "Unknown": UNREACHABLE}.get(ready)
-    current = [t for t in node.spec.taints
-               if t.key in (NOT_READY, UNREACHABLE) and t.effect == "NoExecute"]
-    keep = [t for t in node.spec.taints if t not in current]
-    if wanted is None:
-        return (_with_taints(node, keep), False) if current else (None, False)
-    if [t.key for t in current] == [wanted]:
+    """The node with its health taints corrected, and whether that used the rate limiter.
+
+    NoSchedule (Kubernetes' TaintNodesByCondition) simply follows the Ready condition,
+    so no new pod lands on a sick node. NoExecute — the one that evicts — is added only
+    within the rate limit and never in full disruption; removing or swapping it is free.
+    """
+    health = {"False": NOT_READY, "Unknown": UNREACHABLE}.get(ready)
+    taints = [t for t in node.spec.taints if t.key not in (NOT_READY, UNREACHABLE)]
+    old = {(t.key, t.effect): t for t in node.spec.taints if t.key in (NOT_READY, UNREACHABLE)}
+    if health is not None:
+        taints.append(old.get((health, "NoSchedule")) or _taint(health, "NoSchedule", now))
+    used = False
+    evicting = [t for (_, effect), t in old.items() if effect == "NoExecute"]
+    if health is not None and not full:
+        if (health, "NoExecute") in old:
+            taints.append(old[(health, "NoExecute")])
+        elif evicting:  # swap not-ready <-> unreachable: never rate limited
+            taints.append(_taint(health, "NoExecute", now))
+        elif rate > 0 and (last is None or now - last >= 1.0 / rate):
+            taints.append(_taint(health, "NoExecute", now))
+            used = True
+    if sorted(map(_taint_key, taints)) == sorted(map(_taint_key, node.spec.taints)):
         return None, False
-    if current:  # swap not-ready <-> unreachable: never rate limited
-        return _with_taints(node, [*keep, _taint(wanted, now)]), False
-    if rate <= 0 or (last is not None and now - last < 1.0 / rate):
-        return None, False
-    return _with_taints(node, [*keep, _taint(wanted, now)]), True
+    return _with_taints(node, taints), used
 
 
-def _taint(key: str, now: float) -> Taint:
-    return Taint(key=key, effect="NoExecute", time_added=rfc3339(now))
+def _taint_key(t: Taint) -> tuple[str, str, str, str]:
+    return (t.key, t.effect, t.value, t.time_added)
+
+
+def _taint(key: str, effect: str, now: float) -> Taint:
+    return Taint(key=key, effect=effect, time_added=rfc3339(now))
 
 
 def _with_taints(node: Node, taints: list[Taint]) -> Node:

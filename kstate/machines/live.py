@@ -94,6 +94,10 @@ class LiveMachine:
         # add_model/remove_model mutate shared lists; engine components run on several
         # threads (the store's writer, executors), so moves are serialised here.
         self._lock = threading.Lock()
+        # One-off moves reuse a single model: set its state, fire, done — adding and
+        # removing a model per move costs more than the move itself.
+        self._scratch = Lifecycle(self, "?")
+        self._machine.add_model(self._scratch, initial=definition.initial)
 
     def lifecycle(self, obj: str, state: str | None = None) -> Lifecycle:
         """A model for ``obj`` starting in ``state`` (default: the initial state).
@@ -117,11 +121,16 @@ class LiveMachine:
 
     def fire(self, state: str, trigger: str, facts: Facts | None = None, obj: str = "") -> str:
         """One move of ``obj`` from ``state``: the state after ``trigger``, or raises."""
-        model = self.lifecycle(obj or "?", state)
-        try:
-            return model.fire(trigger, **dict(facts or {}))
-        finally:
-            self.release(model)
+        if state not in self.definition.state_names:
+            raise IllegalTransition(
+                self.definition.kind, obj or "?", state, trigger,
+                f"unknown state; known: {', '.join(self.definition.state_names)}",
+            )
+        with self._lock:
+            scratch = self._scratch
+            scratch.obj = obj or "?"
+            self._machine.set_state(state, model=scratch)
+            return scratch.fire(trigger, **dict(facts or {}))
 
 
 __all__ = ["Lifecycle", "LiveMachine"]

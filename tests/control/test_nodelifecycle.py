@@ -46,13 +46,26 @@ def lease(name: str, renewed: float) -> Lease:
                                       "renewTime": rfc3339(renewed)}})
 
 
-def taint(key: str, added: float) -> dict[str, str]:
-    return {"key": key, "effect": "NoExecute", "timeAdded": rfc3339(added)}
+def taint(key: str, added: float, effect: str = "NoExecute") -> dict[str, str]:
+    return {"key": key, "effect": effect, "timeAdded": rfc3339(added)}
+
+
+def health(key: str, added: float) -> list[dict[str, str]]:
+    """The pair of taints the controller keeps on a sick node."""
+    return [taint(key, added, "NoSchedule"), taint(key, added)]
 
 
 def run(nodes, pods=(), leases=None, now=T0, last=None, **settings):
     view = NodeLifecycleView(tuple(nodes), leases or {}, tuple(pods), last)
     return reconcile(view, now, NodeLifecycleSettings(**settings))
+
+
+def evicting(n: Node) -> list[str]:
+    return [t.key for t in n.spec.taints if t.effect == "NoExecute"]
+
+
+def blocking(n: Node) -> list[str]:
+    return [t.key for t in n.spec.taints if t.effect == "NoSchedule"]
 
 
 def status_updates(out):
@@ -96,7 +109,7 @@ def test_unknown_node_gets_unreachable_taint_then_pods_evicted_after_toleration(
     nodes = [node("a", ready="Unknown"), node("b")]
     out = run(nodes, now=T0 + 60)
     tainted = spec_updates(out)["a"]
-    assert [(t.key, t.effect) for t in tainted.spec.taints] == [(UNREACHABLE, "NoExecute")]
+    assert evicting(tainted) == [UNREACHABLE] and blocking(tainted) == [UNREACHABLE]
     assert Remember(LIMITER, T0 + 60) in out
 
     tolerant = pod("p", node="a", phase="Running")
@@ -104,7 +117,7 @@ def test_unknown_node_gets_unreachable_taint_then_pods_evicted_after_toleration(
         Toleration(key=UNREACHABLE, operator="Exists", effect="NoExecute",
                    toleration_seconds=300),)))
     intolerant = pod("q", node="a", phase="Running")
-    nodes = [node("a", ready="Unknown", taints=[taint(UNREACHABLE, T0 + 60)]), node("b")]
+    nodes = [node("a", ready="Unknown", taints=health(UNREACHABLE, T0 + 60)), node("b")]
     out = run(nodes, [tolerant, intolerant], now=T0 + 61)
     assert [d.name for d in out if isinstance(d, Delete)] == ["q"]
     assert any(isinstance(r, Record) and r.reason == "TaintManagerEviction" for r in out)
@@ -114,7 +127,8 @@ def test_unknown_node_gets_unreachable_taint_then_pods_evicted_after_toleration(
 
 def test_not_ready_node_gets_not_ready_taint_and_recovery_removes_it() -> None:
     out = run([node("a", ready="False"), node("b")], now=T0 + 1)
-    assert spec_updates(out)["a"].spec.taints[0].key == NOT_READY
+    assert evicting(spec_updates(out)["a"]) == [NOT_READY]
+    assert blocking(spec_updates(out)["a"]) == [NOT_READY]
     out = run([node("a", taints=[taint(NOT_READY, T0)]), node("b")], now=T0 + 2)
     assert spec_updates(out)["a"].spec.taints == ()
 
@@ -123,15 +137,17 @@ def test_tainting_is_rate_limited_but_swapping_is_not() -> None:
     nodes = [node("a", ready="Unknown"), node("b", ready="Unknown"), node("c"), node("d"),
              node("e"), node("f"), node("g")]
     out = run(nodes, now=T0 + 100)
-    assert set(spec_updates(out)) == {"a"}  # one per 10 s
+    tainted = {name for name, n in spec_updates(out).items() if evicting(n)}
+    assert tainted == {"a"}  # one NoExecute taint per 10 s; NoSchedule for both
+    assert {name for name, n in spec_updates(out).items() if blocking(n)} == {"a", "b"}
     out = run(nodes, now=T0 + 105, last=T0 + 100)
-    assert spec_updates(out) == {}
-    nodes[0] = node("a", ready="Unknown", taints=[taint(UNREACHABLE, T0 + 100)])
+    assert not any(evicting(n) for n in spec_updates(out).values())
+    nodes[0] = node("a", ready="Unknown", taints=health(UNREACHABLE, T0 + 100))
     out = run(nodes, now=T0 + 110, last=T0 + 100)
-    assert set(spec_updates(out)) == {"b"}
+    assert {name for name, n in spec_updates(out).items() if evicting(n)} == {"b"}
     swapped = run([node("a", ready="False", taints=[taint(UNREACHABLE, T0)]), node("b")],
                   now=T0 + 101, last=T0 + 100)
-    assert spec_updates(swapped)["a"].spec.taints[0].key == NOT_READY
+    assert evicting(spec_updates(swapped)["a"]) == [NOT_READY]
 
 
 def test_whole_cluster_down_evicts_nobody_and_lifts_taints() -> None:
@@ -142,13 +158,13 @@ def test_whole_cluster_down_evicts_nobody_and_lifts_taints() -> None:
     p = pod("p", node="a", phase="Running")
     out = run(nodes, [p], now=T0 + 1000)
     assert not [c for c in out if isinstance(c, Delete)]
-    assert spec_updates(out) == {"a": spec_updates(out)["a"]}
-    assert spec_updates(out)["a"].spec.taints == ()
+    assert not any(evicting(n) for n in spec_updates(out).values())
+    assert evicting(nodes[0]) and not evicting(spec_updates(out)["a"])
 
 
 def test_partial_disruption_in_a_small_cluster_stops_new_taints() -> None:
     nodes = [node(n, ready="Unknown") for n in "abc"] + [node("d"), node("e")]
-    assert spec_updates(run(nodes, now=T0 + 100)) == {}
+    assert not any(evicting(n) for n in spec_updates(run(nodes, now=T0 + 100)).values())
 
 
 def test_drain_evicts_then_clears_the_mark() -> None:
