@@ -114,7 +114,7 @@ class Informer(Generic[K]):
                     log.info("%s watch expired at %s; relisting", self.kind.__name__,
                              self.revision)
                     listed = False
-                except (KstateError, OSError, asyncio.TimeoutError) as err:
+                except (TimeoutError, KstateError, OSError) as err:
                     log.warning("%s informer: %s; retrying", self.kind.__name__, err)
                     await self.clock.sleep(self.retry_delay)
         finally:
@@ -133,12 +133,12 @@ class Informer(Generic[K]):
                 del self.cache[key]
                 self._emit("DELETED", old, None)
         for key, obj in fresh.items():
-            old = self.cache.get(key)
+            previous = self.cache.get(key)
             self.cache[key] = obj
-            if old is None:
+            if previous is None:
                 self._emit("ADDED", None, obj)
-            elif old.metadata.resource_version != obj.metadata.resource_version:
-                self._emit("MODIFIED", old, obj)
+            elif previous.metadata.resource_version != obj.metadata.resource_version:
+                self._emit("MODIFIED", previous, obj)
         self.revision = listing.resource_version
         self._synced.set()
 

@@ -1,0 +1,218 @@
+"""The controller manager: informers, work queues and workers around the pure reconcilers.
+
+Where it sits: the engine's ``kstate/control`` process (``kstate controller-manager``,
+and inside the all-in-one daemon). Data flows
+
+    API server -> informers (one shared cache per kind) -> handlers enqueue keys
+      -> workers: view from the caches -> reconcile(view, now) -> Executor -> API server
+
+Everything a controller decides comes from ``kstate.control.{replication, endpoints,
+nodelifecycle, gc}`` — the functions the model checker explores; this module only wires
+caches, queues and time around them. The in-memory state (replication expectations,
+the node controller's taint rate limiter) is lost on restart, by design: a fresh manager
+lists and resumes from the store alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+import attrs
+
+from kstate.api.client import ApiClient
+from kstate.api.meta import KubeObject
+from kstate.api.objects import Endpoints, Lease, Node, Pod, ReplicationController, Service
+from kstate.clock import Clock, RealClock
+from kstate.control import endpoints, gc, nodelifecycle, replication
+from kstate.control.executor import Executor, Result
+from kstate.control.expectations import Expectation
+from kstate.control.expectations import apply as apply_observations
+from kstate.control.informer import EventType, Informer, object_key
+from kstate.control.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+LEASE_NAMESPACE = "kube-node-lease"
+
+
+@attrs.frozen
+class ManagerSettings:
+    replication: replication.ReplicationSettings = attrs.field(
+        factory=replication.ReplicationSettings)
+    node_lifecycle: nodelifecycle.NodeLifecycleSettings = attrs.field(
+        factory=nodelifecycle.NodeLifecycleSettings)
+    gc: gc.GCSettings = attrs.field(factory=gc.GCSettings)
+    node_monitor_period: float = 5.0  # --node-monitor-period
+    gc_period: float = 20.0
+    workers: int = 2  # per queued controller (--concurrent-rc-syncs defaults to 5)
+    resync: float | None = None
+
+
+Sync = Callable[[str], Awaitable[Result]]
+
+
+class ControllerManager:
+    """Replication, endpoints, node lifecycle and garbage collection over one client."""
+
+    def __init__(self, client: ApiClient, clock: Clock | None = None,
+                 settings: ManagerSettings = ManagerSettings()) -> None:
+        self.client = client
+        self.clock = clock or RealClock()
+        self.settings = settings
+        self.executor = Executor(client, self.clock, "controller-manager")
+        resync = settings.resync
+        self.pods = Informer(client, Pod, clock=self.clock, resync=resync)
+        self.rcs = Informer(client, ReplicationController, clock=self.clock, resync=resync)
+        self.services = Informer(client, Service, clock=self.clock, resync=resync)
+        self.endpoints = Informer(client, Endpoints, clock=self.clock, resync=resync)
+        self.nodes = Informer(client, Node, clock=self.clock, resync=resync)
+        self.leases = Informer(client, Lease, namespace=LEASE_NAMESPACE, clock=self.clock)
+        self.informers: list[Informer] = [self.pods, self.rcs, self.services,
+                                          self.endpoints, self.nodes, self.leases]
+        self.rc_queue = WorkQueue(self.clock)
+        self.endpoints_queue = WorkQueue(self.clock)
+        self.expectations: dict[str, Expectation] = {}
+        self.memory: dict[str, float] = {}
+        self._node_pass = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wire()
+
+    # ------------------------------------------------------------------ handlers
+
+    def _wire(self) -> None:
+        def on_rc(kind: EventType, old: KubeObject | None, new: KubeObject | None) -> None:
+            key = object_key(new or old)  # type: ignore[arg-type]
+            if new is None:
+                self.expectations.pop(key, None)
+            self.rc_queue.add(key)
+
+        def on_pod(kind: EventType, old: KubeObject | None, new: KubeObject | None) -> None:
+            o = old if isinstance(old, Pod) else None
+            n = new if isinstance(new, Pod) else None
+            observed, keys = replication.pod_event(o, n, self.rcs.list())
+            apply_observations(self.expectations, observed)
+            for key in keys:
+                self.rc_queue.add(key)
+            for key in endpoints.pod_event(o, n, self.services.list()):
+                self.endpoints_queue.add(key)
+
+        def on_service(kind: EventType, old: KubeObject | None, new: KubeObject | None) -> None:
+            self.endpoints_queue.add(object_key(new or old))  # type: ignore[arg-type]
+
+        def on_node(kind: EventType, old: KubeObject | None, new: KubeObject | None) -> None:
+            self._node_pass.set()
+
+        self.rcs.add_handler(on_rc)
+        self.pods.add_handler(on_pod)
+        self.services.add_handler(on_service)
+        self.endpoints.add_handler(on_service)
+        self.nodes.add_handler(on_node)
+
+    # ------------------------------------------------------------------ syncs
+
+    async def sync_rc(self, key: str) -> Result:
+        rc = self.rcs.get(key)
+        if rc is None:
+            self.expectations.pop(key, None)
+            return Result(())
+        pods = tuple(p for p in self.pods.list() if p.metadata.namespace == rc.metadata.namespace)
+        view = replication.ReplicationView(rc, pods, self.expectations.get(key))
+        commands = replication.reconcile(view, self.clock.now(), self.settings.replication)
+        return await self.executor.run(commands, self.expectations, self.memory)
+
+    async def sync_endpoints(self, key: str) -> Result:
+        namespace, _, name = key.partition("/")
+        service = self.services.get(key)
+        current = self.endpoints.get(key)
+        pods = tuple(p for p in self.pods.list() if p.metadata.namespace == namespace)
+        view = endpoints.EndpointsView(namespace, name, service, pods, current)
+        return await self.executor.run(endpoints.reconcile(view, self.clock.now()))
+
+    async def node_lifecycle_pass(self) -> Result:
+        leases = {lease.metadata.name: lease for lease in self.leases.list()}
+        view = nodelifecycle.NodeLifecycleView(
+            tuple(self.nodes.list()), leases,
+            tuple(p for p in self.pods.list() if p.spec.node_name),
+            self.memory.get(nodelifecycle.LIMITER))
+        commands = nodelifecycle.reconcile(view, self.clock.now(),
+                                           self.settings.node_lifecycle)
+        return await self.executor.run(commands, self.expectations, self.memory)
+
+    async def gc_pass(self) -> Result:
+        owned: tuple[KubeObject, ...] = (*self.pods.list(), *self.rcs.list())
+        nodes = frozenset(n.metadata.name for n in self.nodes.list())
+        view = gc.GCView(owned, nodes)
+        return await self.executor.run(gc.reconcile(view, self.clock.now(), self.settings.gc))
+
+    # ------------------------------------------------------------------ running
+
+    async def start(self) -> None:
+        """Start informers, wait for their first lists, then start the workers."""
+        for informer in self.informers:
+            self._spawn(informer.run())
+        await asyncio.gather(*(informer.synced() for informer in self.informers))
+        for _ in range(self.settings.workers):
+            self._spawn(self._worker(self.rc_queue, self.sync_rc))
+            self._spawn(self._worker(self.endpoints_queue, self.sync_endpoints))
+        self._spawn(self._periodic(self.node_lifecycle_pass,
+                                   self.settings.node_monitor_period, self._node_pass))
+        self._spawn(self._periodic(self.gc_pass, self.settings.gc_period))
+
+    async def stop(self) -> None:
+        for informer in self.informers:
+            informer.stop()
+        self.rc_queue.shutdown()
+        self.endpoints_queue.shutdown()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        self._tasks.append(asyncio.ensure_future(coro))
+
+    async def _worker(self, queue: WorkQueue, sync: Sync) -> None:
+        while True:
+            try:
+                key = await queue.get()
+            except asyncio.CancelledError:
+                return
+            try:
+                result = await sync(key)
+            except Exception:  # a bug in a sync must not kill the worker
+                log.exception("sync of %s failed", key)
+                queue.add_rate_limited(key)
+            else:
+                if result.retry:
+                    queue.add_rate_limited(key)
+                else:
+                    queue.forget(key)
+            finally:
+                queue.done(key)
+
+    async def _periodic(self, run: Callable[[], Awaitable[Result]], period: float,
+                        early: asyncio.Event | None = None) -> None:
+        while True:
+            try:
+                await run()
+            except Exception:
+                log.exception("periodic pass %s failed", getattr(run, "__name__", run))
+            if early is None:
+                await self.clock.sleep(period)
+                continue
+            early.clear()
+            sleeper = asyncio.ensure_future(self.clock.sleep(period))
+            waker = asyncio.ensure_future(early.wait())
+            try:
+                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+                waker.cancel()
+
+
+__all__ = ["ControllerManager", "ManagerSettings"]

@@ -1,0 +1,221 @@
+"""The controller manager against a real ApiCore (memory store, fake clock).
+
+Simulated nodes: Node objects and leases written by the test; pods are driven to Ready
+by the real pod worker (``podsync``) over a ``SimulatedNode`` — no containers needed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kstate.api.codec import from_dict
+from kstate.api.frozen import FrozenDict
+from kstate.api.lifecycle import node_state, pod_state
+from kstate.api.objects import Endpoints, Lease, Node, Pod, ReplicationController, Service
+from kstate.clock import FakeClock, rfc3339
+from kstate.control.manager import ControllerManager, ManagerSettings
+from kstate.node import podsync
+from kstate.node.heartbeat import renew_lease
+from kstate.node.simulated import SimulatedNode
+from tests.control.harness import START, Observer, cluster, run, settle_loop
+
+
+def rc_manifest(name: str = "web", replicas: int = 3) -> ReplicationController:
+    return from_dict(ReplicationController, {
+        "apiVersion": "v1", "kind": "ReplicationController",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"replicas": replicas, "selector": {"app": name},
+                 "template": {"metadata": {"labels": {"app": name}},
+                              "spec": {"containers": [{"name": "c", "image": "img:1"}]}}}})
+
+
+def node_manifest(name: str) -> Node:
+    stamp = rfc3339(START)
+    return from_dict(Node, {
+        "apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+        "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+                   "conditions": [{"type": "Ready", "status": "True",
+                                   "lastHeartbeatTime": stamp, "lastTransitionTime": stamp}]}})
+
+
+def mine(rc: str) -> Any:
+    return lambda pods: [p for p in pods if p.metadata.owner_references
+                         and p.metadata.owner_references[0].name == rc]
+
+
+def active(pods: list[Pod]) -> list[Pod]:
+    return [p for p in pods if not p.metadata.deletion_timestamp]
+
+
+async def advance(clock: FakeClock, seconds: float, step: float = 1.0) -> None:
+    """Let fake time pass in steps, giving every woken task its turn."""
+    done = 0.0
+    while done < seconds:
+        clock.advance(step)
+        done += step
+        await settle_loop()
+
+
+async def heartbeat(client: Any, node: str, clock: FakeClock) -> None:
+    lease = await client.get(Lease, node, "kube-node-lease")
+    await client.update(renew_lease(lease, node, clock.now()))
+
+
+async def kubelet_until_idle(client: Any, pod: Pod, node: SimulatedNode,
+                             clock: FakeClock) -> SimulatedNode:
+    """Drive one bound pod to a fixed point with the real pod worker (test kubelet)."""
+    for _ in range(20):
+        current = await client.get(Pod, pod.metadata.name, "default")
+        view = podsync.PodSyncView(node=current.spec.node_name, uid=current.metadata.uid,
+                                   pod=current, sandbox=node.sandbox(current.metadata.uid),
+                                   containers=node.of_pod(current.metadata.uid),
+                                   backoff=FrozenDict())
+        cmds = podsync.sync(view, clock.now())
+        if not [c for c in cmds if not isinstance(c, podsync.RequeueAt)]:
+            return node
+        for cmd in cmds:
+            if isinstance(cmd, podsync.WriteStatus):
+                await client.update_status(cmd.pod)
+            else:
+                node, _ = node.apply(cmd, clock.now())
+    raise AssertionError("pod worker did not settle")
+
+
+def test_rc_creates_scales_and_replaces_pods() -> None:
+    async def go() -> None:
+        async with cluster() as (_, client, clock):
+            manager = ControllerManager(client, clock)
+            await manager.start()
+            pods = await Observer(client, Pod).start()
+            try:
+                await client.create(rc_manifest(replicas=3))
+                got = await pods.until(lambda ps: len(mine("web")(ps)) == 3)
+                assert {p.metadata.owner_references[0].controller for p in got} == {True}
+                rcs = await Observer(client, ReplicationController).start()
+                await rcs.until(lambda rs: rs and rs[0].status.replicas == 3)
+
+                await client.scale(ReplicationController, "web", 1)
+                await pods.until(lambda ps: len(active(mine("web")(ps))) == 1)
+
+                victim = active(mine("web")(pods.items()))[0]
+                await client.delete(Pod, victim.metadata.name, "default")
+                await pods.until(lambda ps: len(active(mine("web")(ps))) == 1 and all(
+                    p.metadata.name != victim.metadata.name for p in ps))
+                await rcs.stop()
+            finally:
+                await pods.stop()
+                await manager.stop()
+    run(go())
+
+
+def test_cascading_deletion_in_all_three_modes() -> None:
+    async def go() -> None:
+        async with cluster() as (_, client, clock):
+            manager = ControllerManager(client, clock, ManagerSettings(gc_period=10))
+            await manager.start()
+            pods = await Observer(client, Pod).start()
+            rcs = await Observer(client, ReplicationController).start()
+            try:
+                for name in ("bg", "fg", "orphan"):
+                    await client.create(rc_manifest(name, 2))
+                await pods.until(lambda ps: len(ps) == 6)
+
+                await client.delete(ReplicationController, "fg", "default",
+                                    propagation_policy="Foreground")
+                fg = [r for r in rcs.items() if r.metadata.name == "fg"]
+                await rcs.until(lambda rs: any(r.metadata.name == "fg"
+                                               and r.metadata.deletion_timestamp for r in rs))
+                await client.delete(ReplicationController, "bg", "default",
+                                    propagation_policy="Background")
+                await client.delete(ReplicationController, "orphan", "default",
+                                    propagation_policy="Orphan")
+                await advance(clock, 25, step=5)
+                await rcs.until(lambda rs: not rs)
+                remaining = await pods.until(lambda ps: len(ps) == 2)
+                assert {p.metadata.labels["app"] for p in remaining} == {"orphan"}
+                assert all(not p.metadata.owner_references for p in remaining)
+                assert fg  # the foreground owner was visible while its pods went
+            finally:
+                await rcs.stop()
+                await pods.stop()
+                await manager.stop()
+    run(go())
+
+
+def test_silent_node_goes_unknown_then_its_pods_are_evicted() -> None:
+    async def go() -> None:
+        async with cluster() as (_, client, clock):
+            settings = ManagerSettings(node_monitor_period=5, gc_period=1000)
+            manager = ControllerManager(client, clock, settings)
+            for name in ("n1", "n2"):
+                await client.create(node_manifest(name))
+                await client.create(renew_lease(None, name, START))
+            await manager.start()
+            pods = await Observer(client, Pod).start()
+            nodes = await Observer(client, Node).start()
+            try:
+                await client.create(rc_manifest(replicas=1))
+                (pod,) = await pods.until(lambda ps: len(ps) == 1)
+                await client.bind(pod.metadata.name, "n1", uid=pod.metadata.uid)
+                await kubelet_until_idle(client, pod, SimulatedNode(), clock)
+                # n2 keeps heartbeating, n1 goes silent
+                for _ in range(9):
+                    await advance(clock, 5)
+                    await heartbeat(client, "n2", clock)
+                gone = await nodes.until(lambda ns: any(
+                    n.metadata.name == "n1" and node_state(n) == "Unknown" for n in ns))
+                assert [node_state(n) for n in gone if n.metadata.name == "n2"] == ["Ready"]
+                lost = await pods.until(lambda ps: any(pod_state(p) == "Unknown" for p in ps))
+                assert lost[0].status.phase == "Unknown"
+                tainted = await nodes.until(lambda ns: any(
+                    n.metadata.name == "n1" and n.spec.taints for n in ns))
+                assert any(t.key == "node.kubernetes.io/unreachable" and t.effect == "NoExecute"
+                           for n in tainted if n.metadata.name == "n1" for t in n.spec.taints)
+                # default toleration: 300 s, then eviction and a replacement
+                for _ in range(62):
+                    await advance(clock, 5)
+                    await heartbeat(client, "n2", clock)
+                evicted = await pods.until(lambda ps: len(ps) == 2)
+                states = {pod_state(p, clock.now()) for p in evicted}
+                assert states in ({"Killing", "Pending"}, {"Terminating", "Pending"})
+            finally:
+                await nodes.stop()
+                await pods.stop()
+                await manager.stop()
+    run(go())
+
+
+def test_endpoints_follow_ready_pods() -> None:
+    async def go() -> None:
+        async with cluster() as (_, client, clock):
+            manager = ControllerManager(client, clock)
+            await client.create(node_manifest("n1"))
+            await manager.start()
+            pods = await Observer(client, Pod).start()
+            eps = await Observer(client, Endpoints).start()
+            try:
+                await client.create(from_dict(Service, {
+                    "apiVersion": "v1", "kind": "Service",
+                    "metadata": {"name": "web", "namespace": "default"},
+                    "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}))
+                await client.create(rc_manifest(replicas=2))
+                created = await pods.until(lambda ps: len(ps) == 2)
+                node = SimulatedNode()
+                for pod in created:
+                    await client.bind(pod.metadata.name, "n1", uid=pod.metadata.uid)
+                    node = await kubelet_until_idle(client, pod, node, clock)
+                ready = await eps.until(lambda es: bool(es) and sum(
+                    len(s.addresses) for s in es[0].subsets) == 2)
+                assert {a.target_ref.name for s in ready[0].subsets for a in s.addresses} == \
+                    {p.metadata.name for p in created}
+                await client.delete(Pod, created[0].metadata.name, "default")
+                left = await eps.until(lambda es: sum(len(s.addresses)
+                                                      for s in es[0].subsets) == 1)
+                assert created[0].metadata.name not in {
+                    a.target_ref.name for s in left[0].subsets for a in s.addresses}
+            finally:
+                await eps.stop()
+                await pods.stop()
+                await manager.stop()
+    run(go())
+
