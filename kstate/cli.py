@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 from pathlib import Path
 
 from kstate import __version__
@@ -83,6 +84,105 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- apiserver
+
+
+def _cmd_apiserver(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from kstate.api.server import run_apiserver
+
+    names = tuple(n for n in (args.name or ()) if n)
+    asyncio.run(run_apiserver(args.store, args.listen, Path(args.data_dir),
+                              insecure_http=args.insecure_http, names=names,
+                              service_cidr=args.service_cidr))
+    return 0
+
+
+# --------------------------------------------------------------------------- image
+
+
+def _cmd_image(args: argparse.Namespace) -> int:
+    from kstate.runtime.docker import build_base_image_sync
+
+    built = build_base_image_sync(force=args.force)
+    print(f"built {', '.join(built)}" if built else
+          "base images already present: kstate/base:1, kstate/httpd:1")
+    return 0
+
+
+# --------------------------------------------------------------------------- verify
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from kstate.errors import ModelError
+    from kstate.verify import report
+    from kstate.verify.checker import Checker, Kind
+    from kstate.verify.system import load_scenario
+
+    try:
+        if args.replay:
+            from kstate.verify.replay import replay_file
+
+            outcome = replay_file(args.replay)
+            print(outcome.text())
+            return 0 if outcome.reproduced else 1
+        if not args.scenario:
+            raise UsageError("give a SCENARIO.yaml (or --replay TRACE.json)")
+        scenario = load_scenario(args.scenario)
+        model = scenario.model()
+        liveness = any(Kind(p.kind).liveness for p in model.properties())
+        symmetry = args.symmetry
+        if symmetry is None:
+            symmetry = scenario.symmetry and not liveness
+        checker = Checker(model).symmetry(symmetry)
+        if args.simulate:
+            checker = checker.simulate(walks=args.simulate, depth=args.walk_depth,
+                                       seed=args.seed)
+        elif args.dfs:
+            checker = checker.dfs()
+        else:
+            checker = checker.bfs()
+        bounds = scenario.bounds
+        checker = checker.workers(args.workers) if args.workers else checker
+        checker = checker.max_depth(args.max_depth or bounds.max_depth)
+        checker = checker.max_states(args.max_states or bounds.max_states)
+        checker = checker.timeout(args.timeout or bounds.timeout)
+        if not args.json:
+            checker = checker.progress(_progress_printer(), interval=1.0)
+        result = checker.run()
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if sys.stderr.isatty() and not args.json:
+        print(file=sys.stderr)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(report.summary(result))
+        for prop in result.properties:
+            if prop.verdict.failed:
+                print()
+                print(report.trace_text(prop))
+    if args.trace_graph:
+        written = report.write_trace_graph(
+            [p for p in result.properties if p.verdict.failed], args.trace_graph)
+        print(f"wrote {written}" if written else "no counterexample to draw",
+              file=sys.stderr)
+    return 1 if any(p.verdict.failed for p in result.properties) else 0
+
+
+def _progress_printer() -> Callable[[Any], None]:
+    tty = sys.stderr.isatty()
+
+    def show(progress: Any) -> None:
+        if tty:
+            print(f"\r{progress.line()}\033[K", end="", file=sys.stderr, flush=True)
+        else:
+            print(progress.line(), file=sys.stderr, flush=True)
+    return show
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -124,6 +224,67 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("-R", "--recursive", action="store_true",
                           help="descend into subdirectories, like kubectl -R")
     validate.set_defaults(handler=_cmd_validate)
+
+    apiserver = sub.add_parser(
+        "apiserver",
+        help="run the Kubernetes-compatible API server",
+        description="Serve the Kubernetes API (HTTPS, bearer tokens) over a store; writes "
+                    "a CA, serving certificate, tokens.csv and admin.kubeconfig into "
+                    "--data-dir on first start.",
+    )
+    apiserver.add_argument("--store", default="sqlite://./kstate-data/state.db",
+                           help="store URL: sqlite:///path, etcd://host:port, memory://")
+    apiserver.add_argument("--listen", default="127.0.0.1:6443", metavar="HOST:PORT",
+                           help="address to listen on (port 0: any free port)")
+    apiserver.add_argument("--data-dir", default="./kstate-data", metavar="DIR",
+                           help="certificates, tokens and kubeconfig live here")
+    apiserver.add_argument("--insecure-http", action="store_true",
+                           help="serve plain HTTP (loopback addresses only)")
+    apiserver.add_argument("--name", action="append", metavar="NAME",
+                           help="extra DNS name or IP for the serving certificate")
+    apiserver.add_argument("--service-cidr", metavar="CIDR",
+                           help="cluster IP range for Services (default 127.96.0.0/12)")
+    apiserver.set_defaults(handler=_cmd_apiserver)
+
+    image = sub.add_parser("image", help="local container images (no registry needed)",
+                           description="Build the images the quick start runs.")
+    image_sub = image.add_subparsers(dest="image_command", metavar="ACTION", required=True)
+    base = image_sub.add_parser(
+        "build-base", help="build kstate/base:1 and kstate/httpd:1 from busybox-static",
+        description="Import Debian's busybox-static into the local Docker engine as "
+                    "kstate/base:1 (also tagged kstate/httpd:1); idempotent.")
+    base.add_argument("--force", action="store_true", help="rebuild even if present")
+    base.set_defaults(handler=_cmd_image)
+
+    verify = sub.add_parser(
+        "verify",
+        help="model-check a scenario (or replay a counterexample on the engine)",
+        description=(
+            "Explore a scenario's cluster with the engine's own reconcilers and lifecycle "
+            "machines; exit 0 if every property holds, 1 if one fails, 2 on bad input."),
+    )
+    verify.add_argument("scenario", nargs="?", help="scenario YAML (see specs/scenarios/)")
+    how = verify.add_mutually_exclusive_group()
+    how.add_argument("--bfs", action="store_true", help="breadth-first (default): "
+                     "shortest counterexamples")
+    how.add_argument("--dfs", action="store_true", help="depth-first")
+    how.add_argument("--simulate", type=int, metavar="N",
+                     help="N seeded random walks instead of exhaustive search")
+    verify.add_argument("--walk-depth", type=int, default=100, metavar="D",
+                        help="steps per simulated walk (default 100)")
+    verify.add_argument("--seed", type=int, default=0, help="simulation seed")
+    verify.add_argument("--workers", type=int, metavar="K", help="worker processes")
+    verify.add_argument("--symmetry", action=argparse.BooleanOptionalAction, default=None,
+                        help="node symmetry reduction (default: on unless liveness is checked)")
+    verify.add_argument("--max-depth", type=int, metavar="D")
+    verify.add_argument("--max-states", type=int, metavar="N")
+    verify.add_argument("--timeout", type=float, metavar="S", help="seconds")
+    verify.add_argument("--json", action="store_true", help="print the result as JSON")
+    verify.add_argument("--trace-graph", metavar="FILE",
+                        help="draw the counterexample (.svg, .png or .dot)")
+    verify.add_argument("--replay", metavar="TRACE.json",
+                        help="replay a counterexample (a --json result) on the engine")
+    verify.set_defaults(handler=_cmd_verify)
     return parser
 
 

@@ -46,6 +46,7 @@ REAL_BACKENDS = ("kstate.store.sqlite", "kstate.store.etcd", "kstate.runtime.doc
 #: Third-party client libraries -> the only kstate modules allowed to import them.
 ADAPTER_ONLY = {
     "docker": ("kstate.runtime.docker",),
+    "aiodocker": ("kstate.runtime.docker",),
     "aetcd": ("kstate.store.etcd",),
     "etcd3": ("kstate.store.etcd",),
     "etcd3gw": ("kstate.store.etcd",),

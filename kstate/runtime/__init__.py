@@ -1,0 +1,79 @@
+"""kstate.runtime: container runtime adapters (see ARCHITECTURE §4 and docs/runtime.md).
+
+Where it sits: node agent -> **runtime adapter** (docker | fake) -> containers. The agent
+depends on the protocol in :mod:`kstate.runtime.base` only and gets an adapter from
+:func:`open_runtime`, so ``kstate node --runtime docker|fake`` is one string away.
+
+The Docker adapter's client library is imported only when a Docker runtime is opened, so
+the fake (and the model checker) work on machines without it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kstate.clock import Clock
+from kstate.runtime.base import (
+    BASE_IMAGE,
+    HTTPD_IMAGE,
+    ContainerRuntime,
+    ContainerSpec,
+    ContainerState,
+    ContainerStatus,
+    EnsuredImage,
+    EventKind,
+    EventStream,
+    ExecResult,
+    NetworkInfo,
+    PullPolicy,
+    Reason,
+    RuntimeEvent,
+    RuntimeVersion,
+    SandboxSpec,
+    SandboxState,
+    SandboxStatus,
+)
+
+RUNTIMES = ("docker", "fake")
+
+
+def open_runtime(kind: str, *, clock: Clock | None = None, **options: Any) -> ContainerRuntime:
+    """An adapter by name: ``"docker"`` (options: url, network, ...) or ``"fake"``
+    (options: seed, programs, start_delay, ...; ``clock`` drives its time).
+
+    >>> open_runtime("fake").name
+    'fake'
+    """
+    if kind == "docker":
+        from kstate.runtime.docker import DockerRuntime
+
+        return DockerRuntime(**options)
+    if kind == "fake":
+        from kstate.runtime.fake import FakeRuntime
+
+        return FakeRuntime(clock, **options)
+    raise ValueError(f"unknown runtime {kind!r} (choose one of {', '.join(RUNTIMES)})")
+
+
+__all__ = [
+    "BASE_IMAGE",
+    "HTTPD_IMAGE",
+    "RUNTIMES",
+    "ContainerRuntime",
+    "ContainerSpec",
+    "ContainerState",
+    "ContainerStatus",
+    "EnsuredImage",
+    "EventKind",
+    "EventStream",
+    "ExecResult",
+    "NetworkInfo",
+    "PullPolicy",
+    "Reason",
+    "RuntimeEvent",
+    "RuntimeVersion",
+    "SandboxSpec",
+    "SandboxState",
+    "SandboxStatus",
+    "open_runtime",
+]
