@@ -160,6 +160,12 @@ def follow_ups(
             if command.owner is not None:
                 records.append(Record(command.owner, "FailedCreate",
                                       f"Error creating: {outcome}", "Warning"))
+    elif isinstance(command, Bind):
+        if outcome == "ok":
+            pod = ObjectReference(kind="Pod", api_version="v1", namespace=command.namespace,
+                                  name=command.name, uid=command.uid)
+            records.append(Record(pod, "Scheduled", f"Successfully assigned "
+                                  f"{command.namespace}/{command.name} to {command.node}"))
     elif isinstance(command, Delete):
         kind = command.kind.lower()
         gone = outcome in ("ok", "not_found")

@@ -23,15 +23,15 @@ UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
 
 
 def tolerates(toleration: Toleration, taint: Taint) -> bool:
-    """Kubernetes' rule: effects match (empty tolerates every effect), keys match (an
-    empty key with ``Exists`` tolerates every key), and ``Equal`` compares values."""
+    """Kubernetes' ``Toleration.ToleratesTaint``: an empty effect matches every effect, an
+    empty key every key; ``Equal`` (or no operator) compares values, ``Exists`` does not."""
     if toleration.effect and toleration.effect != taint.effect:
         return False
-    if toleration.key != taint.key and not (not toleration.key and toleration.operator == "Exists"):
+    if toleration.key and toleration.key != taint.key:
         return False
-    if toleration.operator == "Exists":
-        return True
-    return toleration.value == taint.value  # "Equal" is the default operator
+    if toleration.operator in ("", "Equal"):
+        return toleration.value == taint.value
+    return toleration.operator == "Exists"
 
 
 def untolerated(tolerations: Iterable[Toleration], taints: Iterable[Taint],

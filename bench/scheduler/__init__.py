@@ -1,0 +1,1 @@
+"""Scheduler benchmark (see __main__.py): ``python -m bench.scheduler``."""

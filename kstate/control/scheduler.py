@@ -1,0 +1,189 @@
+"""The scheduler: place one pending pod on a node, as a pure function.
+
+Where it sits: ``kstate/control``, between the pod/node informers and the API server's
+``/binding`` subresource. The engine (and the model checker, through the same function)
+builds a :class:`SchedulingView` — the pod and a :class:`ClusterSnapshot` — and applies
+the returned commands:
+
+* a ``Bind(namespace, name, uid, node)`` — the API server checks the Pod machine's
+  ``schedule`` trigger (Pending -> Scheduled) and sets ``spec.nodeName``; or
+* when no node fits, a ``Record`` of ``FailedScheduling`` (Warning) with Kubernetes'
+  message (``0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had untolerated
+  taint {node.kubernetes.io/unreachable: }.``) and an ``Update`` of the pod's status
+  setting condition ``PodScheduled=False`` (reason ``Unschedulable``, the same message),
+  written only when the condition changes, as Kubernetes' ``updatePod`` does;
+* nothing, when the pod is not this scheduler's to place (bound, being deleted, another
+  ``schedulerName``) or its binding is already in flight (it is *assumed*).
+
+The algorithm — filters, scores, ``percentageOfNodesToScore``, deterministic ties —
+is in ``kstate/control/scheduling/`` (``plugins.py`` states every rule and weight;
+``reference.py`` is the plain full-scan version, ``vectorised.py`` the numpy one that
+runs by default and makes identical decisions).
+
+Engine glue (to be written on top of these functions; every value below is immutable)::
+
+    from kstate.control import scheduler as s
+    from kstate.control.scheduling import queue as sq
+
+    snap = s.ClusterSnapshot.build(node_cache.values(), pod_cache.values())
+    q = sq.SchedulingQueue()
+    # informer handlers (keep the snapshot and queue in step with the caches):
+    #   node ADDED/MODIFIED: snap = snap.with_node(node)
+    #                        q, _ = sq.on_cluster_event(q, kind, now)
+    #                               for kind in sq.node_events(old, node)
+    #   node DELETED:        snap = snap.without_node(node.metadata.name)
+    #   pod ADDED/MODIFIED:  snap = snap.with_pod(pod)   # confirms an assumed binding
+    #                        if s.wants(pod): q = sq.enqueue(q, key, now, pod.spec.priority or 0)
+    #                        else: q = sq.delete(q, key)  # bound elsewhere, deleting, ...
+    #   pod DELETED:         snap = snap.without_pod(pod); q = sq.delete(q, key)
+    #                        + on_cluster_event for sq.pod_events(old, None)
+    # worker loop:
+    q, key = sq.pop(q, clock.now())          # None: wait for sq.next_wakeup(q) or an event
+    pod = pod_cache[key]
+    view = s.SchedulingView(pod, snap)
+    decision = s.decide(view)
+    commands = s.commands_for(view, decision, clock.now())   # == s.schedule(view, now)
+    if decision.node:
+        snap = snap.assume(pod, decision.node)   # before the Bind is sent
+        ok = executor.apply(commands)            # POST .../pods/<name>/binding
+        if ok: q = sq.done(q, key)               # the watch will confirm the assumption
+        else:  snap = snap.forget(pod); q = sq.retry(q, key, clock.now())
+    elif decision.message:
+        executor.apply(commands)
+        q = sq.mark_unschedulable(q, key, clock.now(), decision.rejected_by)
+    else:
+        q = sq.done(q, key)
+
+The assumed pod stays in the snapshot until the informer shows it bound (``with_pod``
+confirms it), its binding fails (``forget``) or it is deleted (``without_pod``).
+Kubernetes >= 1.27 never expires an assumed pod on a timer either.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+from kstate.api.helpers import get_condition, object_reference, set_condition, with_status
+from kstate.api.objects import Pod, PodCondition
+from kstate.clock import rfc3339
+from kstate.control.commands import Bind, Command, Record, Update
+from kstate.control.scheduling import reference, vectorised
+from kstate.control.scheduling.facts import PodFacts, pod_facts, pod_key
+from kstate.control.scheduling.plugins import SchedulerSettings, Weights, failure_message
+from kstate.control.scheduling.snapshot import ClusterSnapshot
+
+REASON_FAILED = "FailedScheduling"
+DEFAULTS = SchedulerSettings()
+
+
+@attrs.frozen
+class SchedulingView:
+    """What one scheduling cycle may look at."""
+
+    pod: Pod
+    cluster: ClusterSnapshot
+
+
+@attrs.frozen
+class Decision:
+    """How a cycle ended: ``node`` chosen, or ``message`` explaining why none fits, or
+    neither (the pod is not ours to place, or already assumed)."""
+
+    outcome: Literal["bind", "unschedulable", "skip"]
+    node: str = ""
+    message: str = ""
+    #: filters that rejected some node (the queue wakes the pod only for their events)
+    rejected_by: frozenset[str] = frozenset()
+
+
+SKIP = Decision("skip")
+
+
+def wants(pod: Pod, settings: SchedulerSettings = DEFAULTS) -> bool:
+    """Whether ``pod`` waits for this scheduler: unbound, not being deleted, ours."""
+    return (not pod.spec.node_name and not pod.metadata.deletion_timestamp
+            and (pod.spec.scheduler_name or settings.scheduler_name) == settings.scheduler_name)
+
+
+def decide(view: SchedulingView, settings: SchedulerSettings = DEFAULTS) -> Decision:
+    """The placement of ``view.pod`` on ``view.cluster``, as data."""
+    pod, cluster = view.pod, view.cluster
+    if not wants(pod, settings) or cluster.is_assumed(pod_key(pod)):
+        return SKIP
+    facts = pod_facts(pod)
+    if facts.error:
+        return Decision("unschedulable", message=f"pod has invalid resource requests: "
+                                                 f"{facts.error}")
+    return place(facts, cluster, settings)
+
+
+def place(pod: PodFacts, cluster: ClusterSnapshot, settings: SchedulerSettings) -> Decision:
+    """Filters, scores and the pick for already-parsed pod facts."""
+    if settings.vectorised:
+        index, rejected = vectorised.place(pod, cluster.nodes, cluster.columns, settings)
+    else:
+        index, rejected = reference.place(pod, cluster.nodes, settings)
+    if index is not None:
+        return Decision("bind", node=cluster.nodes[index].name)
+    rejections = [r for _, r in rejected]
+    return Decision(
+        "unschedulable",
+        message=failure_message(len(cluster), rejections),
+        rejected_by=frozenset(plugin for plugin, _ in rejections),
+    )
+
+
+def commands_for(view: SchedulingView, decision: Decision, now: float) -> list[Command]:
+    """The commands that carry out ``decision``."""
+    pod = view.pod
+    meta = pod.metadata
+    if decision.outcome == "bind":
+        return [Bind(meta.namespace, meta.name, meta.uid, decision.node)]
+    if decision.outcome == "skip":
+        return []
+    commands: list[Command] = [
+        Record(object_reference(pod), REASON_FAILED, decision.message, "Warning")
+    ]
+    condition = PodCondition(type="PodScheduled", status="False", reason="Unschedulable",
+                             message=decision.message, last_transition_time=rfc3339(now))
+    conditions = set_condition(pod.status.conditions, condition)
+    if get_condition(conditions, "PodScheduled") != get_condition(
+            pod.status.conditions, "PodScheduled"):
+        commands.append(Update(with_status(pod, conditions=conditions), subresource="status"))
+    return commands
+
+
+def schedule(
+    view: SchedulingView, now: float, settings: SchedulerSettings = DEFAULTS
+) -> list[Command]:
+    """The reconciler: ``Bind`` the pod to the best node, or explain why none fits.
+
+    >>> from kstate.api.meta import ObjectMeta
+    >>> from kstate.api.objects import Container, Node, NodeStatus, PodSpec
+    >>> from kstate.api.frozen import FrozenDict
+    >>> node = Node(metadata=ObjectMeta(name="n1"), status=NodeStatus(
+    ...     allocatable=FrozenDict(cpu="4", memory="32Gi", pods="110")))
+    >>> pod = Pod(metadata=ObjectMeta(name="web", namespace="default", uid="u1"),
+    ...           spec=PodSpec(containers=(Container(name="c", image="x"),)))
+    >>> schedule(SchedulingView(pod, ClusterSnapshot.build([node])), now=0.0)
+    [Bind(namespace='default', name='web', uid='u1', node='n1')]
+    """
+    return commands_for(view, decide(view, settings), now)
+
+
+__all__ = [
+    "DEFAULTS",
+    "REASON_FAILED",
+    "ClusterSnapshot",
+    "Decision",
+    "SchedulerSettings",
+    "SchedulingView",
+    "Weights",
+    "commands_for",
+    "decide",
+    "place",
+    "schedule",
+    "wants",
+]
