@@ -1,0 +1,77 @@
+"""Small object builders for the API server tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kstate.api import (
+    Container,
+    ContainerPort,
+    Namespace,
+    Node,
+    NodeCondition,
+    NodeStatus,
+    ObjectMeta,
+    Pod,
+    PodSpec,
+    PodTemplateSpec,
+    ReplicationController,
+    ReplicationControllerSpec,
+    Service,
+    ServicePort,
+    ServiceSpec,
+    from_dict,
+)
+from kstate.api.frozen import FrozenDict
+from kstate.api.registry import REGISTRY
+
+POD = REGISTRY.for_kind("Pod")
+RC = REGISTRY.for_kind("ReplicationController")
+SVC = REGISTRY.for_kind("Service")
+NODE = REGISTRY.for_kind("Node")
+NS = REGISTRY.for_kind("Namespace")
+EVENT = REGISTRY.for_kind("Event")
+LEASE = REGISTRY.for_kind("Lease")
+ENDPOINTS = REGISTRY.for_kind("Endpoints")
+
+
+def pod(name: str = "web", namespace: str = "default", *, labels: dict[str, str] | None = None,
+        node: str = "", image: str = "nginx:1.25", **spec: Any) -> Pod:
+    return Pod(metadata=ObjectMeta(name=name, namespace=namespace,
+                                   labels=FrozenDict(labels or {})),
+               spec=PodSpec(containers=(Container(name="c", image=image,
+                                                  ports=(ContainerPort(container_port=80),)),),
+                            node_name=node, **spec))
+
+
+def rc(name: str = "web", replicas: int = 2, namespace: str = "default") -> ReplicationController:
+    labels = FrozenDict({"app": name})
+    return ReplicationController(
+        metadata=ObjectMeta(name=name, namespace=namespace),
+        spec=ReplicationControllerSpec(
+            replicas=replicas, selector=labels,
+            template=PodTemplateSpec(metadata=ObjectMeta(labels=labels),
+                                     spec=PodSpec(containers=(Container(name="c",
+                                                                        image="nginx:1.25"),)))))
+
+
+def svc(name: str = "web", *, type_: str = "ClusterIP", node_port: int = 0,
+        cluster_ip: str = "", namespace: str = "default") -> Service:
+    return Service(metadata=ObjectMeta(name=name, namespace=namespace),
+                   spec=ServiceSpec(type=type_, cluster_ip=cluster_ip,
+                                    selector=FrozenDict({"app": name}),
+                                    ports=(ServicePort(port=80, node_port=node_port),)))
+
+
+def node(name: str = "n1", ready: str = "") -> Node:
+    status = NodeStatus(conditions=(NodeCondition(type="Ready", status=ready),)) if ready \
+        else NodeStatus()
+    return Node(metadata=ObjectMeta(name=name), status=status)
+
+
+def namespace(name: str) -> Namespace:
+    return Namespace(metadata=ObjectMeta(name=name))
+
+
+def decode_pod(data: dict[str, Any]) -> Pod:
+    return from_dict(Pod, data)
