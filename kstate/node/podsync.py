@@ -82,6 +82,9 @@ class PodSyncView:
     backoff: FrozenDict[str, BackOff] = EMPTY
     #: this node's address (``status.hostIP``)
     host_ip: str = ""
+    #: Service environment variables (``<NAME>_SERVICE_HOST`` ...) for containers started
+    #: this round, computed by the agent from the Services of the pod's namespace
+    service_env: tuple[tuple[str, str], ...] = ()
 
 
 # --------------------------------------------------------------------------- commands
@@ -248,7 +251,8 @@ def _creating(view: PodSyncView, pod: Pod, now: float, policy: BackOffPolicy) ->
         if inst is None or inst.state is rt.ContainerState.EXITED:  # exit already handled
             previous = _latest(view.containers, container.name)
             attempt = previous.attempt + 1 if previous is not None else 0
-            out.append(StartContainer(sandbox.id, container_spec(pod, container, attempt)))
+            out.append(StartContainer(sandbox.id, container_spec(pod, container, attempt,
+                                                                 view.service_env)))
     if out:
         return out
     if all(current[c.name].state is rt.ContainerState.RUNNING for c in pod.spec.containers):
