@@ -12,8 +12,8 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from kstate import __version__
 from kstate.errors import KstateError, UsageError
@@ -99,6 +99,40 @@ def _cmd_apiserver(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- up / down
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    import logging
+
+    from kstate.daemon import Daemon, DaemonConfig, run_daemon
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("transitions").setLevel(logging.WARNING)  # one line per move
+    config = DaemonConfig(
+        data_dir=Path(args.data_dir), store=args.store or "", listen=args.listen,
+        insecure_http=args.insecure_http, runtime=args.runtime, nodes=args.nodes,
+        node_port_address=args.node_port_address, apply=tuple(args.apply or ()))
+
+    def ready(daemon: Daemon) -> None:
+        print(f"kstate is up: API server {daemon.url}")
+        print(f"  kubectl --kubeconfig {daemon.kubeconfig} get pods")
+        print("  stop with Ctrl-C or 'kstate down'", flush=True)
+
+    return run_daemon(config, ready)
+
+
+def _cmd_down(args: argparse.Namespace) -> int:
+    from kstate.daemon import stop_daemon
+
+    if stop_daemon(Path(args.data_dir)):
+        print("kstate stopped")
+        return 0
+    print(f"no kstate daemon runs from {args.data_dir}", file=sys.stderr)
+    return 1
+
+
 # --------------------------------------------------------------------------- image
 
 
@@ -135,7 +169,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         symmetry = args.symmetry
         if symmetry is None:
             symmetry = scenario.symmetry and not liveness
-        checker = Checker(model).symmetry(symmetry)
+        checker: Any = Checker(model).symmetry(symmetry)
         if args.simulate:
             checker = checker.simulate(walks=args.simulate, depth=args.walk_depth,
                                        seed=args.seed)
@@ -245,6 +279,32 @@ def build_parser() -> argparse.ArgumentParser:
     apiserver.add_argument("--service-cidr", metavar="CIDR",
                            help="cluster IP range for Services (default 127.96.0.0/12)")
     apiserver.set_defaults(handler=_cmd_apiserver)
+
+    up = sub.add_parser(
+        "up", help="run the all-in-one cluster (store, API server, controllers, "
+        "scheduler, node agent, proxy)",
+        description="Start a whole cluster in one process: SQLite store, HTTPS API server "
+                    "(kubeconfig in the data dir), controller manager, scheduler, a node "
+                    "agent on Docker (or --nodes N simulated nodes) and the service proxy.")
+    up.add_argument("--data-dir", default="kstate-data", metavar="DIR",
+                    help="store, certificates, tokens, kubeconfig (default kstate-data)")
+    up.add_argument("--store", metavar="URL", help="store URL (default sqlite in DIR)")
+    up.add_argument("--listen", default="127.0.0.1:6443", metavar="HOST:PORT")
+    up.add_argument("--insecure-http", action="store_true",
+                    help="plain HTTP (loopback only)")
+    up.add_argument("--runtime", choices=("docker", "fake"), default="docker")
+    up.add_argument("--nodes", type=int, default=1,
+                    help="simulated nodes (with --runtime fake)")
+    up.add_argument("--node-port-address", default="0.0.0.0", metavar="ADDR",
+                    help="where NodePort services listen")
+    up.add_argument("--apply", action="append", metavar="FILE|DIR",
+                    help="create or update these manifests once up (repeatable)")
+    up.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    up.set_defaults(handler=_cmd_up)
+
+    down = sub.add_parser("down", help="stop the daemon started by 'kstate up'")
+    down.add_argument("--data-dir", default="kstate-data", metavar="DIR")
+    down.set_defaults(handler=_cmd_down)
 
     image = sub.add_parser("image", help="local container images (no registry needed)",
                            description="Build the images the quick start runs.")

@@ -31,7 +31,9 @@ ALLOWED: dict[str, set[str]] = {
     "node": {"control", "api", "store", "runtime"},
     "proxy": {"control", "api", "store"},
     "verify": {"control", "api", "store", "runtime", "node", "proxy"},
-    "cli": {"verify", "node", "proxy", "control", "api", "store", "runtime", ""},
+    "cli": {"verify", "node", "proxy", "control", "api", "store", "runtime", "daemon", ""},
+    # the all-in-one daemon composes every layer; it sits with the CLI on top
+    "daemon": {"verify", "node", "proxy", "control", "api", "store", "runtime"},
     "machines": set(),
     "errors": set(),
     "clock": set(),

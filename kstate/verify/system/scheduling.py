@@ -14,7 +14,6 @@ from kstate.api.objects import Node, Pod
 from kstate.control import scheduler
 from kstate.control.commands import Command
 
-
 #: The model's clusters have a handful of nodes: the plain-Python engine beats numpy's
 #: per-call overhead there, and decides identically (a Hypothesis test proves it).
 SETTINGS = scheduler.SchedulerSettings(vectorised=False)

@@ -1,0 +1,584 @@
+"""The Kubernetes system model: the daemon's own reconcilers, explored exhaustively.
+
+Where it sits: ``kstate.verify.system`` — a ``Model`` for the generic checker
+(``kstate.verify.checker``). Built from a ``Scenario`` (scenario.py), it composes the
+Pod, RC, Service and Node machines with the *same* functions the engine runs:
+
+* ``kstate.control.replication.reconcile``, ``endpoints.reconcile``,
+  ``nodelifecycle.reconcile``, ``gc.reconcile`` and the scheduler, on the controller
+  manager's (possibly stale) cache;
+* ``kstate.node.podsync.sync`` for every pod on every node, over a ``SimulatedNode``;
+* ``kstate.node.heartbeat`` for leases and Ready conditions;
+* the abstract API of world.py, which checks writes with the api server's own
+  ``check_change`` / ``plan_delete``.
+
+Actions (their names are the trace a user reads):
+
+``Sync(rc)``, ``Endpoints(svc)``, ``NodeLifecycle``, ``GC``, ``Schedule(pod)``,
+``Kubelet(node, pod)``, ``NodeReady(node)`` — components doing one round of work, enabled
+only when that round would change something; ``Deliver(watcher, kind)`` — a watch event
+reaches a cache; ``Tick`` — time jumps to the next deadline (a heartbeat grace period, a
+toleration, a back-off, a grace period, an expectation TTL), reachable nodes renewing
+their leases on the way; faults within the scenario's bounds — ``Crash(node, container)``,
+``Partition(node)`` / ``Heal(node)``, ``RestartControllerManager``; and the user's script
+(``Scale``, ``DeletePod``, ``DeleteRC``, ``Cordon``, ``Drain``), in order.
+
+Components are weakly fair (a round that stays possible eventually happens), faults are
+not, and partitions heal fairly — so liveness is checked "once faults stop".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import attrs
+
+from kstate.api.frozen import FrozenDict
+from kstate.api.helpers import get_condition
+from kstate.api.lifecycle import DRAINING_ANNOTATION, pod_state, use_executor
+from kstate.api.meta import KubeObject
+from kstate.api.objects import Endpoints, Lease, Node, Pod, ReplicationController, Service
+from kstate.clock import parse_rfc3339
+from kstate.control import endpoints, gc, nodelifecycle, replication
+from kstate.control.commands import (
+    Bind,
+    Command,
+    Create,
+    Delete,
+    DeleteIfGone,
+    Evict,
+    Expect,
+    Record,
+    Remember,
+    Update,
+    follow_ups,
+)
+from kstate.control.expectations import Expectation
+from kstate.control.pods import is_active
+from kstate.control.taints import eviction_time
+from kstate.machines.pod import FINISHED_STATES, BackOffPolicy
+from kstate.node import podsync
+from kstate.node.heartbeat import renew_lease, report_ready
+from kstate.node.simulated import SimulatedNode
+from kstate.verify.checker import Model, Property
+from kstate.verify.system.world import (
+    WATCHES,
+    AbstractApi,
+    ControllerManager,
+    Kubelet,
+    Watcher,
+    World,
+    caught_up,
+    deliver,
+    key,
+    lease_of,
+    observe,
+)
+
+ReplicationFn = Callable[..., list[Command]]
+NodeLifecycleFn = Callable[..., list[Command]]
+ScheduleFn = Callable[[Pod, Sequence[Node], Sequence[Pod], float], list[Command]]
+
+#: Action families that are weakly fair: the system's own components, and healing.
+FAIR = ("Sync", "Endpoints", "NodeLifecycle", "GC", "Schedule", "Kubelet", "NodeReady",
+        "Deliver", "Tick", "Heal")
+
+
+@attrs.frozen
+class Settings:
+    """Knobs of the system model (a scenario sets them)."""
+
+    watch_lag: int = 1  # controller manager's caches: events that may be in flight
+    scheduler_lag: int = 0
+    kubelet_lag: int = 0
+    #: Time only passes once every cache has caught up: watch delivery is assumed far
+    #: faster than any timeout. False lets a timeout (say, an expectation's TTL) fire
+    #: while events are in flight — Kubernetes' documented over-creation window.
+    time_waits_for_watches: bool = True
+    grace_period: float = 40.0
+    backoff: BackOffPolicy = attrs.field(factory=BackOffPolicy)
+    replication: replication.ReplicationSettings = attrs.field(
+        factory=replication.ReplicationSettings)
+    node_lifecycle: nodelifecycle.NodeLifecycleSettings = attrs.field(
+        factory=nodelifecycle.NodeLifecycleSettings)
+
+
+class _Memo:
+    """Results of pure functions by their (hashable) arguments.
+
+    The reconcilers, the pod worker and the scheduler are pure, and most of a World's
+    components look the same in neighbouring states — so most calls repeat exactly.
+    Bounded: cleared when full (each worker process keeps its own).
+    """
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self.limit = limit
+        self._d: dict[Any, Any] = {}
+
+    def __call__(self, fn: Callable[..., Any], *args: Any) -> Any:
+        k = (fn, *args)
+        try:
+            return self._d[k]
+        except KeyError:
+            pass
+        if len(self._d) >= self.limit:
+            self._d.clear()
+        value = self._d[k] = fn(*args)
+        return value
+
+
+class SystemModel(Model[World]):
+    """A cluster scenario as a model. See the module docstring for the actions."""
+
+    def __init__(
+        self,
+        initial: World,
+        properties: Sequence[Property[World]] = (),
+        settings: Settings = Settings(),
+        *,
+        name: str = "system",
+        replication_fn: ReplicationFn = replication.reconcile,
+        nodelifecycle_fn: NodeLifecycleFn = nodelifecycle.reconcile,
+        schedule_fn: ScheduleFn | None = None,
+        symmetry: Any = None,
+    ) -> None:
+        from kstate.verify.system.scheduling import schedule_pod
+
+        self.name = name
+        self._initial = initial
+        self._properties = tuple(properties)
+        self.settings = settings
+        self.api = AbstractApi(settings.watch_lag, settings.scheduler_lag,
+                               settings.kubelet_lag)
+        self.replication_fn = replication_fn
+        self.nodelifecycle_fn = nodelifecycle_fn
+        self.schedule_fn = schedule_fn or schedule_pod
+        self._symmetry = symmetry
+        self._memo = _Memo()
+
+    # ------------------------------------------------------------------ Model API
+
+    def initial_states(self) -> Iterable[World]:
+        return [self._initial]
+
+    def properties(self) -> Sequence[Property[World]]:
+        return self._properties
+
+    def fairness(self) -> Sequence[str]:
+        return FAIR
+
+    def canonical(self, state: World) -> World:
+        return self._symmetry.canonical(state) if self._symmetry is not None else state
+
+    def terminal(self, state: World) -> bool:
+        return True  # a settled cluster has nothing to do: not a deadlock
+
+    def describe(self, state: World) -> Any:
+        from kstate.verify.system.render import describe
+
+        return describe(state)
+
+    def actions(self, w: World) -> list[tuple[str, World]]:
+        # The checker fires triggers through the compiled tables (a test proves they
+        # agree with the engine's transitions machines on every move).
+        with use_executor("compiled"):
+            return list(self._actions(w))
+
+    def _actions(self, w: World) -> Iterator[tuple[str, World]]:
+        yield from self._controller_manager(w)
+        yield from self._scheduler(w)
+        yield from self._kubelets(w)
+        yield from self._deliveries(w)
+        yield from self._tick(w)
+        yield from self._faults(w)
+        yield from self._user(w)
+
+    # ------------------------------------------------------------------ controllers
+
+    def _controller_manager(self, w: World) -> Iterator[tuple[str, World]]:
+        cache = w.cm.watcher
+        now = w.now
+        pods = [p for p in cache.objects("Pod") if isinstance(p, Pod)]
+        for rc in cache.objects("ReplicationController"):
+            assert isinstance(rc, ReplicationController)
+            k = replication.rc_key(rc)
+            view = replication.ReplicationView(
+                rc, tuple(p for p in pods if p.metadata.namespace == rc.metadata.namespace),
+                w.cm.expectations.get(k))
+            cmds = self._memo(self.replication_fn, view, now, self.settings.replication)
+            if cmds:
+                after = self.apply(w, cmds)
+                if any(isinstance(c, Create) for c in cmds):
+                    after = _check_overcreation(after, rc)
+                yield f"Sync({rc.metadata.name})", after
+        services = {s.metadata.name: s for s in cache.objects("Service")
+                    if isinstance(s, Service)}
+        eps = {e.metadata.name: e for e in cache.objects("Endpoints")
+               if isinstance(e, Endpoints)}
+        for name in sorted(set(services) | set(eps)):
+            svc = services.get(name)
+            ns = (svc or eps[name]).metadata.namespace
+            view_e = endpoints.EndpointsView(
+                ns, name, svc, tuple(p for p in pods if p.metadata.namespace == ns),
+                eps.get(name))
+            cmds = self._memo(endpoints.reconcile, view_e, now)
+            if cmds:
+                yield f"Endpoints({name})", self.apply(w, cmds)
+        leases = FrozenDict({lease.metadata.name: lease for lease in cache.objects("Lease")
+                             if isinstance(lease, Lease)})
+        nodes = tuple(n for n in cache.objects("Node") if isinstance(n, Node))
+        view_n = nodelifecycle.NodeLifecycleView(
+            nodes, leases, tuple(p for p in pods if p.spec.node_name),
+            w.cm.memory.get(nodelifecycle.LIMITER))
+        cmds = self._memo(self.nodelifecycle_fn, view_n, now, self.settings.node_lifecycle)
+        if cmds:
+            after = self.apply(w, cmds)
+            evicts = any(isinstance(c, Delete | Evict) and c.kind == "Pod"
+                         if isinstance(c, Delete) else isinstance(c, Evict) for c in cmds)
+            if evicts and nodelifecycle.full_disruption(w.nodes()):
+                after = after.with_flag(evicted_in_full_disruption=True)
+            yield "NodeLifecycle", after
+        owned: tuple[KubeObject, ...] = tuple(pods) + tuple(
+            cache.objects("ReplicationController"))
+        cmds = self._memo(gc.reconcile,
+                          gc.GCView(owned, frozenset(n.metadata.name for n in nodes)), now)
+        if cmds:
+            yield "GC", self.apply(w, cmds)
+
+    def _scheduler(self, w: World) -> Iterator[tuple[str, World]]:
+        cache = w.sched
+        nodes = [n for n in cache.objects("Node") if isinstance(n, Node)]
+        pods = [p for p in cache.objects("Pod") if isinstance(p, Pod)]
+        for pod in pods:
+            if pod.spec.node_name or pod.metadata.deletion_timestamp:
+                continue
+            decided = self._memo(self.schedule_fn, pod, tuple(nodes), tuple(pods), w.now)
+            cmds = [c for c in decided if not isinstance(c, Record)]
+            if cmds:
+                yield f"Schedule({pod.metadata.name})", self.apply(w, cmds)
+
+    # ------------------------------------------------------------------ applying
+
+    def apply(self, w: World, commands: Iterable[Command]) -> World:
+        """Execute a controller's commands in order against the abstract API."""
+        cm = w.cm
+        for cmd in commands:
+            if isinstance(cmd, Expect):
+                record = Expectation.expect(adds=cmd.adds, deletes=cmd.deletes, now=w.now)
+                cm = attrs.evolve(cm, expectations=cm.expectations.set(cmd.key, record))
+                w = attrs.evolve(w, cm=cm)
+                continue
+            if isinstance(cmd, Remember):
+                cm = attrs.evolve(cm, memory=cm.memory.set(cmd.key, cmd.value))
+                w = attrs.evolve(w, cm=cm)
+                continue
+            if isinstance(cmd, Record):
+                continue
+            w, result, name = self._api_call(w, cmd)
+            _, observed = follow_ups(cmd, result, name)  # type: ignore[arg-type]
+            if observed:
+                expectations = dict(w.cm.expectations)
+                for seen in observed:
+                    if seen.key in expectations:
+                        expectations[seen.key] = expectations[seen.key].observe(seen.what,
+                                                                                seen.pod)
+                w = attrs.evolve(w, cm=attrs.evolve(w.cm, expectations=FrozenDict(
+                    expectations)))
+            cm = w.cm
+        return w
+
+    def _api_call(self, w: World, cmd: Command) -> tuple[World, str, str]:
+        api = self.api
+        if isinstance(cmd, Create):
+            out = api.create(w, cmd.obj)
+            return out.world, out.result, out.obj.metadata.name if out.obj is not None else ""
+        if isinstance(cmd, Update):
+            out = api.update(w, cmd.obj, cmd.subresource)
+            return out.world, out.result, ""
+        if isinstance(cmd, Delete):
+            out = api.delete(w, cmd.kind, cmd.namespace, cmd.name, cmd.uid,
+                             cmd.grace_seconds, cmd.propagation)
+            return out.world, out.result, ""
+        if isinstance(cmd, Bind):
+            out = api.bind(w, cmd.namespace, cmd.name, cmd.uid, cmd.node)
+            return out.world, out.result, ""
+        if isinstance(cmd, Evict):
+            out = api.delete(w, "Pod", cmd.namespace, cmd.name, cmd.uid)
+            return out.world, out.result, ""
+        if isinstance(cmd, DeleteIfGone):
+            if api.exists(w, cmd.gone):
+                return w, "exists", ""
+            dep = cmd.dependent
+            out = api.delete(w, dep.kind, dep.namespace, dep.name, dep.uid,
+                             cmd.grace_seconds, cmd.propagation)
+            return out.world, out.result, ""
+        raise TypeError(f"unknown command {cmd!r}")
+
+    # ------------------------------------------------------------------ nodes
+
+    def _kubelets(self, w: World) -> Iterator[tuple[str, World]]:
+        for node_name, kubelet in w.kubelets.items():
+            if not kubelet.up:
+                continue
+            node = w.get(key("Node", "", node_name))
+            if isinstance(node, Node):
+                ready = report_ready(node, w.now)
+                if ready is not None:
+                    out = self.api.update(w, ready, "status")
+                    yield f"NodeReady({node_name})", out.world
+            mine = _own_pods(kubelet, node_name)
+            for uid in sorted(set(mine) | w.runtimes[node_name].pod_uids()):
+                pod = mine.get(uid)
+                after = self._pod_worker(w, node_name, uid)
+                if after is not None:
+                    label = pod.metadata.name if pod is not None else uid
+                    yield f"Kubelet({node_name}, {label})", after
+
+    def _pod_worker(self, w: World, node: str, uid: str) -> World | None:
+        """One pod worker step: its rounds up to and including the next store write.
+
+        Rounds that only touch the node's own runtime (create the sandbox, start a
+        container) are invisible to every other component, so they run atomically with
+        the round that reports them — Promela's ``atomic``; it keeps the interleavings
+        that other components can observe and drops the ones they cannot.
+        """
+        start = w
+        for _ in range(8):
+            kubelet = w.kubelets[node]
+            pod = _own_pods(kubelet, node).get(uid)
+            view = self._pod_view(node, uid, pod, kubelet, w.runtimes[node])
+            cmds = self._memo(podsync.sync, view, w.now, self.settings.backoff)
+            if not any(not isinstance(c, podsync.RequeueAt) for c in cmds):
+                break
+            w = self._run_pod(w, node, uid, cmds)
+            if any(isinstance(c, podsync.WriteStatus | podsync.FinishDelete) for c in cmds):
+                break
+        return w if w != start else None
+
+    def _pod_view(self, node: str, uid: str, pod: Pod | None, kubelet: Kubelet,
+                  runtime: SimulatedNode) -> podsync.PodSyncView:
+        prefix = uid + "/"
+        backoff = FrozenDict({k[len(prefix):]: v for k, v in kubelet.backoff.items()
+                              if k.startswith(prefix)})
+        return podsync.PodSyncView(
+            node=node, uid=uid, pod=pod, sandbox=runtime.sandbox(uid),
+            containers=runtime.of_pod(uid),
+            start_errors=kubelet.start_errors.get(uid, FrozenDict()),
+            backoff=backoff,
+        )
+
+    def _run_pod(self, w: World, node: str, uid: str,
+                 cmds: list[podsync.NodeCommand]) -> World:
+        runtime = w.runtimes[node]
+        kubelet = w.kubelets[node]
+        for cmd in cmds:
+            if isinstance(cmd, podsync.WriteStatus):
+                out = self.api.update(w, cmd.pod, "status")
+                w = out.world
+                if out.result != "ok":
+                    break  # stale cache: the next round starts from fresher data
+            elif isinstance(cmd, podsync.FinishDelete):
+                w = self.api.delete(w, "Pod", cmd.namespace, cmd.name, cmd.uid, 0).world
+            elif isinstance(cmd, podsync.RememberBackOff):
+                k = f"{uid}/{cmd.key}"
+                backoff = kubelet.backoff.without(k) if cmd.backoff is None else \
+                    kubelet.backoff.set(k, cmd.backoff)
+                kubelet = attrs.evolve(kubelet, backoff=backoff)
+            elif isinstance(cmd, podsync.ClearStartErrors):
+                kubelet = attrs.evolve(kubelet, start_errors=kubelet.start_errors.without(uid))
+            elif isinstance(cmd, podsync.RequeueAt):
+                continue
+            else:
+                if isinstance(cmd, podsync.StartContainer) and _finished(w, uid):
+                    w = w.with_flag(restarted_finished=True)
+                runtime, error = runtime.apply(cmd, w.now)
+                if isinstance(cmd, podsync.StartContainer):
+                    errors = kubelet.start_errors.get(uid, FrozenDict())
+                    errors = errors.set(cmd.spec.name, error) if error else \
+                        errors.without(cmd.spec.name)
+                    kubelet = attrs.evolve(kubelet, start_errors=kubelet.start_errors.set(
+                        uid, errors) if errors else kubelet.start_errors.without(uid))
+        # A kubelet's own writes can have queued events for itself: keep them.
+        kubelet = attrs.evolve(kubelet, watcher=w.kubelets[node].watcher)
+        return attrs.evolve(w, runtimes=w.runtimes.set(node, runtime),
+                            kubelets=w.kubelets.set(node, kubelet))
+
+    # ------------------------------------------------------------------ watches
+
+    def _deliveries(self, w: World) -> Iterator[tuple[str, World]]:
+        for kind in sorted(w.cm.watcher.pending):
+            watcher, event = deliver(w.cm.watcher, kind)
+            cm = observe(attrs.evolve(w.cm, watcher=watcher), [event])
+            yield f"Deliver(cm, {kind})", attrs.evolve(w, cm=cm)
+        for kind in sorted(w.sched.pending):
+            watcher, _ = deliver(w.sched, kind)
+            yield f"Deliver(scheduler, {kind})", attrs.evolve(w, sched=watcher)
+        for node, kubelet in w.kubelets.items():
+            if not kubelet.up:
+                continue
+            for kind in sorted(kubelet.watcher.pending):
+                watcher, _ = deliver(kubelet.watcher, kind)
+                kubelets = w.kubelets.set(node, attrs.evolve(kubelet, watcher=watcher))
+                yield f"Deliver({node}, {kind})", attrs.evolve(w, kubelets=kubelets)
+
+    # ------------------------------------------------------------------ time
+
+    def deadlines(self, w: World) -> list[float]:
+        """Future instants at which something happens by itself."""
+        now, out = w.now, []
+        grace = self.settings.node_lifecycle.grace_period
+        for name, kubelet in w.kubelets.items():
+            if not kubelet.up:
+                lease = lease_of(w, name)
+                renewed = parse_rfc3339(lease.spec.renew_time) if lease is not None and \
+                    lease.spec.renew_time else now
+                out.append(renewed + grace + 1)
+            for memo in kubelet.backoff.values():
+                out.append(memo.since + self.settings.backoff.delay(max(0, memo.count - 1)))
+        nodes = {n.metadata.name: n for n in w.nodes()}
+        for pod in w.pods():
+            node = nodes.get(pod.spec.node_name)
+            if node is not None:
+                due = eviction_time(pod.spec.tolerations, node.spec.taints)
+                if due is not None:
+                    out.append(due)
+            if pod.metadata.deletion_timestamp:
+                out.append(parse_rfc3339(pod.metadata.deletion_timestamp))
+        ttl = self.settings.replication.expectations_ttl
+        for record in w.cm.expectations.values():
+            if not record.fulfilled():
+                out.append(record.timestamp + ttl + 1)
+        last = w.cm.memory.get(nodelifecycle.LIMITER)
+        rate = self.settings.node_lifecycle.eviction_rate
+        if last is not None and rate > 0:
+            out.append(last + 1.0 / rate)
+        return sorted(t for t in out if t > now)
+
+    def _tick(self, w: World) -> Iterator[tuple[str, World]]:
+        if self.settings.time_waits_for_watches and (
+                w.cm.watcher.backlog() or w.sched.backlog()
+                or any(k.watcher.backlog() for k in w.kubelets.values() if k.up)):
+            return
+        future = self.deadlines(w)
+        if not future:
+            return
+        w = attrs.evolve(w, now=future[0])
+        for name, kubelet in sorted(w.kubelets.items()):
+            if kubelet.up:
+                w = self.api.put(w, renew_lease(lease_of(w, name), name, w.now))
+        # Heartbeats arrive as time passes, not after it: the renewals are in every
+        # cache before anyone acts on the new time.
+        watcher = w.cm.watcher
+        while "Lease" in watcher.pending:
+            watcher, _ = deliver(watcher, "Lease")
+        yield "Tick", attrs.evolve(w, cm=attrs.evolve(w.cm, watcher=watcher))
+
+    # ------------------------------------------------------------------ faults
+
+    def _faults(self, w: World) -> Iterator[tuple[str, World]]:
+        budget = w.budget
+        if budget.get("container_crash", 0) > 0:
+            for node, runtime in sorted(w.runtimes.items()):
+                for c in runtime.running():
+                    crashed = runtime.crash(c.id, 1, w.now)
+                    yield (f"Crash({node}, {c.id})",
+                           attrs.evolve(w, runtimes=w.runtimes.set(node, crashed),
+                                        budget=_spend(budget, "container_crash")))
+        if budget.get("node_partition", 0) > 0:
+            for node, kubelet in sorted(w.kubelets.items()):
+                if kubelet.up:
+                    cut = attrs.evolve(kubelet, up=False)
+                    yield (f"Partition({node})",
+                           attrs.evolve(w, kubelets=w.kubelets.set(node, cut),
+                                        budget=_spend(budget, "node_partition")))
+        for node, kubelet in sorted(w.kubelets.items()):
+            if not kubelet.up:
+                healed = attrs.evolve(kubelet, up=True,
+                                      watcher=caught_up(w.store, WATCHES["kubelet"]))
+                yield f"Heal({node})", attrs.evolve(w, kubelets=w.kubelets.set(node, healed))
+        if budget.get("controller_restart", 0) > 0:
+            fresh = ControllerManager(watcher=caught_up(w.store, WATCHES["cm"]))
+            yield ("RestartControllerManager",
+                   attrs.evolve(w, cm=fresh, budget=_spend(budget, "controller_restart")))
+
+    # ------------------------------------------------------------------ user
+
+    def _user(self, w: World) -> Iterator[tuple[str, World]]:
+        if not w.script:
+            return
+        step, rest = w.script[0], w.script[1:]
+        verb = step[0]
+        if verb == "scale":
+            _, name, replicas = step
+            rc = w.get(key("ReplicationController", "default", name))
+            if isinstance(rc, ReplicationController):
+                scaled = attrs.evolve(rc, spec=attrs.evolve(rc.spec, replicas=replicas))
+                out = self.api.update(w, scaled)
+                yield f"Scale({name}, {replicas})", attrs.evolve(out.world, script=rest)
+        elif verb == "delete_pod":
+            _, owner = step
+            for pod in sorted(w.pods(), key=lambda p: p.metadata.name):
+                ref = pod.metadata.owner_references
+                if ref and ref[0].name == owner and is_active(pod):
+                    out = self.api.delete(w, "Pod", "default", pod.metadata.name,
+                                          pod.metadata.uid)
+                    yield f"DeletePod({pod.metadata.name})", attrs.evolve(out.world,
+                                                                          script=rest)
+        elif verb == "delete_rc":
+            _, name, policy = step
+            out = self.api.delete(w, "ReplicationController", "default", name,
+                                  propagation=policy)
+            yield f"DeleteRC({name}, {policy})", attrs.evolve(out.world, script=rest)
+        elif verb in ("cordon", "drain"):
+            _, name = step
+            node = w.get(key("Node", "", name))
+            if isinstance(node, Node):
+                annotations = node.metadata.annotations
+                if verb == "drain":
+                    annotations = annotations.set(DRAINING_ANNOTATION, "true")
+                marked = attrs.evolve(
+                    node, metadata=attrs.evolve(node.metadata, annotations=annotations),
+                    spec=attrs.evolve(node.spec, unschedulable=True))
+                out = self.api.update(w, marked)
+                label = "Cordon" if verb == "cordon" else "Drain"
+                yield f"{label}({name})", attrs.evolve(out.world, script=rest)
+
+
+def _own_pods(kubelet: Kubelet, node: str) -> dict[str, Pod]:
+    return {p.metadata.uid: p for p in kubelet.watcher.objects("Pod")
+            if isinstance(p, Pod) and p.spec.node_name == node}
+
+
+def _spend(budget: FrozenDict[str, int], fault: str) -> FrozenDict[str, int]:
+    return budget.set(fault, budget[fault] - 1)
+
+
+def _finished(w: World, uid: str) -> bool:
+    for pod in w.pods():
+        if pod.metadata.uid == uid:
+            return pod_state(pod, w.now) in FINISHED_STATES
+    return False
+
+
+def _check_overcreation(w: World, acted_on: ReplicationController) -> World:
+    """After a sync that created pods: more active pods in the store than the replicas
+    the controller was acting on is over-creation (a stale view of its own pods).
+
+    Judged against the RC *as the controller saw it*: acting on a stale spec (a scale
+    it has not seen yet) is eventual consistency, not a bug — the next sync corrects it.
+    """
+    uid = acted_on.metadata.uid
+    active = sum(1 for p in w.pods()
+                 if is_active(p) and any(r.uid == uid for r in p.metadata.owner_references))
+    if active > replication.desired_replicas(acted_on):
+        return w.with_flag(overcreated=True)
+    return w
+
+
+def ready_condition(node: Node) -> str:
+    cond = get_condition(node.status.conditions, "Ready")
+    return cond.status if cond is not None else "Unknown"
+
+
+__all__ = ["FAIR", "Settings", "SystemModel", "Watcher", "ready_condition"]

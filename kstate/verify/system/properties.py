@@ -1,0 +1,243 @@
+"""The property library: what must hold of a cluster, named for scenarios to ask for.
+
+Where it sits: ``kstate.verify.system``; a scenario lists property names, ``build``
+turns them into checker ``Property`` values over ``World``. Each property is stated
+independently of the code it checks (a restatement, not a call into the reconciler it
+judges), and ``docs/verify.md`` explains each in one sentence.
+
+Safety (``always``): checked in every reachable state; history facts (an over-creation,
+an illegal write) are recorded by the abstract API as they happen (``World.flags``).
+Liveness (``converges``): under weak fairness of the system's components, once the
+user's script is done and every node is reachable again, the cluster settles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from kstate.api.helpers import selector_matches
+from kstate.api.lifecycle import pod_state
+from kstate.api.objects import Endpoints, ReplicationController, Service
+from kstate.control.pods import is_active
+from kstate.control.replication import (
+    ReplicationSettings,
+    ReplicationView,
+    desired_replicas,
+    rc_key,
+)
+from kstate.errors import ModelError
+from kstate.verify.checker import Property, always
+from kstate.verify.checker import converges as converges_to
+from kstate.verify.system.world import World
+
+Factory = Callable[["PropertyContext"], Property[World]]
+
+
+class PropertyContext:
+    """What a property may need beyond the state: the reconciler under test."""
+
+    def __init__(self, replication_fn: Callable[..., list[Any]],
+                 settings: ReplicationSettings | None = None) -> None:
+        self.replication_fn = replication_fn
+        self.settings = settings or ReplicationSettings()
+
+
+# --------------------------------------------------------------------------- safety
+
+
+def never_overcreates(_: PropertyContext) -> Property[World]:
+    """A replication sync that creates pods never leaves the RC with more active pods
+    than the replicas it was acting on (the stale-cache over-creation bug)."""
+    return always("never_overcreates", lambda w: not w.flags.overcreated)
+
+
+def legal_transitions(_: PropertyContext) -> Property[World]:
+    """Every write any component makes is a legal lifecycle-machine move."""
+    return always("legal_transitions", lambda w: not w.flags.illegal)
+
+
+def bound_once(_: PropertyContext) -> Property[World]:
+    """A pod, once bound to a node, is never bound to another."""
+    return always("bound_once", lambda w: not w.flags.rebound)
+
+
+def finished_never_restarts(_: PropertyContext) -> Property[World]:
+    """No container starts for a pod that has Succeeded or Failed."""
+    return always("finished_never_restarts", lambda w: not w.flags.restarted_finished)
+
+
+def _one_node_per_pod(w: World) -> bool:
+    where: dict[tuple[str, str], str] = {}
+    for node, runtime in w.runtimes.items():
+        names = {s.id: (s.namespace, s.name) for s in runtime.sandboxes}
+        for c in runtime.running():
+            pod = names.get(c.sandbox_id)
+            if pod is None:
+                continue
+            if where.setdefault(pod, node) != node:
+                return False
+    return True
+
+
+def no_pod_on_two_nodes(_: PropertyContext) -> Property[World]:
+    """A pod name never has running containers on two nodes at once."""
+    return always("no_pod_on_two_nodes", _one_node_per_pod)
+
+
+def no_mass_eviction(_: PropertyContext) -> Property[World]:
+    """The node lifecycle controller evicts no pod while every node looks down in the
+    store (the control plane, not the nodes, is the likelier fault)."""
+    return always("no_mass_eviction", lambda w: not w.flags.evicted_in_full_disruption)
+
+
+def _ready_matching(w: World, svc: Service) -> set[str]:
+    return {
+        p.metadata.name for p in w.pods()
+        if p.metadata.namespace == svc.metadata.namespace and svc.spec.selector
+        and selector_matches(svc.spec.selector, p.metadata.labels)
+        and pod_state(p, w.now) == "Ready" and p.status.pod_ip
+    }
+
+
+def _endpoint_names(ep: Endpoints) -> set[str]:
+    return {a.target_ref.name for s in ep.subsets for a in s.addresses if a.target_ref}
+
+
+def _endpoints_match(w: World) -> bool:
+    for svc in w.objects("Service"):
+        if not isinstance(svc, Service) or not svc.spec.selector:
+            continue
+        ep = w.get(f"Endpoints/{svc.metadata.namespace}/{svc.metadata.name}")
+        names = _endpoint_names(ep) if isinstance(ep, Endpoints) else set()
+        if names != _ready_matching(w, svc):
+            return False
+    return True
+
+
+def _settled_endpoints(w: World) -> bool:
+    """Endpoints list exactly the ready, matching pods — whenever the controller manager
+    has seen everything (its cache is the store) and has nothing left to write."""
+    if w.cm.watcher.backlog():
+        return True
+    return _endpoints_match(w) or _endpoint_writes_pending(w)
+
+
+def _endpoint_writes_pending(w: World) -> bool:
+    from kstate.control import endpoints as ep_controller
+
+    pods = tuple(p for p in w.pods())
+    for svc in w.objects("Service"):
+        if not isinstance(svc, Service):
+            continue
+        current = w.get(f"Endpoints/{svc.metadata.namespace}/{svc.metadata.name}")
+        view = ep_controller.EndpointsView(
+            svc.metadata.namespace, svc.metadata.name, svc, pods,
+            current if isinstance(current, Endpoints) else None)
+        if ep_controller.reconcile(view, w.now):
+            return True
+    return False
+
+
+def endpoints_ready_only(_: PropertyContext) -> Property[World]:
+    """Once the endpoints controller is idle on a current cache, each Service's ready
+    addresses are exactly its Ready, non-terminating, matching pods."""
+    return always("endpoints_ready_only", _settled_endpoints)
+
+
+def single_source_of_truth(ctx: PropertyContext) -> Property[World]:
+    """Memory only brakes: with a current cache, a controller's in-memory state
+    (expectations) never makes it do anything a freshly started one would not."""
+    def holds(w: World) -> bool:
+        if w.cm.watcher.backlog():
+            return True
+        pods = tuple(p for p in w.pods())
+        for rc in w.objects("ReplicationController"):
+            if not isinstance(rc, ReplicationController):
+                continue
+            mine = tuple(p for p in pods if p.metadata.namespace == rc.metadata.namespace)
+            with_memory = ctx.replication_fn(
+                ReplicationView(rc, mine, w.cm.expectations.get(rc_key(rc))), w.now,
+                ctx.settings)
+            fresh = ctx.replication_fn(ReplicationView(rc, mine, None), w.now, ctx.settings)
+            if not set(with_memory) <= set(fresh):
+                return False
+        return True
+    return always("single_source_of_truth", holds)
+
+
+# --------------------------------------------------------------------------- liveness
+
+
+def _calm(w: World) -> bool:
+    """Faults have stopped: the script is done and every node is reachable."""
+    return not w.script and all(k.up for k in w.kubelets.values())
+
+
+def _at_replicas(w: World) -> bool:
+    for rc in w.objects("ReplicationController"):
+        if not isinstance(rc, ReplicationController) or rc.metadata.deletion_timestamp:
+            continue
+        mine = [p for p in w.pods() if is_active(p)
+                and any(r.uid == rc.metadata.uid for r in p.metadata.owner_references)]
+        ready = [p for p in mine if pod_state(p, w.now) == "Ready"]
+        if len(mine) != desired_replicas(rc) or len(ready) != len(mine):
+            return False
+    return True
+
+
+def converges(_: PropertyContext) -> Property[World]:
+    """Once faults stop, every RC settles on exactly ``replicas`` Ready pods, for good."""
+    return _converges_to("converges", _at_replicas)
+
+
+def endpoints_converge(_: PropertyContext) -> Property[World]:
+    """Once faults stop, every Service's endpoints settle on its Ready matching pods."""
+    return _converges_to("endpoints_converge", _endpoints_match)
+
+
+def _converges_to(name: str, q: Callable[[World], bool]) -> Property[World]:
+    return converges_to(name, _calm, q)
+
+
+def _no_orphan_containers(w: World) -> bool:
+    bound = {(p.spec.node_name, p.metadata.uid) for p in w.pods()}
+    return all((node, c.pod_uid) in bound
+               for node, runtime in w.runtimes.items() for c in runtime.running())
+
+
+def no_orphans(_: PropertyContext) -> Property[World]:
+    """Once faults stop, every running container belongs to a pod in the store that is
+    bound to that node, for good."""
+    return _converges_to("no_orphans", _no_orphan_containers)
+
+
+LIBRARY: dict[str, Factory] = {
+    "never_overcreates": never_overcreates,
+    "legal_transitions": legal_transitions,
+    "bound_once": bound_once,
+    "finished_never_restarts": finished_never_restarts,
+    "no_pod_on_two_nodes": no_pod_on_two_nodes,
+    "no_mass_eviction": no_mass_eviction,
+    "endpoints_ready_only": endpoints_ready_only,
+    "single_source_of_truth": single_source_of_truth,
+    "converges": converges,
+    "endpoints_converge": endpoints_converge,
+    "no_orphans": no_orphans,
+}
+
+
+def build(names: Sequence[str], ctx: PropertyContext) -> list[Property[World]]:
+    """The named properties; an unknown name is a ``ModelError`` listing the library."""
+    out = []
+    for i, name in enumerate(names):
+        factory = LIBRARY.get(name)
+        if factory is None:
+            raise ModelError(
+                f"unknown property {name!r}; the library has: {', '.join(LIBRARY)}",
+                field=f"properties[{i}]")
+        out.append(factory(ctx))
+    return out
+
+
+__all__ = ["LIBRARY", "PropertyContext", "build"]

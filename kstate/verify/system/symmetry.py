@@ -1,0 +1,124 @@
+"""Symmetry over nodes: clusters that differ only by node names are one state.
+
+Where it sits: ``kstate.verify.system``; ``Scenario.model`` installs it as the model's
+``canonical``. Identical nodes are interchangeable — renaming them maps every behaviour
+to a behaviour — so the checker stores one World per renaming class.
+
+Renaming is structural: every string that *is* a node name (``spec.nodeName``, a Node's
+or Lease's name, a store key segment, a map key) is replaced, and every object is
+re-stamped with its content-addressed resourceVersion, so caches and store stay
+consistent. Properties never name a node, so they cannot tell renamed states apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from functools import cache, lru_cache
+from typing import Any, cast
+
+import attrs
+
+from kstate.api.frozen import FrozenDict
+from kstate.api.helpers import get_condition
+from kstate.api.lifecycle import pod_state
+from kstate.api.meta import KubeObject
+from kstate.api.objects import Node, Pod
+from kstate.verify.checker import Symmetry
+from kstate.verify.system.world import World, stamped
+
+
+def rename(value: Any, names: Mapping[str, str]) -> Any:
+    """``value`` with every node name replaced according to ``names``."""
+    return _rename(value, tuple(sorted(names.items())))
+
+
+@lru_cache(maxsize=500_000)
+def _renamed_object(value: Any, names: tuple[tuple[str, str], ...]) -> Any:
+    # Objects repeat across states (caches hold the store's objects; neighbouring
+    # states share most of them): rename each distinct one once.
+    return _rename_fields(value, names)
+
+
+def _rename(value: Any, names: tuple[tuple[str, str], ...]) -> Any:
+    if attrs.has(type(value)):
+        return _renamed_object(value, names)
+    return _rename_plain(value, names)
+
+
+def _rename_plain(value: Any, names: tuple[tuple[str, str], ...]) -> Any:
+    table = dict(names)
+    if isinstance(value, str):
+        if value in table:
+            return table[value]
+        if "/" in value:
+            parts = value.split("/")
+            if any(p in table for p in parts):
+                return "/".join(table.get(p, p) for p in parts)
+        return value
+    if isinstance(value, tuple):
+        return tuple(_rename(v, names) for v in value)
+    if isinstance(value, FrozenDict):
+        return FrozenDict({_rename(k, names): _rename(v, names) for k, v in value.items()})
+    if isinstance(value, frozenset):
+        return frozenset(_rename(v, names) for v in value)
+    return value
+
+
+def _rename_fields(value: Any, names: tuple[tuple[str, str], ...]) -> Any:
+    changes = {}
+    for f in _fields(cast(Hashable, type(value))):
+        old = getattr(value, f)
+        new = _rename(old, names)
+        if new is not old and new != old:
+            changes[f] = new
+    if not changes:
+        return value
+    renamed = attrs.evolve(value, **changes)
+    return stamped(renamed) if isinstance(renamed, KubeObject) else renamed
+
+
+@cache
+def _fields(cls: Hashable) -> tuple[str, ...]:
+    # init=False fields (caches) cannot be passed to evolve and carry no names.
+    return tuple(f.name for f in attrs.fields(cast(type, cls))
+                 if f.init and f.name != "json_order")
+
+
+def _signature(w: World, node: str) -> Any:
+    """How ``node`` looks in ``w`` without its name: a cheap, rename-invariant summary."""
+    obj = w.get(f"Node//{node}")
+    ready = get_condition(obj.status.conditions, "Ready") if isinstance(obj, Node) else None
+    pods = sorted(pod_state(p, w.now) for p in w.pods()
+                  if isinstance(p, Pod) and p.spec.node_name == node)
+    kubelet = w.kubelets.get(node)
+    runtime = w.runtimes.get(node)
+    return (
+        kubelet.up if kubelet is not None else None,
+        ready.status if ready is not None else "",
+        obj.spec.unschedulable if isinstance(obj, Node) else None,
+        tuple(sorted(t.key for t in obj.spec.taints)) if isinstance(obj, Node) else (),
+        tuple(pods),
+        len(runtime.containers) if runtime is not None else 0,
+        len(runtime.running()) if runtime is not None else 0,
+    )
+
+
+class NodeSymmetry:
+    """``canonical(world)``: the least renaming of interchangeable nodes."""
+
+    def __init__(self, nodes: Sequence[str]) -> None:
+        self._symmetry: Symmetry[World, str] = Symmetry(
+            tuple(nodes), self.permute, signature=_signature)
+
+    @staticmethod
+    def permute(w: World, names: Mapping[str, str]) -> World:
+        if all(k == v for k, v in names.items()):
+            return w
+        renamed: World = rename(w, names)
+        return renamed
+
+    def canonical(self, w: World) -> World:
+        return self._symmetry.canonical(w)
+
+
+__all__ = ["NodeSymmetry", "rename"]

@@ -1,0 +1,407 @@
+"""The abstract cluster the model checker explores: store, watch caches, nodes, time.
+
+Where it sits: ``kstate.verify.system``. ``SystemModel`` (model.py) moves a ``World``
+with actions; this module is the World value and the *abstract API*: what a write does
+to the store, who sees it and when. It mirrors the api server's rules by calling the same
+functions — ``kstate.api.lifecycle.check_change`` on every update (an illegal lifecycle
+move is refused and remembered as a violation) and ``plan_delete`` for every delete — so
+the checker and the engine disagree on nothing they share.
+
+Abstractions, each chosen to keep states few without hiding a bug class:
+
+* **resourceVersion is content-addressed** (a hash of the object without it). A
+  compare-and-swap succeeds exactly when the writer read the current content, and two
+  histories that end in the same objects are the same state.
+* **Watch caches lag.** Every write queues an event for each watcher; a ``Deliver``
+  action applies the oldest event of one (watcher, kind) queue, so caches may be stale
+  and kinds may arrive out of order — but each kind in order, as Kubernetes' watch
+  guarantees. A queue longer than the scenario's ``watch_lag`` is caught up inside the
+  write (bounded staleness).
+* **Names from generateName** are ``<prefix><n>`` with a global counter.
+* Events (``Record``) are not stored: they change nothing a controller reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from kstate.api.frozen import EMPTY, FrozenDict
+from kstate.api.helpers import set_condition
+from kstate.api.lifecycle import (
+    check_change,
+    finalized,
+    object_name,
+    plan_delete,
+)
+from kstate.api.meta import KubeObject, ObjectReference
+from kstate.api.objects import Lease, Node, Pod, PodCondition
+from kstate.clock import rfc3339
+from kstate.control.expectations import Expectation, Observation
+from kstate.errors import IllegalTransition
+from kstate.node.simulated import SimulatedNode
+
+Key = str  # "Kind/namespace/name" ("Kind//name" when cluster-scoped)
+
+#: Kinds each watcher follows (the informers of that component).
+WATCHES: dict[str, tuple[str, ...]] = {
+    "cm": ("Pod", "ReplicationController", "Service", "Endpoints", "Node", "Lease"),
+    "sched": ("Pod", "Node"),
+    "kubelet": ("Pod",),
+}
+
+
+def key(kind: str, namespace: str, name: str) -> Key:
+    return f"{kind}/{namespace}/{name}"
+
+
+def key_of(obj: KubeObject) -> Key:
+    return key(type(obj).__name__, obj.metadata.namespace, obj.metadata.name)
+
+
+def kind_of(k: Key) -> str:
+    return k.split("/", 1)[0]
+
+
+def content_version(obj: KubeObject) -> str:
+    """The content-addressed resourceVersion of ``obj``."""
+    bare = attrs.evolve(obj, metadata=attrs.evolve(obj.metadata, resource_version=""))
+    return format(hash(bare) & 0xFFFF_FFFF_FFFF, "x")
+
+
+def stamped(obj: KubeObject) -> KubeObject:
+    return attrs.evolve(obj, metadata=attrs.evolve(obj.metadata,
+                                                   resource_version=content_version(obj)))
+
+
+Change = tuple[Key, KubeObject | None]  # a watch event: the new object, or None (deleted)
+
+
+@attrs.frozen
+class Watcher:
+    """A component's informer cache and the events not yet delivered to it, per kind."""
+
+    cache: FrozenDict[Key, KubeObject] = EMPTY
+    pending: FrozenDict[str, tuple[Change, ...]] = EMPTY
+
+    def objects(self, kind: str) -> list[KubeObject]:
+        prefix = kind + "/"
+        return [o for k, o in self.cache.items() if k.startswith(prefix)]
+
+    def backlog(self) -> int:
+        return sum(len(q) for q in self.pending.values())
+
+
+@attrs.frozen
+class ControllerManager:
+    """The controller manager: one shared cache (as kube-controller-manager shares its
+    informers) and its in-memory state — lost on restart."""
+
+    watcher: Watcher = Watcher()
+    expectations: FrozenDict[str, Expectation] = EMPTY
+    memory: FrozenDict[str, float] = EMPTY
+
+
+@attrs.frozen
+class Kubelet:
+    """One node's agent: reachable or not, its cache of pods, its back-off memory."""
+
+    up: bool = True  # False while partitioned from the control plane or crashed
+    watcher: Watcher = Watcher()
+    backoff: FrozenDict[str, Any] = EMPTY  # "uid/container" -> podsync.BackOff
+    start_errors: FrozenDict[str, FrozenDict[str, str]] = EMPTY  # uid -> name -> reason
+
+
+@attrs.frozen
+class Flags:
+    """History facts the properties read (auxiliary variables, as in TLA+)."""
+
+    overcreated: bool = False  # an RC's create left more active pods than replicas
+    illegal: str = ""  # the first write refused as an illegal lifecycle move
+    rebound: bool = False  # a bound pod's node changed
+    restarted_finished: bool = False  # a container started for a finished pod
+    evicted_in_full_disruption: bool = False  # a pod deleted while every node was down
+
+
+@attrs.frozen
+class World:
+    store: FrozenDict[Key, KubeObject]
+    now: float
+    cm: ControllerManager = ControllerManager()
+    sched: Watcher = Watcher()
+    kubelets: FrozenDict[str, Kubelet] = EMPTY
+    runtimes: FrozenDict[str, SimulatedNode] = EMPTY
+    budget: FrozenDict[str, int] = EMPTY  # faults left, by fault name
+    script: tuple[Any, ...] = ()  # user steps still to come, in order
+    seq: int = 0  # generateName counter
+    flags: Flags = Flags()
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, k: Key) -> KubeObject | None:
+        return self.store.get(k)
+
+    def objects(self, kind: str) -> list[KubeObject]:
+        prefix = kind + "/"
+        return [o for k, o in self.store.items() if k.startswith(prefix)]
+
+    def pods(self) -> list[Pod]:
+        return [o for o in self.objects("Pod") if isinstance(o, Pod)]
+
+    def nodes(self) -> list[Node]:
+        return [o for o in self.objects("Node") if isinstance(o, Node)]
+
+    def with_flag(self, **changes: Any) -> World:
+        current = self.flags
+        # Keep the first illegal write: later ones would only churn the state.
+        if "illegal" in changes and current.illegal:
+            del changes["illegal"]
+        return attrs.evolve(self, flags=attrs.evolve(current, **changes))
+
+
+# ----------------------------------------------------------------------- watchers
+
+
+Delivered = tuple[Change, "KubeObject | None"]  # an event and the cached object it replaced
+
+
+def _enqueue(w: Watcher, change: Change, limit: int) -> tuple[Watcher, list[Delivered]]:
+    """Queue ``change``; if the queue overflows ``limit``, deliver its head now."""
+    kind = kind_of(change[0])
+    queue = (*w.pending.get(kind, ()), change)
+    delivered: list[Delivered] = []
+    cache = w.cache
+    while len(queue) > limit:
+        head, queue = queue[0], queue[1:]
+        delivered.append((head, cache.get(head[0])))
+        cache = _apply_change(cache, head)
+    pending = w.pending.merge({kind: queue}) if queue else w.pending.without(kind)
+    return Watcher(cache, pending), delivered
+
+
+def _apply_change(
+    cache: FrozenDict[Key, KubeObject], change: Change
+) -> FrozenDict[Key, KubeObject]:
+    k, obj = change
+    return cache.set(k, obj) if obj is not None else cache.without(k)
+
+
+def deliver(w: Watcher, kind: str) -> tuple[Watcher, Delivered]:
+    """Apply the oldest pending event of ``kind`` to the cache."""
+    queue = w.pending[kind]
+    head, rest = queue[0], queue[1:]
+    pending = w.pending.merge({kind: rest}) if rest else w.pending.without(kind)
+    return Watcher(_apply_change(w.cache, head), pending), (head, w.cache.get(head[0]))
+
+
+def caught_up(store: Mapping[Key, KubeObject], kinds: Iterable[str]) -> Watcher:
+    """A fresh list: the cache equals the store for ``kinds``, nothing pending."""
+    wanted = tuple(kinds)
+    return Watcher(FrozenDict({k: o for k, o in store.items() if kind_of(k) in wanted}))
+
+
+def replication_observations(change: Change, before: KubeObject | None,
+                             rcs: Iterable[KubeObject]) -> list[Observation]:
+    """What a pod event tells the replication controller's expectations."""
+    from kstate.control.replication import pod_event
+
+    k, obj = change
+    if kind_of(k) != "Pod":
+        return []
+    old = before if isinstance(before, Pod) else None
+    new = obj if isinstance(obj, Pod) else None
+    if old is None and new is None:
+        return []
+    observed, _ = pod_event(old, new, [r for r in rcs])  # type: ignore[misc]
+    return observed
+
+
+# ----------------------------------------------------------------------- api
+
+
+@attrs.frozen
+class Outcome:
+    world: World
+    result: str  # "ok", "conflict", "not_found", "exists", "invalid"
+    obj: KubeObject | None = None
+
+
+class AbstractApi:
+    """Writes to the World's store with the api server's semantics, then fan-out."""
+
+    def __init__(self, watch_lag: int, scheduler_lag: int = 0, kubelet_lag: int = 0) -> None:
+        self.watch_lag = watch_lag  # the controller manager's caches
+        self.scheduler_lag = scheduler_lag
+        self.kubelet_lag = kubelet_lag
+
+    # -------------------------------------------------------------- plumbing
+
+    def _commit(self, world: World, k: Key, obj: KubeObject | None) -> World:
+        before = world.store
+        store = world.store.set(k, obj) if obj is not None else world.store.without(k)
+        world = attrs.evolve(world, store=store)
+        return self._fan_out(world, (k, obj), before)
+
+    def _fan_out(self, world: World, change: Change,
+                 world_before: Mapping[Key, KubeObject] | None = None) -> World:
+        kind = kind_of(change[0])
+        cm = world.cm
+        if kind in WATCHES["cm"]:
+            watcher, delivered = _enqueue(cm.watcher, change, self.watch_lag)
+            cm = observe(attrs.evolve(cm, watcher=watcher), delivered)
+        sched = world.sched
+        if kind in WATCHES["sched"]:
+            sched, _ = _enqueue(sched, change, self.scheduler_lag)
+        kubelets = world.kubelets
+        if kind in WATCHES["kubelet"]:
+            # A kubelet watches only the pods bound to it (field selector
+            # spec.nodeName=<node>): an event reaches it when the pod is, or was, its own.
+            old = world_before.get(change[0]) if world_before is not None else None
+            updated = {}
+            for name, kl in kubelets.items():
+                if kl.up and (_on(change[1], name) or _on(old, name)
+                              or change[0] in kl.watcher.cache):
+                    watcher, _ = _enqueue(kl.watcher, change, self.kubelet_lag)
+                    updated[name] = attrs.evolve(kl, watcher=watcher)
+            kubelets = kubelets.merge(updated)
+        return attrs.evolve(world, cm=cm, sched=sched, kubelets=kubelets)
+
+    # -------------------------------------------------------------- verbs
+
+    def create(self, world: World, obj: KubeObject) -> Outcome:
+        meta = obj.metadata
+        seq = world.seq
+        name = meta.name
+        if not name:
+            name = f"{meta.generate_name}{seq}"
+            seq += 1
+        k = key(type(obj).__name__, meta.namespace, name)
+        if k in world.store:
+            return Outcome(world, "exists")
+        meta = attrs.evolve(meta, name=name, uid=meta.uid or f"uid-{name}",
+                            creation_timestamp=meta.creation_timestamp or rfc3339(world.now),
+                            generation=meta.generation or 1)
+        created = attrs.evolve(obj, metadata=meta)
+        if isinstance(created, Pod):
+            from kstate.api.defaults import add_default_tolerations
+
+            created = add_default_tolerations(created)
+            if not created.status.phase:
+                created = attrs.evolve(created, status=attrs.evolve(created.status,
+                                                                    phase="Pending"))
+        created = stamped(created)
+        world = attrs.evolve(world, seq=seq)
+        return Outcome(self._commit(world, k, created), "ok", created)
+
+    def update(self, world: World, obj: KubeObject, subresource: str = "") -> Outcome:
+        k = key_of(obj)
+        current = world.get(k)
+        if current is None:
+            return Outcome(world, "not_found")
+        if current.metadata.resource_version != obj.metadata.resource_version:
+            return Outcome(world, "conflict")
+        new = _merge_write(current, obj, subresource)
+        try:
+            check_change(current, new, world.now)
+        except IllegalTransition as err:
+            return Outcome(world.with_flag(illegal=str(err)), "invalid")
+        if isinstance(current, Pod) and isinstance(new, Pod) and \
+                current.spec.node_name and new.spec.node_name != current.spec.node_name:
+            return Outcome(world.with_flag(rebound=True), "invalid")
+        if finalized(new):
+            return Outcome(self._commit(world, k, None), "ok")
+        new = stamped(new)
+        if new == current:
+            return Outcome(world, "ok", current)
+        return Outcome(self._commit(world, k, new), "ok", new)
+
+    def delete(self, world: World, kind: str, namespace: str, name: str, uid: str = "",
+               grace: int | None = None, propagation: str | None = None) -> Outcome:
+        k = key(kind, namespace, name)
+        current = world.get(k)
+        if current is None:
+            return Outcome(world, "not_found")
+        if uid and current.metadata.uid != uid:
+            return Outcome(world, "conflict")
+        plan = plan_delete(current, world.now, grace, propagation)
+        if plan.remove:
+            return Outcome(self._commit(world, k, None), "ok")
+        if plan.updated is None:
+            return Outcome(world, "ok", current)
+        updated = stamped(plan.updated)
+        return Outcome(self._commit(world, k, updated), "ok", updated)
+
+    def bind(self, world: World, namespace: str, name: str, uid: str, node: str) -> Outcome:
+        k = key("Pod", namespace, name)
+        pod = world.get(k)
+        if not isinstance(pod, Pod) or (uid and pod.metadata.uid != uid):
+            return Outcome(world, "not_found")
+        if pod.spec.node_name:
+            return Outcome(world, "conflict")
+        scheduled = PodCondition(type="PodScheduled", status="True",
+                                 last_transition_time=rfc3339(world.now))
+        bound = attrs.evolve(
+            pod, spec=attrs.evolve(pod.spec, node_name=node),
+            status=attrs.evolve(pod.status, conditions=set_condition(pod.status.conditions,
+                                                                     scheduled)))
+        try:
+            check_change(pod, bound, world.now)
+        except IllegalTransition as err:
+            return Outcome(world.with_flag(illegal=str(err)), "invalid")
+        stored = stamped(bound)
+        return Outcome(self._commit(world, k, stored), "ok", stored)
+
+    def exists(self, world: World, ref: ObjectReference) -> bool:
+        """The live read behind ``DeleteIfGone``: is the referenced object there?"""
+        k = key(ref.kind, ref.namespace if ref.kind != "Node" else "", ref.name)
+        obj = world.get(k)
+        return obj is not None and (not ref.uid or obj.metadata.uid == ref.uid)
+
+    def put(self, world: World, obj: KubeObject) -> World:
+        """An unconditional write by a component that owns the object (leases)."""
+        return self._commit(world, key_of(obj), stamped(obj))
+
+
+def _on(obj: KubeObject | None, node: str) -> bool:
+    return isinstance(obj, Pod) and obj.spec.node_name == node
+
+
+def _merge_write(current: KubeObject, written: KubeObject, subresource: str) -> KubeObject:
+    """A write of the main resource keeps the stored status; a status write keeps the
+    stored spec and metadata (Kubernetes' subresource rules); spec changes bump
+    ``generation``."""
+    has_status = hasattr(current, "status")
+    if subresource == "status":
+        if not has_status:
+            return current
+        return attrs.evolve(current, **{"status": getattr(written, "status")})  # noqa: B009
+    new = attrs.evolve(written, **{"status": getattr(current, "status")}) if has_status \
+        else written  # noqa: B009
+    if hasattr(current, "spec") and getattr(current, "spec") != getattr(new, "spec"):  # noqa: B009
+        meta = attrs.evolve(new.metadata, generation=current.metadata.generation + 1)
+        new = attrs.evolve(new, metadata=meta)
+    return new
+
+
+def observe(cm: ControllerManager, delivered: Iterable[Delivered]) -> ControllerManager:
+    """Run the replication controller's watch handler on events its cache just took in."""
+    expectations = dict(cm.expectations)
+    rcs = cm.watcher.objects("ReplicationController")
+    for change, before in delivered:
+        for seen in replication_observations(change, before, rcs):
+            record = expectations.get(seen.key)
+            if record is not None:
+                expectations[seen.key] = record.observe(seen.what, seen.pod)
+    return attrs.evolve(cm, expectations=FrozenDict(expectations))
+
+
+def lease_of(world: World, node: str) -> Lease | None:
+    obj = world.get(key("Lease", "kube-node-lease", node))
+    return obj if isinstance(obj, Lease) else None
+
+
+__all__ = ["WATCHES", "AbstractApi", "ControllerManager", "Flags", "Kubelet", "Outcome",
+           "Watcher", "World", "caught_up", "content_version", "deliver", "key", "key_of",
+           "kind_of", "lease_of", "object_name", "observe"]

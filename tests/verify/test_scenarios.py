@@ -1,0 +1,115 @@
+"""The shipped scenarios: verdicts and pinned state counts (a lifecycle or reconciler
+change shows up here as a changed count — review it like a golden file), the CLI's exit
+codes, and clear errors for bad scenarios."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kstate.errors import ModelError
+from kstate.verify.checker import Kind, check
+from kstate.verify.system import load_scenario, parse_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = ROOT / "specs" / "scenarios"
+
+#: scenario -> (max depth for the test run, distinct states, states generated).
+#: ``None`` depth: exhaustive.
+PINNED: dict[str, tuple[int | None, int, int]] = {
+    "stale-cache": (None, 614, 2089),
+    "controller-restart": (None, 1691, 6265),
+    "crash-loop": (None, 356, 862),
+    "node-partition": (14, 7438, 20607),
+    "quickstart": (8, 2623, 17135),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_shipped_scenario_counts_and_verdicts(name: str) -> None:
+    depth, distinct, generated = PINNED[name]
+    scenario = load_scenario(SCENARIOS / f"{name}.yaml")
+    model = scenario.model()
+    liveness = any(Kind(p.kind).liveness for p in model.properties())
+    result = check(model, symmetry=not liveness, max_depth=depth)
+    assert not [p.name for p in result.properties if p.verdict.failed]
+    expected = "holds" if depth is None else "bounded"
+    assert {p.verdict.value for p in result.properties} == {expected}
+    assert (result.distinct_states, result.states_generated) == (distinct, generated), (
+        f"{name}: the state space changed; if intended, re-pin it")
+
+
+def test_every_shipped_scenario_loads() -> None:
+    for path in SCENARIOS.glob("*.yaml"):
+        load_scenario(path).model()
+
+
+@pytest.mark.parametrize(("data", "field", "message"), [
+    ({"nodes": 0}, "nodes", "must be >= 1"),
+    ({"nodes": "two"}, "nodes", "expected a list"),
+    ({"faults": {"node_crash": 1}}, "faults.node_crash", "unknown fault 'node_crash'"),
+    ({"faults": {"container_crash": -1}}, "faults.container_crash", "must be >= 0"),
+    ({"properties": ["eventually_happy"]}, "properties[0]", "unknown property"),
+    ({"replication_controllers": [{"name": "web", "replicas": "3"}]},
+     "replication_controllers[0].replicas", "expected an integer"),
+    ({"script": [{"explode": {}}]}, "script[0]", "unknown step 'explode'"),
+    ({"script": [{"scale": {"rc": "nope", "replicas": 2}}]}, "script[0].scale.rc", "no RC"),
+    ({"bounds": {"max_depth": 0}}, "bounds.max_depth", "must be >= 1"),
+    ({"bounds": {"timeout": "soon"}}, "bounds.timeout", "positive number"),
+    ({"services": ["db"]}, "services[0]", "no RC has that name"),
+    ({"colour": "blue"}, "colour", "unknown field"),
+])
+def test_bad_scenarios_name_the_field(data: dict[str, Any], field: str, message: str) -> None:
+    with pytest.raises(ModelError) as info:
+        parse_scenario({"replication_controllers": [{"name": "web", "replicas": 1}], **data})
+    assert info.value.field == field
+    assert message in str(info.value)
+
+
+def kstate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kstate.cli", *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300, check=False)
+
+
+def test_cli_exit_codes_summary_and_json(tmp_path: Path) -> None:
+    done = kstate("verify", str(SCENARIOS / "crash-loop.yaml"))
+    assert done.returncode == 0, done.stderr
+    assert "PROPERTY" in done.stdout and "HOLDS" in done.stdout
+    done = kstate("verify", str(SCENARIOS / "crash-loop.yaml"), "--json")
+    result = json.loads(done.stdout)
+    assert result["distinctStates"] == PINNED["crash-loop"][1]
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nfaults: {meteor: 1}\n")
+    done = kstate("verify", str(bad))
+    assert done.returncode == 2
+    assert "faults.meteor" in done.stderr and "Traceback" not in done.stderr
+    bad.write_text("name: [unclosed\n")
+    done = kstate("verify", str(bad))
+    assert done.returncode == 2 and "invalid YAML" in done.stderr
+    done = kstate("verify", str(tmp_path / "missing.yaml"))
+    assert done.returncode == 2 and "cannot read scenario" in done.stderr
+
+
+def test_cli_prints_and_draws_a_counterexample(tmp_path: Path) -> None:
+    """Cordoning the only node, then scaling up: the new pod can never be scheduled, so
+    the RC cannot converge — a real liveness counterexample (a lasso that stutters)."""
+    scenario = tmp_path / "cordoned.yaml"
+    scenario.write_text(
+        "name: cordoned\nnodes: 1\nreplication_controllers: [{name: web, replicas: 1}]\n"
+        "watch_lag: 0\nproperties: [converges, never_overcreates]\n"
+        "script: [{cordon: node-1}, {scale: {rc: web, replicas: 2}}]\n")
+    graph = tmp_path / "trace.dot"
+    done = kstate("verify", str(scenario), "--trace-graph", str(graph))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "counterexample for converges (converges):" in done.stdout
+    assert "Cordon(node-1)" in done.stdout and "Scale(web, 2)" in done.stdout
+    assert "it stays here forever" in done.stdout
+    assert "VIOLATED" in done.stdout and "HOLDS" in done.stdout
+    dot = graph.read_text()
+    assert dot.startswith("digraph trace") and "Cordon(node-1)" in dot

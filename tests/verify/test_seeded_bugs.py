@@ -1,0 +1,66 @@
+"""Seeded bugs: replace a reconciler with a plausible broken variant and the checker must
+find the classic failure — shortest, as a readable trace — while the real one passes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+
+from kstate.control import nodelifecycle, replication
+from kstate.verify import report
+from kstate.verify.checker import check
+from kstate.verify.system import load_scenario
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "specs" / "scenarios"
+
+
+def without_expectations(view: replication.ReplicationView, now: float,
+                         settings: replication.ReplicationSettings) -> list:  # type: ignore[type-arg]
+    """The replication controller as if it never remembered its own creations."""
+    return replication.reconcile(attrs.evolve(view, expectation=None), now, settings)
+
+
+def evicting_in_full_disruption(view: nodelifecycle.NodeLifecycleView, now: float,
+                                settings: nodelifecycle.NodeLifecycleSettings) -> list:  # type: ignore[type-arg]
+    """The node lifecycle controller without Kubernetes' "whole cluster down" rule."""
+    return nodelifecycle.reconcile(view, now,
+                                   attrs.evolve(settings, spare_full_disruption=False))
+
+
+def test_missing_expectations_over_create_and_the_real_controller_does_not() -> None:
+    scenario = load_scenario(SCENARIOS / "stale-cache.yaml")
+    # Without expectations the RC churns pods forever (an infinite space): stop at the
+    # first violation, which BFS reaches at its shortest depth.
+    broken = check(scenario.model(replication_fn=without_expectations, symmetry=False),
+                   symmetry=False, stop="first-violation", max_depth=10)
+    prop = broken.property("never_overcreates")
+    assert prop.verdict.value == "violated"
+    actions = [s.action for s in prop.trace]
+    # BFS gives the shortest story: sync, one creation seen, sync again on the stale cache.
+    assert actions[0] == "<init>" and actions[1] == "Sync(web)" and actions[-1] == "Sync(web)"
+    assert len(actions) <= 5
+    text = report.trace_text(prop)
+    assert "counterexample for never_overcreates" in text and "overcreated: True" in text
+
+    real = check(scenario.model(symmetry=False), symmetry=False)
+    assert real.property("never_overcreates").verdict.value == "holds"
+    assert real.complete
+
+
+def test_evicting_when_the_whole_cluster_looks_down_is_found() -> None:
+    scenario = load_scenario(SCENARIOS / "full-disruption.yaml")
+    broken = check(scenario.model(nodelifecycle_fn=evicting_in_full_disruption),
+                   stop="first-violation", max_depth=12)
+    prop = broken.property("no_mass_eviction")
+    assert prop.verdict.value == "violated"
+    actions = [s.action for s in prop.trace]
+    assert actions.count("Partition(node-1)") + actions.count("Partition(node-2)") == 2
+    assert "Tick" in actions and "NodeLifecycle" in actions
+
+    # The real controller: no eviction in the same bounded space (depth 12 covers the
+    # whole story above, in every interleaving).
+    real = check(scenario.model(), max_depth=12)
+    assert real.property("no_mass_eviction").verdict.value in ("holds", "bounded")
+    assert not real.property("no_mass_eviction").trace
