@@ -103,13 +103,9 @@ def _cmd_apiserver(args: argparse.Namespace) -> int:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    import logging
-
     from kstate.daemon import Daemon, DaemonConfig, run_daemon
 
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("transitions").setLevel(logging.WARNING)  # one line per move
+    _logging(args.verbose)
     config = DaemonConfig(
         data_dir=Path(args.data_dir), store=args.store or "", listen=args.listen,
         insecure_http=args.insecure_http, runtime=args.runtime, nodes=args.nodes,
@@ -131,6 +127,48 @@ def _cmd_down(args: argparse.Namespace) -> int:
         return 0
     print(f"no kstate daemon runs from {args.data_dir}", file=sys.stderr)
     return 1
+
+
+# --------------------------------------------------------------------------- components
+
+
+def _logging(verbose: bool) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("transitions").setLevel(logging.WARNING)  # one line per move
+
+
+def _cmd_controller_manager(args: argparse.Namespace) -> int:
+    from kstate.control.manager import ControllerManager
+    from kstate.daemon import run_component
+
+    _logging(args.verbose)
+    return run_component(args.kubeconfig, ControllerManager)
+
+
+def _cmd_scheduler(args: argparse.Namespace) -> int:
+    from kstate.control.schedulerd import Scheduler
+    from kstate.daemon import run_component
+
+    _logging(args.verbose)
+    return run_component(args.kubeconfig, Scheduler)
+
+
+def _cmd_node(args: argparse.Namespace) -> int:
+    from kstate.daemon import run_component
+    from kstate.node.agent import AgentOptions, NodeAgent
+    from kstate.runtime import open_runtime
+
+    _logging(args.verbose)
+
+    def build(client: Any, clock: Any) -> NodeAgent:
+        runtime = open_runtime(args.runtime, clock=clock)
+        return NodeAgent(client, runtime, args.name, clock,
+                         AgentOptions(server_port=args.port, internal_ip=args.address))
+
+    return run_component(args.kubeconfig, build)
 
 
 # --------------------------------------------------------------------------- image
@@ -305,6 +343,27 @@ def build_parser() -> argparse.ArgumentParser:
     down = sub.add_parser("down", help="stop the daemon started by 'kstate up'")
     down.add_argument("--data-dir", default="kstate-data", metavar="DIR")
     down.set_defaults(handler=_cmd_down)
+
+    for name, handler, text in (
+        ("controller-manager", _cmd_controller_manager,
+         "replication, endpoints, node lifecycle and garbage collection controllers"),
+        ("scheduler", _cmd_scheduler, "the scheduler"),
+        ("node", _cmd_node, "a node agent (kubelet) driving a container runtime"),
+    ):
+        component = sub.add_parser(name, help=f"run {text} against an API server",
+                                   description=f"Run {text} standalone, against the API "
+                                   "server of a kubeconfig (e.g. kstate-data/admin.kubeconfig).")
+        component.add_argument("--kubeconfig", default="kstate-data/admin.kubeconfig",
+                               metavar="FILE")
+        component.add_argument("-v", "--verbose", action="store_true")
+        if name == "node":
+            component.add_argument("--name", required=True, help="the Node's name")
+            component.add_argument("--runtime", choices=("docker", "fake"), default="docker")
+            component.add_argument("--address", default="127.0.0.1",
+                                   help="the node's InternalIP")
+            component.add_argument("--port", type=int, default=10250,
+                                   help="the agent's log endpoint (0: any free port)")
+        component.set_defaults(handler=handler)
 
     image = sub.add_parser("image", help="local container images (no registry needed)",
                            description="Build the images the quick start runs.")

@@ -24,6 +24,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -161,6 +162,34 @@ async def apply_manifests(client: ApiClient, path: str) -> list[str]:
 # ----------------------------------------------------------------------- processes
 
 
+def run_component(kubeconfig: str, build: Callable[[ApiClient, Clock], Any]) -> int:
+    """Run one component (controller manager, scheduler, node agent) standalone against a
+    remote API server until SIGINT/SIGTERM — the same objects the daemon embeds, over
+    ``HttpClient`` instead of ``LocalClient``."""
+    from kstate.api.client import HttpClient
+
+    async def serve() -> int:
+        client = HttpClient.from_kubeconfig(kubeconfig)
+        clock = RealClock()
+        component = build(client, clock)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await component.start()
+            print(f"{type(component).__name__} running against {kubeconfig}", flush=True)
+            await stop.wait()
+        finally:
+            with contextlib.suppress(Exception):
+                await component.stop()
+            await client.close()
+        return 0
+
+    return asyncio.run(serve())
+
+
+
 def run_daemon(config: DaemonConfig, ready: Callable[[Daemon], None] | None = None) -> int:
     """Run until SIGINT/SIGTERM; the pid file lets ``kstate down`` find us."""
     pid_file = config.data_dir / PID_FILE
@@ -227,4 +256,5 @@ def _alive(pid: int) -> bool:
     return True
 
 
-__all__ = ["Daemon", "DaemonConfig", "apply_manifests", "run_daemon", "stop_daemon"]
+__all__ = ["Daemon", "DaemonConfig", "apply_manifests", "run_component", "run_daemon",
+           "stop_daemon"]
