@@ -109,7 +109,9 @@ def _cmd_up(args: argparse.Namespace) -> int:
     config = DaemonConfig(
         data_dir=Path(args.data_dir), store=args.store or "", listen=args.listen,
         insecure_http=args.insecure_http, runtime=args.runtime, nodes=args.nodes,
-        node_port_address=args.node_port_address, apply=tuple(args.apply or ()))
+        node_port_address=args.node_port_address, apply=tuple(args.apply or ()),
+        node_name=args.node_name, backoff_initial=args.backoff_initial,
+        backoff_cap=args.backoff_cap)
 
     def ready(daemon: Daemon) -> None:
         print(f"kstate is up: API server {daemon.url}")
@@ -337,6 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="where NodePort services listen")
     up.add_argument("--apply", action="append", metavar="FILE|DIR",
                     help="create or update these manifests once up (repeatable)")
+    up.add_argument("--node-name", default="node-1", help="the Docker node's name")
+    up.add_argument("--backoff-initial", type=float, default=10.0, metavar="S",
+                    help="crash-loop back-off after the first restart (Kubernetes: 10 s)")
+    up.add_argument("--backoff-cap", type=float, default=300.0, metavar="S",
+                    help="longest crash-loop back-off (Kubernetes: 300 s)")
     up.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     up.set_defaults(handler=_cmd_up)
 

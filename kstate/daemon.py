@@ -55,6 +55,8 @@ class DaemonConfig:
     node_name: str = "node-1"
     node_port_address: str = "0.0.0.0"
     apply: tuple[str, ...] = ()
+    backoff_initial: float = 10.0  # crash-loop back-off: first non-immediate delay
+    backoff_cap: float = 300.0
 
 
 class Daemon:
@@ -109,13 +111,15 @@ class Daemon:
             return ""
         if cfg.runtime != "docker":
             raise UsageError(f"--runtime {cfg.runtime!r}: choose docker or fake")
+        from kstate.machines.pod import BackOffPolicy
         from kstate.node.agent import AgentOptions, NodeAgent
         from kstate.runtime import open_runtime
 
         runtime = open_runtime("docker")
         self._stops.append(runtime.close)
+        backoff = BackOffPolicy(initial=cfg.backoff_initial, cap=cfg.backoff_cap)
         agent = NodeAgent(client, runtime, cfg.node_name, self.clock,
-                          AgentOptions(server_port=0))
+                          AgentOptions(server_port=0, backoff=backoff))
         await agent.start()
         self._stops.append(agent.stop)
         return agent.gateway
