@@ -53,6 +53,7 @@ class CompiledMachine:
     initial: str
     terminal: frozenset[str]
     table: Mapping[tuple[str, str], tuple[Edge, ...]]
+    between: Mapping[tuple[str, str], tuple[str, ...]] = attrs.field(factory=dict, eq=False)
 
     def fire(self, state: str, trigger: str, facts: Facts | None = None, obj: str = "") -> str:
         """The state after ``trigger``; raises ``IllegalTransition`` exactly as the engine does."""
@@ -75,9 +76,21 @@ class CompiledMachine:
 
     def triggers_between(self, src: str, dst: str) -> tuple[str, ...]:
         """Triggers with a transition ``src`` -> ``dst`` (the api server's status check)."""
-        return tuple(
-            t for t in self.triggers if dst in self.destinations(src, t)
-        )
+        return self.between.get((src, dst), ())
+
+
+def _pairs(table: Mapping[tuple[str, str], tuple[Edge, ...]],
+           triggers: tuple[str, ...]) -> Mapping[tuple[str, str], tuple[str, ...]]:
+    """(source, destination) -> triggers that join them, in definition order: every status
+    write the api server (and the checker) admits asks this, so it is computed once."""
+    pairs: dict[tuple[str, str], list[str]] = {}
+    for (src, trigger), edges in table.items():
+        for edge in edges:
+            names = pairs.setdefault((src, edge.dest), [])
+            if trigger not in names:
+                names.append(trigger)
+    order = {t: i for i, t in enumerate(triggers)}
+    return {k: tuple(sorted(v, key=order.__getitem__)) for k, v in pairs.items()}
 
 
 def _not_allowed(trigger: str) -> str:
@@ -101,6 +114,7 @@ def compile_machine(definition: MachineDef) -> CompiledMachine:
         )
         for src in t.sources:
             cells.setdefault((src, t.trigger), []).append(edge)
+    table = {k: tuple(v) for k, v in cells.items()}
     return CompiledMachine(
         name=definition.name,
         kind=definition.kind,
@@ -108,7 +122,8 @@ def compile_machine(definition: MachineDef) -> CompiledMachine:
         triggers=definition.trigger_names,
         initial=definition.initial,
         terminal=frozenset(definition.terminal_states),
-        table={k: tuple(v) for k, v in cells.items()},
+        table=table,
+        between=_pairs(table, definition.trigger_names),
     )
 
 
