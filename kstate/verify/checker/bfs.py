@@ -51,7 +51,7 @@ from kstate.verify.checker.core import (
     any_failure,
     verdicts,
 )
-from kstate.verify.checker.liveness import Analysis, Graph
+from kstate.verify.checker.liveness import Graph, record_lassos
 from kstate.verify.checker.model import Kind
 from kstate.verify.checker.results import CheckResult, Progress, StopReason
 from kstate.verify.checker.table import FingerprintTable, mix
@@ -724,18 +724,7 @@ class Bfs:
         warnings: list[str] = []
         if spec.liveness:
             graph = self._graph()
-            analysis = Analysis(spec, graph)
-            for c in spec.liveness:
-                lasso = analysis.check(c)
-                if lasso is not None:
-                    prefix = tracer.steps([v for v, _ in lasso.prefix],
-                                          labels=[lab for _, lab in lasso.prefix])
-                    cycle: list[Any] = []
-                    if lasso.cycle:
-                        ids = [lasso.prefix[-1][0]] + [v for v, _ in lasso.cycle]
-                        labels = [None] + [lab for _, lab in lasso.cycle]
-                        cycle = tracer.steps(ids, labels=labels, start=prefix[-1].raw)
-                    found.liveness[c.index] = (prefix, cycle, lasso.note)
+            record_lassos(spec, graph, tracer, found)
             unused = spec.fairness.unused()
             if unused:
                 warnings.append("fairness entries matched no action: " + ", ".join(unused))

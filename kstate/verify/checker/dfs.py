@@ -32,7 +32,7 @@ from kstate.verify.checker.core import (
     any_failure,
     verdicts,
 )
-from kstate.verify.checker.liveness import Analysis, Graph
+from kstate.verify.checker.liveness import Graph, record_lassos
 from kstate.verify.checker.results import CheckResult, Progress, StopReason
 
 if TYPE_CHECKING:
@@ -179,18 +179,7 @@ class Dfs:
                 lab=np.array(e_lab, np.int64), labels=list(labels),
                 expanded=np.frombuffer(bytes(expanded), np.uint8).astype(np.bool_),
                 bits=np.frombuffer(masks, np.uint64).copy())
-            analysis = Analysis(spec, graph)
-            for c in spec.liveness:
-                lasso = analysis.check(c)
-                if lasso is not None:
-                    prefix = tracer.steps([v for v, _ in lasso.prefix],
-                                          labels=[lab for _, lab in lasso.prefix])
-                    cycle: list[Any] = []
-                    if lasso.cycle:
-                        cyc_ids = [lasso.prefix[-1][0]] + [v for v, _ in lasso.cycle]
-                        cyc_labels = [None] + [lab for _, lab in lasso.cycle]
-                        cycle = tracer.steps(cyc_ids, labels=cyc_labels, start=prefix[-1].raw)
-                    findings.liveness[c.index] = (prefix, cycle, lasso.note)
+            record_lassos(spec, graph, tracer, findings)
         elapsed = now() - t0
         props = verdicts(spec, findings, complete,
                          note=f"search stopped ({stop.value}) before this was decided")

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 
-from kstate.verify.checker.core import LivenessCheck, Spec
+from kstate.verify.checker.core import Findings, LivenessCheck, Spec, Tracer
 from kstate.verify.checker.model import Kind
 
 Path = list[tuple[int, str | None]]  # (state id, action that led to it; None for the first)
@@ -268,3 +269,22 @@ class Analysis:
                         return self._unwind(parent, w)
                     todo.append(w)
         raise AssertionError("a fair component always discharges its obligations")
+
+
+def record_lassos(spec: Spec, graph: Graph, tracer: Tracer, findings: Findings) -> None:
+    """Check every liveness property on the explored ``graph`` and put each violation's
+    lasso (prefix from an initial state, then the cycle) into ``findings`` — the one
+    place BFS and DFS turn a lasso into readable steps."""
+    analysis = Analysis(spec, graph)
+    for c in spec.liveness:
+        lasso = analysis.check(c)
+        if lasso is None:
+            continue
+        prefix = tracer.steps([v for v, _ in lasso.prefix],
+                              labels=[lab for _, lab in lasso.prefix])
+        cycle: list[Any] = []
+        if lasso.cycle:
+            ids = [lasso.prefix[-1][0]] + [v for v, _ in lasso.cycle]
+            labels = [None] + [lab for _, lab in lasso.cycle]
+            cycle = tracer.steps(ids, labels=labels, start=prefix[-1].raw)
+        findings.liveness[c.index] = (prefix, cycle, lasso.note)
