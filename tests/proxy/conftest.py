@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import math
 import random
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
-
-import pytest
 
 from kstate.api.client import LocalClient
 from kstate.api.frozen import FrozenDict
@@ -42,17 +39,6 @@ from kstate.store import open_store
 
 #: Wall-clock bound on any one wait (a broken proxy fails the test, not the session).
 DEADLINE = 5.0
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    """Run ``async def`` tests to completion in their own event loop."""
-    if not inspect.iscoroutinefunction(pyfuncitem.obj):
-        return None
-    names = pyfuncitem._fixtureinfo.argnames
-    kwargs = {name: pyfuncitem.funcargs[name] for name in names}
-    asyncio.run(pyfuncitem.obj(**kwargs))
-    return True
 
 
 def random_loopback() -> str:

@@ -9,9 +9,7 @@ etcd never see each other's keys.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
-import inspect
 import os
 import uuid
 from collections.abc import Iterator
@@ -26,17 +24,6 @@ BACKENDS = [
     "sqlite",
     pytest.param("etcd", marks=pytest.mark.etcd),
 ]
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    """Run ``async def`` tests to completion in their own event loop."""
-    if not inspect.iscoroutinefunction(pyfuncitem.obj):
-        return None
-    names = pyfuncitem._fixtureinfo.argnames
-    kwargs = {name: pyfuncitem.funcargs[name] for name in names}
-    asyncio.run(pyfuncitem.obj(**kwargs))
-    return True
 
 
 def require_etcd_client() -> None:

@@ -8,14 +8,11 @@ outside the test's loop.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import inspect
 import random
 from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from kstate.api.server.auth import Authenticator, User
@@ -37,17 +34,6 @@ TOKENS = {
     "nobody-token": User("nobody", "7", ()),
 }
 ADMIN = {"Authorization": "Bearer admin-token"}
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    """Run ``async def`` tests to completion in their own event loop."""
-    if not inspect.iscoroutinefunction(pyfuncitem.obj):
-        return None
-    names = pyfuncitem._fixtureinfo.argnames
-    kwargs = {name: pyfuncitem.funcargs[name] for name in names}
-    asyncio.run(pyfuncitem.obj(**kwargs))
-    return True
 
 
 @contextlib.asynccontextmanager
