@@ -13,6 +13,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from fractions import Fraction
@@ -57,6 +58,13 @@ def parse_quantity(text: str) -> Fraction:
     """
     if not isinstance(text, str):
         raise QuantityError(f"quantity must be a string, got {type(text).__name__}")
+    return _parse(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str) -> Fraction:
+    # Every create validates, defaults and schedules the same few dozen strings
+    # ("100m", "128Mi"); a Fraction is immutable, so one parse serves them all.
     if len(text) > _MAX_LENGTH:
         raise QuantityError(f"quantity of {len(text)} characters is too long")
     m = _QUANTITY.match(text.strip())
