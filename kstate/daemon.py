@@ -32,7 +32,7 @@ from kstate.api.client import ApiClient, LocalClient
 from kstate.api.manifests import load_path
 from kstate.api.meta import KubeObject
 from kstate.api.server.core import ApiCore
-from kstate.api.server.server import ApiServer, ServerConfig
+from kstate.api.server.server import ApiServer, ServerConfig, tune_gc
 from kstate.clock import Clock, RealClock
 from kstate.control.manager import ControllerManager
 from kstate.control.schedulerd import Scheduler
@@ -202,6 +202,7 @@ def run_daemon(config: DaemonConfig, ready: Callable[[Daemon], None] | None = No
         raise UsageError(f"a kstate daemon already runs from {config.data_dir} "
                          f"(pid {pid_file.read_text().strip()}); run 'kstate down' first")
     pid_file.write_text(f"{os.getpid()}\n")
+    tune_gc()  # a long-lived server of many small objects: fewer, larger GC passes
     try:
         return asyncio.run(_serve(config, ready))
     finally:
