@@ -132,7 +132,9 @@ class WorkQueue:
         while self._waiters and not self._shutdown:
             due = self._waiters[0][0]
             wait = due - self.clock.monotonic()
-            if wait > 0:
+            # A microsecond of slack: a fake clock's absolute time (1.7e9 s) cannot hold
+            # a sub-microsecond remainder, which would otherwise be slept on forever.
+            if wait > 1e-6:
                 await self.clock.sleep(wait)
                 continue
             _, _, key = heapq.heappop(self._waiters)
