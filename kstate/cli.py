@@ -401,7 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--seed", type=int, default=0, help="simulation seed")
     verify.add_argument("--workers", type=int, metavar="K", help="worker processes")
     verify.add_argument("--symmetry", action=argparse.BooleanOptionalAction, default=None,
-                        help="node symmetry reduction (default: on unless liveness is checked)")
+                        help="node symmetry reduction (default: the scenario's 'symmetry'; never "
+                             "with liveness properties)")
     verify.add_argument("--max-depth", type=int, metavar="D")
     verify.add_argument("--max-states", type=int, metavar="N")
     verify.add_argument("--timeout", type=float, metavar="S", help="seconds")

@@ -135,6 +135,18 @@ def place(pod: PodFacts, cluster: ClusterSnapshot, settings: SchedulerSettings) 
     )
 
 
+def tied(view: SchedulingView, settings: SchedulerSettings = DEFAULTS) -> tuple[str, ...]:
+    """The nodes the pod could go to with the same best score (``decide`` takes one of
+    them by a stable hash; Kubernetes at random). Empty when the pod does not fit."""
+    pod, cluster = view.pod, view.cluster
+    if not wants(pod, settings) or cluster.is_assumed(pod_key(pod)):
+        return ()
+    facts = pod_facts(pod)
+    if facts.error:
+        return ()
+    return tuple(cluster.nodes[i].name for i in reference.best(facts, cluster.nodes, settings))
+
+
 def commands_for(view: SchedulingView, decision: Decision, now: float) -> list[Command]:
     """The commands that carry out ``decision``."""
     pod = view.pod
@@ -185,5 +197,6 @@ __all__ = [
     "decide",
     "place",
     "schedule",
+    "tied",
     "wants",
 ]

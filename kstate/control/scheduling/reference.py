@@ -82,4 +82,21 @@ def place(pod: PodFacts, nodes: Sequence[NodeInfo], settings: SchedulerSettings)
     return feasible[best], []
 
 
-__all__ = ["Placement", "diagnose", "place", "scan", "start_index"]
+def best(pod: PodFacts, nodes: Sequence[NodeInfo], settings: SchedulerSettings) -> list[int]:
+    """Every node sharing the top score — the choice ``place`` settles by ``tie_key``.
+
+    Kubernetes picks among these at random; the model checker explores each of them, so
+    its verdicts hold whichever one a run picks.
+    """
+    total = len(nodes)
+    if total == 0:
+        return []
+    feasible, _ = scan(pod, nodes, start_index(pod, total), nodes_to_find(total, settings))
+    if not feasible:
+        return []
+    totals = scores(pod, [nodes[i] for i in feasible], settings.weights)
+    top = max(totals)
+    return [i for i, t in zip(feasible, totals, strict=True) if t == top]
+
+
+__all__ = ["Placement", "best", "diagnose", "place", "scan", "start_index"]

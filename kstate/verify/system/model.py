@@ -78,7 +78,8 @@ from kstate.verify.system.world import (
 
 ReplicationFn = Callable[..., list[Command]]
 NodeLifecycleFn = Callable[..., list[Command]]
-ScheduleFn = Callable[[Pod, Sequence[Node], Sequence[Pod], float], list[Command]]
+#: every way to place a pod: one command list per choice (ties are explored)
+ScheduleFn = Callable[[Pod, Sequence[Node], Sequence[Pod], float], list[list[Command]]]
 
 #: Action families that are weakly fair: the system's own components, and healing.
 FAIR = ("Sync", "Endpoints", "NodeLifecycle", "GC", "Schedule", "Kubelet", "NodeReady",
@@ -253,10 +254,15 @@ class SystemModel(Model[World]):
         for pod in pods:
             if pod.spec.node_name or pod.metadata.deletion_timestamp:
                 continue
-            decided = self._memo(self.schedule_fn, pod, tuple(nodes), tuple(pods), w.now)
-            cmds = [c for c in decided if not isinstance(c, Record)]
-            if cmds:
-                yield f"Schedule({pod.metadata.name})", self.apply(w, cmds)
+            choices = self._memo(self.schedule_fn, pod, tuple(nodes), tuple(pods), w.now)
+            for decided in choices:
+                cmds = [c for c in decided if not isinstance(c, Record)]
+                if not cmds:
+                    continue
+                target = next((c.node for c in cmds if isinstance(c, Bind)), "")
+                label = f"{pod.metadata.name}, {target}" if len(choices) > 1 else \
+                    pod.metadata.name
+                yield f"Schedule({label})", self.apply(w, cmds)
 
     # ------------------------------------------------------------------ applying
 

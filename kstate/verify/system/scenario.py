@@ -73,7 +73,7 @@ class Scenario:
     settings: Settings
     properties: tuple[str, ...]
     bounds: Bounds
-    symmetry: bool = True
+    symmetry: bool = False
 
     def model(
         self,
@@ -210,7 +210,7 @@ def parse_scenario(data: Any, default_name: str = "scenario") -> Scenario:
     props.build(properties, props.PropertyContext(replication.reconcile))  # names exist
     settings = _settings(data.get("settings", {}), watch_lag)
     bounds = _bounds(data.get("bounds", {}))
-    symmetry = data.get("symmetry", True)
+    symmetry = data.get("symmetry", False)
     if not isinstance(symmetry, bool):
         raise ModelError("must be true or false", field="symmetry")
     return Scenario(name, str(data.get("description", "")), nodes, rcs, services, script,

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import attrs
+
 from kstate.api.objects import Node, Pod
 from kstate.control import scheduler
-from kstate.control.commands import Command
+from kstate.control.commands import Bind, Command
 
 #: The model's clusters have a handful of nodes: the plain-Python engine beats numpy's
 #: per-call overhead there, and decides identically (a Hypothesis test proves it).
@@ -20,9 +22,17 @@ SETTINGS = scheduler.SchedulerSettings(vectorised=False)
 
 
 def schedule_pod(pod: Pod, nodes: Sequence[Node], pods: Sequence[Pod],
-                 now: float) -> list[Command]:
-    snapshot = scheduler.ClusterSnapshot.build(nodes, pods)
-    return scheduler.schedule(scheduler.SchedulingView(pod, snapshot), now, SETTINGS)
+                 now: float) -> list[list[Command]]:
+    """Each way the scheduler may place ``pod``: one command list per equally good node
+    (the engine breaks such ties by a hash, Kubernetes at random — the checker explores
+    them all, which also keeps nodes interchangeable for symmetry reduction), or the
+    single unschedulable outcome."""
+    view = scheduler.SchedulingView(pod, scheduler.ClusterSnapshot.build(nodes, pods))
+    decided = scheduler.schedule(view, now, SETTINGS)
+    binds = [c for c in decided if isinstance(c, Bind)]
+    if not binds:
+        return [decided] if decided else []
+    return [[attrs.evolve(binds[0], node=node)] for node in scheduler.tied(view, SETTINGS)]
 
 
 __all__ = ["schedule_pod"]
