@@ -16,7 +16,7 @@ Every mistake in a scenario is a ``ModelError`` naming the field (``faults.node_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,22 +81,23 @@ class Scenario:
         replication_fn: Callable[..., list[Any]] | None = None,
         nodelifecycle_fn: Callable[..., list[Any]] | None = None,
         symmetry: bool | None = None,
+        properties: Sequence[str] | None = None,
     ) -> SystemModel:
-        """The model of this scenario; the reconcilers can be swapped (seeded bugs)."""
-        from kstate.verify.system.symmetry import NodeSymmetry
+        """The model of this scenario; the reconcilers can be swapped (seeded bugs) and
+        the checked properties narrowed (``properties``: names from the scenario's list)."""
+        from kstate.verify.system.symmetry import ClusterSymmetry
 
         rep = replication_fn or replication.reconcile
         ctx = props.PropertyContext(rep, self.settings.replication)
         use_symmetry = self.symmetry if symmetry is None else symmetry
         return SystemModel(
             self.initial_world(),
-            props.build(self.properties, ctx),
+            props.build(self.properties if properties is None else properties, ctx),
             self.settings,
             name=self.name,
             replication_fn=rep,
             nodelifecycle_fn=nodelifecycle_fn or nodelifecycle.reconcile,
-            symmetry=NodeSymmetry(self.nodes) if use_symmetry and len(self.nodes) > 1
-            else None,
+            symmetry=ClusterSymmetry(self.nodes) if use_symmetry else None,
         )
 
     def initial_world(self) -> World:

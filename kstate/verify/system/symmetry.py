@@ -121,4 +121,83 @@ class NodeSymmetry:
         return self._symmetry.canonical(w)
 
 
-__all__ = ["NodeSymmetry", "rename"]
+# ----------------------------------------------------------------------- pods
+
+
+def _pod_names(w: World) -> dict[str, set[str]]:
+    """Pod names of each RC found anywhere in ``w`` (store, caches, pending events,
+    runtimes): a pod deleted from the store may live on in a lagging cache or as
+    containers, and a renaming must rename it everywhere at once."""
+    owners: dict[str, set[str]] = {}
+
+    def note(pod: Any) -> None:
+        if isinstance(pod, Pod) and pod.metadata.owner_references:
+            owners.setdefault(pod.metadata.owner_references[0].name, set()).add(
+                pod.metadata.name)
+
+    for obj in w.store.values():
+        note(obj)
+    watchers = [w.cm.watcher, w.sched, *(k.watcher for k in w.kubelets.values())]
+    for watcher in watchers:
+        for cached in watcher.cache.values():
+            note(cached)
+        for queue in watcher.pending.values():
+            for _, pending in queue:
+                note(pending)
+    return owners
+
+
+def _pod_signature(w: World, name: str) -> Any:
+    """How pod ``name`` looks without its name (its generated suffix is arbitrary)."""
+    pod = w.get(f"Pod/default/{name}")
+    uid = f"uid-{name}"
+    running = sum(1 for rt in w.runtimes.values() for c in rt.running() if c.pod_uid == uid)
+    return (
+        pod_state(pod, w.now) if isinstance(pod, Pod) else "",
+        pod.spec.node_name if isinstance(pod, Pod) else "",
+        tuple(sorted((c.name, c.restart_count) for c in pod.status.container_statuses))
+        if isinstance(pod, Pod) else (),
+        pod.metadata.creation_timestamp if isinstance(pod, Pod) else "",
+        running,
+    )
+
+
+def _pod_renaming(old: Sequence[str], new: Sequence[str]) -> dict[str, str]:
+    names = {}
+    for a, b in zip(old, new, strict=True):
+        names[a] = b
+        names[f"uid-{a}"] = f"uid-{b}"  # the model's uids follow the name
+    return names
+
+
+def canonical_pods(w: World) -> World:
+    """``w`` with each RC's pods renamed among their own names in signature order.
+
+    The set of names is kept (so ``generateName``'s counter stays valid); only which pod
+    carries which generated suffix changes — pods of one RC are interchangeable.
+    """
+    for names in _pod_names(w).values():
+        if len(names) < 2:
+            continue
+        ordered = sorted(names)
+        sym: Symmetry[World, str] = Symmetry(
+            tuple(ordered), lambda state, r: rename(state, _pod_renaming(list(r), list(r.values())))
+            if any(k != v for k, v in r.items()) else state,
+            signature=_pod_signature)
+        w = sym.canonical(w)
+    return w
+
+
+class ClusterSymmetry:
+    """Nodes, then each RC's pods, renamed to a canonical representative."""
+
+    def __init__(self, nodes: Sequence[str]) -> None:
+        self.nodes = NodeSymmetry(nodes) if len(nodes) > 1 else None
+
+    def canonical(self, w: World) -> World:
+        if self.nodes is not None:
+            w = self.nodes.canonical(w)
+        return canonical_pods(w)
+
+
+__all__ = ["ClusterSymmetry", "NodeSymmetry", "canonical_pods", "rename"]
