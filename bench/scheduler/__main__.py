@@ -18,8 +18,9 @@ Modes (``--mode``):
 
 * ``inprocess`` — the pure functions and snapshot updates in this process: the
   scheduler's own cost, no API server, no binding round trip;
-* ``api`` — through the API server (create pods, watch, POST bindings): to be added once
-  the API server lands; ``MODES`` is the place to plug it in.
+* ``api`` — through the API server: Node objects and pods created through ``ApiCore``
+  (``LocalClient``, SQLite or memory store), the real ``schedulerd.Scheduler`` binding
+  them, a watch measuring the bindings; see ``bench/scheduler/api.py``.
 
 Figures: average throughput (measured pods / wall time of the whole loop, enqueue of
 every pod included); per-pod latency (one cycle: pop to assume) p50 / p99; and
@@ -30,6 +31,9 @@ Usage::
 
     .venv/bin/python -m bench.scheduler                      # table on stdout
     .venv/bin/python -m bench.scheduler --doc docs/benchmarks/scheduler.md
+    .venv/bin/python -m bench.scheduler --mode api --pods 2000 --reps 1   # short
+    .venv/bin/python -m bench.scheduler --mode api --store sqlite memory \
+        --doc docs/benchmarks/scheduler.md                    # issue 5's sizes
 """
 
 from __future__ import annotations
@@ -326,11 +330,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="bindings in flight before the informer confirms one")
     parser.add_argument("--reference-pods", type=int, default=500,
                         help="pods for the plain-Python engine comparison (0: skip)")
-    parser.add_argument("--doc", type=Path, default=None, help="write a markdown report here")
+    parser.add_argument("--doc", type=Path, default=None, help="write a markdown report here"
+                        " (--mode api: replaces only its own section)")
+    api_opts = parser.add_argument_group("--mode api")
+    api_opts.add_argument("--store", nargs="+", choices=["sqlite", "memory"],
+                          default=["sqlite"], help="store(s) behind the API server")
+    api_opts.add_argument("--clients", type=int, default=16,
+                          help="concurrent creators of the measured pods")
+    api_opts.add_argument("--create", choices=["during", "before"], default="during",
+                          help="create the measured pods while the scheduler runs, or first")
+    api_opts.add_argument("--no-profile", action="store_true", help="skip the cProfile run")
     args = parser.parse_args(argv)
-    if args.mode not in MODES:
-        log("--mode api needs the API server (issue 5, Order 4); only 'inprocess' exists yet")
-        return 2
+    if args.mode == "api":
+        return main_api(args, argv)
     run = MODES[args.mode]
     settings = SchedulerSettings()
 
@@ -381,8 +393,65 @@ def main(argv: Sequence[str] | None = None) -> int:
                             *map(shlex.quote, argv if argv is not None else sys.argv[1:])])
         args.doc.parent.mkdir(parents=True, exist_ok=True)
         info["load average (1 min) at end"] = f"{os.getloadavg()[0]:.1f}"
-        args.doc.write_text(render_doc(command, info, args, table, phase_lines(typical),
-                                       profile, reference_row, typical, spread))
+        from bench.scheduler import api
+
+        kept = api.existing_section(args.doc)  # the api mode's section survives
+        text = render_doc(command, info, args, table, phase_lines(typical), profile,
+                          reference_row, typical, spread)
+        args.doc.write_text(text.rstrip() + "\n" + ("\n" + kept if kept else ""))
+        log(f"wrote {args.doc}")
+    return 0
+
+
+def main_api(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    """``--mode api``: the scheduler process through the API server (``api.py``)."""
+    from bench.scheduler import api
+    from kstate.api.server import tune_gc
+
+    tune_gc()  # as the daemon and ``kstate apiserver`` do
+    settings = SchedulerSettings()
+    info = machine()
+    log(f"building {args.nodes} nodes and {args.init_pods + args.pods} pods ...")
+    nodes = make_nodes(args.nodes)
+    init = make_pods(args.init_pods, "init")
+    workloads = [Workload("SchedulingBasic", args.nodes, args.init_pods, args.pods)]
+    if args.owners:
+        workloads.append(Workload(f"SchedulingBasic, {args.owners} owners (spreading)",
+                                  args.nodes, args.init_pods, args.pods, args.owners))
+    pod_sets = {w.name: make_pods(w.pods, "pod", w.owners) for w in workloads}
+    results: dict[tuple[str, str], list[api.ApiRun]] = {
+        (w.name, st): [] for st in args.store for w in workloads}
+    for rep in range(args.reps):  # interleaved: noise hits every configuration alike
+        for store in args.store:
+            for w in workloads:
+                r = api.run_api(nodes, init, pod_sets[w.name], settings, store,
+                                args.clients, args.create)
+                log(f"{w.name} [{store}] rep {rep + 1}/{args.reps}: {r.throughput:,.0f} "
+                    f"pods/s (setup {r.setup_seconds:.1f} s, scheduler start "
+                    f"{r.start_seconds:.1f} s)")
+                results[(w.name, store)].append(r)
+    table = [*api.HEADER, *(api.row(name, store, runs)
+                            for (name, store), runs in results.items())]
+    first = results[(workloads[0].name, args.store[0])]
+    typical = sorted(first, key=lambda r: r.throughput)[len(first) // 2]
+    spread = max(typical.per_node.values())
+    phases = api.phase_lines(typical)
+    profile: list[str] = []
+    if not args.no_profile:
+        for store in args.store:
+            log(f"profiling one more run [{store}] ...")
+            lines, _ = api.profile_api(nodes, init, pod_sets[workloads[0].name], settings,
+                                       store, args.clients, args.create)
+            profile += [f"**Store `{store}`.** ", *lines, ""]
+    print("\n".join(table))
+    print("\n".join(phases))
+    print("\n".join(profile))
+    if args.doc is not None:
+        command = " ".join([".venv/bin/python -m bench.scheduler",
+                            *map(shlex.quote, argv if argv is not None else sys.argv[1:])])
+        info["load average (1 min) at end"] = f"{os.getloadavg()[0]:.1f}"
+        api.write_section(args.doc, api.render(command, info, args, table, phases, profile,
+                                               typical, spread))
         log(f"wrote {args.doc}")
     return 0
 

@@ -25,6 +25,12 @@ def cordoned(f: Facts) -> bool:
     return bool(f["cordoned"])
 
 
+def draining(f: Facts) -> bool:
+    """The node carries the drain mark (``kstate.io/draining``); a heartbeat that does
+    not say is from a node without one."""
+    return bool(f.get("draining", False))
+
+
 _REPORTING = ("Registered", "Ready", "NotReady", "Unknown", "Cordoned")
 _ALIVE = ("Registered", "Ready", "NotReady", "Cordoned", "Draining")
 
@@ -51,7 +57,8 @@ NODE = MachineDef(
     initial="Registered",
     triggers=(
         Trigger("heartbeat", "the node agent renewed its lease and reported status",
-                facts={"ready": (False, True), "cordoned": (False, True)}, actor="kubelet"),
+                facts={"ready": (False, True), "cordoned": (False, True),
+                       "draining": (False, True)}, actor="kubelet"),
         Trigger("grace_expired", "no heartbeat within node-monitor-grace-period",
                 actor="controller"),
         Trigger("cordon", "spec.unschedulable set", actor="user"),
@@ -63,10 +70,13 @@ NODE = MachineDef(
     guards=(
         Guard("ready", reports_ready, "the agent reports Ready=True"),
         Guard("cordoned", cordoned, "spec.unschedulable is set"),
+        Guard("draining", draining, "the node carries the drain mark"),
     ),
     transitions=(
         Transition("heartbeat", _REPORTING, "Ready", when=("ready",), unless=("cordoned",)),
-        Transition("heartbeat", _REPORTING, "Cordoned", when=("ready", "cordoned")),
+        Transition("heartbeat", _REPORTING, "Cordoned", when=("ready", "cordoned"),
+                   unless=("draining",)),
+        Transition("heartbeat", _REPORTING, "Draining", when=("ready", "cordoned", "draining")),
         Transition("heartbeat", (*_REPORTING, "Draining"), "NotReady", unless=("ready",)),
         Transition("heartbeat", ("Draining",), "Draining", when=("ready",)),
         Transition("grace_expired", _ALIVE, "Unknown"),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import attrs
 
 from kstate.api.helpers import get_condition, set_condition
-from kstate.api.lifecycle import fire, node_state, object_name
+from kstate.api.lifecycle import DRAINING_ANNOTATION, fire, node_state, object_name
 from kstate.api.meta import ObjectMeta
 from kstate.api.objects import Lease, LeaseSpec, Node, NodeCondition
 from kstate.clock import rfc3339
@@ -50,7 +50,9 @@ def report_ready(node: Node, now: float, ready: bool = True,
     if current is not None and current.status == status:
         return None
     fire("node", node_state(node), "heartbeat",
-         {"ready": ready, "cordoned": node.spec.unschedulable}, obj=object_name(node))
+         {"ready": ready, "cordoned": node.spec.unschedulable,
+          "draining": DRAINING_ANNOTATION in node.metadata.annotations},
+         obj=object_name(node))
     condition = NodeCondition(
         type="Ready", status=status,
         reason="KubeletReady" if ready else "KubeletNotReady", message=message,

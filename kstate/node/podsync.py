@@ -225,7 +225,22 @@ def _scheduled(view: PodSyncView, pod: Pod, now: float, policy: BackOffPolicy) -
 
 
 def _unknown(view: PodSyncView, pod: Pod, now: float, policy: BackOffPolicy) -> Commands:
-    # The agent is syncing, so its node reports again: resume from what the runtime says.
+    # The agent is syncing, so its node reports again: resume from what the runtime says
+    # — except for containers whose current instance has exited (it died while the node
+    # was cut off, or the pod was in CrashLoopBackOff when the node was lost). Recovery
+    # lands in Running, where an exit shown as terminated looks handled and nobody would
+    # ever restart it; so they are shown as still running, and the next round (Running)
+    # puts each exit through the restart policy (and the back-off) like any other exit.
+    sandbox_id = view.sandbox.id if view.sandbox is not None else ""
+    exited = {
+        inst.id: attrs.evolve(inst, state=rt.ContainerState.RUNNING, exit_code=None,
+                              finished_at=None, reason=None)
+        for inst in _current(view.containers, sandbox_id).values()
+        if inst.state is rt.ContainerState.EXITED
+    }
+    if exited:
+        view = attrs.evolve(view, containers=tuple(exited.get(c.id, c)
+                                                   for c in view.containers))
     return [_move(view, pod, "node_recovered", now)]
 
 

@@ -30,8 +30,8 @@ from __future__ import annotations
 import abc
 import enum
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from types import MappingProxyType, TracebackType
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from types import TracebackType
 from typing import Protocol, runtime_checkable
 
 import attrs
@@ -73,8 +73,33 @@ EXIT_KILLED = 137
 EXIT_TERMINATED = 143
 
 
+class _FrozenMap(Mapping[str, str]):
+    """A read-only mapping that pickles: statuses travel inside model-checker states,
+    which the checker's worker processes pickle (``MappingProxyType`` cannot be)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, str]) -> None:
+        self._items = dict(items)
+
+    def __getitem__(self, key: str) -> str:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return repr(self._items)
+
+    def __reduce__(self) -> tuple[type[_FrozenMap], tuple[dict[str, str]]]:
+        return (_FrozenMap, (self._items,))
+
+
 def _frozen_map(value: Mapping[str, str] | None) -> Mapping[str, str]:
-    return MappingProxyType(dict(value or {}))
+    return _FrozenMap(value or {})
 
 
 def _str_tuple(value: Sequence[str] | None) -> tuple[str, ...]:

@@ -80,6 +80,7 @@ from kstate.api.lifecycle import check_change, pod_state
 from kstate.api.meta import KubeObject, Preconditions
 from kstate.api.objects import (
     Endpoints,
+    Lease,
     Node,
     Pod,
     ReplicationController,
@@ -90,10 +91,11 @@ from kstate.api.registry import REGISTRY, KindInfo
 from kstate.api.server.core import ApiCore, Deleted, ObjectList
 from kstate.clock import FakeClock
 from kstate.control import endpoints as ep_controller
-from kstate.control import replication
+from kstate.control import gc, nodelifecycle, replication
+from kstate.control import scheduler as sched
 from kstate.control.executor import Result
-from kstate.control.informer import Informer
-from kstate.control.manager import ControllerManager, ManagerSettings
+from kstate.control.informer import Informer, object_key
+from kstate.control.manager import LEASE_NAMESPACE, ControllerManager, ManagerSettings
 from kstate.control.pods import is_active
 from kstate.control.schedulerd import Scheduler
 from kstate.control.workqueue import WorkQueue
@@ -118,6 +120,8 @@ T0 = 1_700_000_000.0
 #: Calls on the loop between two looks at the ready queue before ``drain`` gives up: a
 #: component that never stops being runnable is a livelock, and a bug.
 DRAIN_LIMIT = 200_000
+#: Taints the node lifecycle controller puts on a node it thinks is down.
+_HEALTH_TAINTS = ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")
 
 ReplicationFn = Callable[..., list[Any]]
 
@@ -127,6 +131,14 @@ class EngineError(KstateError):
 
 
 def _capacity(value: Mapping[str, str]) -> FrozenDict[str, str]:
+    return FrozenDict(value)
+
+
+def _lags(value: Mapping[str, int]) -> FrozenDict[str, int]:
+    return FrozenDict(value)
+
+
+def _options(value: Mapping[str, Any]) -> FrozenDict[str, Any]:
     return FrozenDict(value)
 
 
@@ -142,6 +154,8 @@ class EngineConfig:
     runtime: str = "fake"
     #: node names are ``<node_prefix>1..N`` (the model checker's ``node-1``...)
     node_prefix: str = "node-"
+    #: or exactly these (a scenario's own names); ``nodes`` is then their number
+    node_names: tuple[str, ...] = ()
     proxy: bool = False
     start: float = T0
     manager: ManagerSettings = attrs.field(factory=ManagerSettings)
@@ -150,15 +164,19 @@ class EngineConfig:
     status_interval: float = 10.0
     capacity: FrozenDict[str, str] = attrs.field(
         default=FrozenDict({"cpu": "4", "memory": "8Gi", "pods": "110"}), converter=_capacity)
-    #: swap the replication reconciler (a seeded bug, for ``--replay`` tests)
+    #: swap the replication / node lifecycle reconciler (a seeded bug, for replays)
     replication_fn: ReplicationFn | None = attrs.field(default=None, eq=False)
+    nodelifecycle_fn: ReplicationFn | None = attrs.field(default=None, eq=False)
     #: False: components only follow their watches; the caller runs every sync (replay)
     autonomous: bool = True
     #: runtime options passed to each FakeRuntime (programs, start_delay, ...)
     fake_options: FrozenDict[str, Any] = attrs.field(default=FrozenDict(),
-                                                     converter=FrozenDict)
+                                                     converter=_options)
     #: wall-clock bound on one runtime/store call in flight (Docker), seconds
     io_timeout: float = 120.0
+    #: watch events each component may have held back (``controller-manager``,
+    #: ``scheduler``, ``node``): ``Channel.deliver`` releases them one by one (replay)
+    lags: FrozenDict[str, int] = attrs.field(default=FrozenDict(), converter=_lags)
 
 
 # --------------------------------------------------------------------------- channels
@@ -181,6 +199,8 @@ class Channel(ApiClient):
         self.inner = inner
         self.is_cut = False
         self.gates: dict[str, int] = {}
+        #: the lag of every kind without its own gate (None: events pass at once)
+        self.default_lag: int | None = None
         self._watchers: list[_ChannelWatcher[Any]] = []
         self._on_refused = on_refused
 
@@ -328,7 +348,7 @@ class _ChannelWatcher(Watcher[K]):
             self._emit(self._held.popleft())
 
     def _push(self, item: Any) -> None:
-        lag = self.channel.gates.get(self.kind)
+        lag = self.channel.gates.get(self.kind, self.channel.default_lag)
         if lag is None:
             self._emit(item)
             return
@@ -491,6 +511,8 @@ class History:
         self.revision = 0
         self.count = 0
         self._gone: set[str] = set()  # uids deleted
+        #: uid -> the revision that created it (creation order, for replays)
+        self.created: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._plural = {i.plural: i for i in REGISTRY.resources() if i.plural}
 
@@ -540,6 +562,8 @@ class History:
         if self.keep:
             self.changes.append(change)
         where = f"revision {event.revision}, {info.kind} {event.kv.key.split('/', 3)[-1]}"
+        if new is not None and new.metadata.uid not in self.created:
+            self.created[new.metadata.uid] = event.revision
         if new is not None and new.metadata.uid in self._gone:
             self.violations.append(f"{where}: uid {new.metadata.uid} came back after its "
                                    "object was deleted")
@@ -565,13 +589,27 @@ class History:
 
 
 class EngineManager(ControllerManager):
-    """The daemon's controller manager, with the replication reconciler swappable (for
-    replaying a seeded bug) — everything else is inherited unchanged."""
+    """The daemon's controller manager, with the replication and node lifecycle
+    reconcilers swappable (for replaying a seeded bug) — everything else is inherited
+    unchanged."""
 
     def __init__(self, client: ApiClient, clock: FakeClock, settings: ManagerSettings,
-                 replication_fn: ReplicationFn | None = None) -> None:
+                 replication_fn: ReplicationFn | None = None,
+                 nodelifecycle_fn: ReplicationFn | None = None) -> None:
         super().__init__(client, clock, settings)
         self.replication_fn: ReplicationFn = replication_fn or replication.reconcile
+        self.nodelifecycle_fn: ReplicationFn = nodelifecycle_fn or nodelifecycle.reconcile
+
+    async def node_lifecycle_pass(self) -> Result:
+        if self.nodelifecycle_fn is nodelifecycle.reconcile:
+            return await super().node_lifecycle_pass()
+        leases = {lease.metadata.name: lease for lease in self.leases.list()}
+        view = nodelifecycle.NodeLifecycleView(
+            tuple(self.nodes.list()), leases,
+            tuple(p for p in self.pods.list() if p.spec.node_name),
+            self.memory.get(nodelifecycle.LIMITER))
+        commands = self.nodelifecycle_fn(view, self.clock.now(), self.settings.node_lifecycle)
+        return await self.executor.run(commands, self.expectations, self.memory)
 
     async def sync_rc(self, key: str) -> Result:
         if self.replication_fn is replication.reconcile:
@@ -611,6 +649,7 @@ class EngineNode:
     agent: NodeAgent
     channel: Channel
     partitioned: bool = False
+    started: bool = False
 
 
 class Engine:
@@ -621,7 +660,7 @@ class Engine:
         cfg = self.config
         if cfg.runtime not in ("fake", "docker"):
             raise KstateError(f"runtime {cfg.runtime!r}: choose fake or docker")
-        if not 1 <= cfg.nodes <= 64:
+        if not 1 <= (len(cfg.node_names) or cfg.nodes) <= 64:
             raise KstateError("nodes must be between 1 and 64")
         start = cfg.start if cfg.runtime == "fake" else float(int(time.time()))
         self.clock = FakeClock(start)
@@ -632,7 +671,8 @@ class Engine:
         self.client = LocalClient(self.core)  # the test's (the user's) own client
         self.refused: list[str] = []
         self.history = History(self.store, self.clock)
-        self.node_names = [f"{cfg.node_prefix}{i}" for i in range(1, cfg.nodes + 1)]
+        self.node_names = list(cfg.node_names) or [
+            f"{cfg.node_prefix}{i}" for i in range(1, cfg.nodes + 1)]
         self.runtimes: dict[str, ContainerRuntime] = {}
         self.nodes: dict[str, EngineNode] = {}
         self.manager: EngineManager | None = None
@@ -660,7 +700,9 @@ class Engine:
         return ApiCore(self.store, self.clock, rng=rng)
 
     def _channel(self, name: str) -> Channel:
-        return Channel(name, LocalClient(self.core), self._refused)
+        channel = Channel(name, LocalClient(self.core), self._refused)
+        channel.default_lag = self.config.lags.get(name.split()[0])
+        return channel
 
     def _refused(self, who: str, err: IllegalTransition) -> None:
         self.refused.append(f"{who}: {err}")
@@ -697,7 +739,7 @@ class Engine:
     def _new_manager(self) -> EngineManager:
         self.manager_channel = self._channel("controller-manager")
         return EngineManager(self.manager_channel, self.clock, self.config.manager,
-                             self.config.replication_fn)
+                             self.config.replication_fn, self.config.nodelifecycle_fn)
 
     def _new_scheduler(self) -> Scheduler:
         self.scheduler_channel = self._channel("scheduler")
@@ -721,7 +763,7 @@ class Engine:
             agent = self._agent(name, index, self.runtimes[name], channel)
             node = EngineNode(name, self.runtimes[name], agent, channel)
             self.nodes[name] = node
-            await self._start_agent(agent)
+            await self._start_node(node)
         self.manager = self._new_manager()
         await self._start_manager(self.manager)
         self.scheduler = self._new_scheduler()
@@ -733,7 +775,9 @@ class Engine:
                                       bind_address="127.0.0.1")
             await self.proxy.start()
 
-    async def _start_agent(self, agent: NodeAgent) -> None:
+    async def _start_node(self, node: EngineNode) -> None:
+        agent = node.agent
+        node.started = True
         if self.config.autonomous:
             await agent.start()
             return
@@ -822,10 +866,11 @@ class Engine:
             node.channel.cut()
         node.agent = self._agent(name, self.node_names.index(name), node.runtime,
                                  node.channel)
+        node.started = False
         if node.partitioned:
             # A node cut off cannot register; it starts once healed (see ``heal``).
             return
-        await self._start_agent(node.agent)
+        await self._start_node(node)
         await self.drain()
 
     async def restart_all(self) -> None:
@@ -843,6 +888,12 @@ class Engine:
         await self._start_components()
         await self.drain()
 
+    async def go_autonomous(self) -> None:
+        """From driven (replay) to running on its own: every component restarted from
+        the store, no watch held back any more."""
+        self.config = attrs.evolve(self.config, autonomous=True, lags=FrozenDict())
+        await self.restart_all()
+
     def partition(self, name: str) -> None:
         """Cut node ``name`` off the control plane: its heartbeats and writes fail and
         its watches break; its containers run on."""
@@ -855,9 +906,38 @@ class Engine:
         node = self.nodes[name]
         node.partitioned = False
         node.channel.heal()
-        if not node.agent._started and self._running:
-            await self._start_agent(node.agent)  # restarted while cut off
+        if not node.started and self._running:
+            await self._start_node(node)  # restarted while cut off
+        elif not self.config.autonomous:
+            await self._relist(node)
         await self.drain()
+
+    async def _relist(self, node: EngineNode) -> None:
+        """A driven agent's watches resume at once, from a fresh list (the model's Heal
+        hands the kubelet a caught-up cache; the agent's own informers would wait out
+        their retry delay, on a clock a replay only moves at Tick steps)."""
+        agent = node.agent
+        for old in (agent.pods, agent.services):
+            old.stop()
+        for task in list(agent._tasks):
+            if task.get_name().endswith((": pods", ": services")):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                agent._tasks.remove(task)
+        fresh_pods = Informer(node.channel, Pod, field_selector=f"spec.nodeName={node.name}",
+                              clock=self.clock, retry_delay=agent.options.retry_delay)
+        fresh_services = Informer(node.channel, Service, clock=self.clock,
+                                  retry_delay=agent.options.retry_delay)
+        # Seeded with what the agent knew, so the fresh list reports what vanished.
+        fresh_pods.cache = dict(agent.pods.cache)
+        fresh_services.cache = dict(agent.services.cache)
+        fresh_pods.add_handler(agent._on_pod_event)
+        agent.pods, agent.services = fresh_pods, fresh_services
+        agent._spawn(fresh_pods.run(), "pods")
+        agent._spawn(fresh_services.run(), "services")
+        await fresh_pods.synced()
+        await fresh_services.synced()
 
     def runtime_of(self, name: str) -> ContainerRuntime:
         return self.nodes[name].runtime
@@ -988,6 +1068,15 @@ class Engine:
         pods = await self.objects(Pod)
         rcs = await self.objects(ReplicationController)
         nodes = {n.metadata.name: n for n in await self.objects(Node)}
+        for name, node_obj in sorted(nodes.items()):
+            if not self.reachable(name):
+                continue
+            ready = get_condition(node_obj.status.conditions, "Ready")
+            health = [t.key for t in node_obj.spec.taints
+                      if t.key.startswith(_HEALTH_TAINTS)]
+            if ready is None or ready.status != "True" or health:
+                unmet.append(f"node {name}: not back to Ready ({', '.join(health) or 'no'} "
+                             "health taints)")
         for rc in rcs:
             name = rc.metadata.name
             mine = [p for p in pods if _owned_by(p, rc)]
@@ -1004,7 +1093,7 @@ class Engine:
                 unmet.append(f"rc {name}: status not current")
         for pod in pods:
             pname = f"pod {pod.metadata.name}"
-            node = pod.spec.node_name
+            node: str = pod.spec.node_name
             state = pod_state(pod, now)
             if node and not self.reachable(node):
                 continue  # the node cannot tell its story until it is back
@@ -1019,7 +1108,13 @@ class Engine:
             elif state != "Ready" and nodes.get(node) is not None:
                 unmet.append(f"{pname}: {state} on {node}")
         unmet += await self.endpoints_mismatch(pods)
-        unmet += await self.orphans(pods)
+        # A node cut off cannot remove the containers of a pod force-deleted meanwhile.
+        unmet += [o for o in await self.orphans(pods)
+                  if self.reachable(o.split()[1])]
+        everyone = all(self.reachable(n) for n in self.node_names)
+        decisions = fresh_decisions(self, await Fresh.read(self), node_lifecycle=everyone)
+        unmet += [f"a fresh {key.split('/')[0]} would still act on {key}"
+                  for key in sorted(decisions)]
         return unmet
 
     async def endpoints_mismatch(self, pods: list[Pod] | None = None) -> list[str]:
@@ -1060,6 +1155,80 @@ class Engine:
         return out
 
 
+# --------------------------------------------------------------------------- decisions
+
+
+@attrs.frozen
+class Fresh:
+    """The store as a freshly started component lists it."""
+
+    pods: tuple[Pod, ...]
+    rcs: tuple[ReplicationController, ...]
+    services: tuple[Service, ...]
+    endpoints: tuple[Endpoints, ...]
+    nodes: tuple[Node, ...]
+    leases: tuple[Lease, ...]
+
+    @classmethod
+    async def read(cls, engine: Engine) -> Fresh:
+        """A fresh list of every kind the controllers read."""
+        leases = (await engine.client.list(Lease, LEASE_NAMESPACE)).items
+        return cls(tuple(await engine.objects(Pod)),
+                   tuple(await engine.objects(ReplicationController)),
+                   tuple(await engine.objects(Service)),
+                   tuple(await engine.objects(Endpoints)),
+                   tuple(await engine.objects(Node)), tuple(leases))
+
+
+def fresh_decisions(engine: Engine, fresh: Fresh, *, node_lifecycle: bool = True
+                    ) -> dict[str, list[Any]]:
+    """What a freshly started controller manager and scheduler would do now, per
+    controller and object (``replication/ns/name``, ``scheduler/ns/pod``...)."""
+    now = engine.clock.now()
+    manager = engine.manager
+    assert manager is not None
+    settings = manager.settings
+    out: dict[str, list[Any]] = {}
+    for rc in fresh.rcs:
+        pods = tuple(p for p in fresh.pods if p.metadata.namespace == rc.metadata.namespace)
+        out[f"replication/{replication.rc_key(rc)}"] = manager.replication_fn(
+            replication.ReplicationView(rc, pods, None), now, settings.replication)
+    for key, view in _endpoint_views(fresh):
+        out[f"endpoints/{key}"] = ep_controller.reconcile(view, now)
+    if node_lifecycle:
+        out["nodelifecycle"] = nodelifecycle.reconcile(node_view(fresh, None), now,
+                                                       settings.node_lifecycle)
+    out["gc"] = gc.reconcile(_gc_view(fresh), now, settings.gc)
+    snapshot = sched.ClusterSnapshot.build(fresh.nodes, fresh.pods)
+    for pod in fresh.pods:
+        decision = sched.decide(sched.SchedulingView(pod, snapshot))
+        if decision.outcome == "bind":
+            out[f"scheduler/{object_key(pod)}"] = [decision.node]
+    return {k: v for k, v in out.items() if v}
+
+
+def _endpoint_views(fresh: Fresh) -> list[tuple[str, ep_controller.EndpointsView]]:
+    services = {object_key(s): s for s in fresh.services}
+    current = {object_key(e): e for e in fresh.endpoints}
+    views = []
+    for key in sorted(set(services) | set(current)):
+        namespace, _, name = key.partition("/")
+        pods = tuple(p for p in fresh.pods if p.metadata.namespace == namespace)
+        views.append((key, ep_controller.EndpointsView(namespace, name, services.get(key), pods,
+                                                   current.get(key))))
+    return views
+
+
+def node_view(fresh: Fresh, limiter: float | None) -> nodelifecycle.NodeLifecycleView:
+    return nodelifecycle.NodeLifecycleView(
+        fresh.nodes, {lease.metadata.name: lease for lease in fresh.leases},
+        tuple(p for p in fresh.pods if p.spec.node_name), limiter)
+
+
+def _gc_view(fresh: Fresh) -> gc.GCView:
+    return gc.GCView((*fresh.pods, *fresh.rcs), frozenset(n.metadata.name for n in fresh.nodes))
+
+
 def _queue_busy(queue: WorkQueue) -> bool:
     # The work queue keeps no public "idle" flag; its fields are read, never written.
     return bool(queue._queue or queue._processing or queue._dirty or queue._waiters)
@@ -1087,4 +1256,5 @@ def matching(svc: Service, pods: Iterable[Pod]) -> list[Pod]:
 
 
 __all__ = ["T0", "Change", "Channel", "Engine", "EngineConfig", "EngineError",
-           "EngineManager", "History", "Settled", "matching"]
+           "EngineManager", "Fresh", "History", "Settled", "fresh_decisions", "matching",
+           "node_view"]

@@ -274,7 +274,10 @@ def flush(q: SchedulingQueue, now: float) -> SchedulingQueue:
         if qp is not None:
             q = _put(q, qp, "active")
     limit = q.settings.max_unschedulable
-    while (top := heap_peek(q.waiting)) is not None and now - top[0] > limit:
+    # The same sum as ``next_wakeup``: a scheduler woken at exactly that instant must
+    # find the pod due, or it sleeps 0 s and wakes again for ever (a livelock on a fake
+    # clock that stands still; a busy spin on a real one).
+    while (top := heap_peek(q.waiting)) is not None and now >= top[0] + limit:
         _, waiting = heap_pop(q.waiting)
         q = q._with(waiting=waiting)
         qp = _current(q, top[1], top[2], "unschedulable")

@@ -1,0 +1,1 @@
+"""Pod startup benchmarks (``python -m bench.pods``); see ``__main__``."""

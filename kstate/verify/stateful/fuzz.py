@@ -1,0 +1,216 @@
+"""``kstate fuzz``: the stateful machines outside pytest, with progress and a memory.
+
+Where it sits: ``kstate.verify.stateful``; the CLI parses, calls :func:`run_fuzz`,
+prints. A run is Hypothesis driving :class:`~kstate.verify.stateful.machine.ClusterMachine`
+(or the Docker one) for ``examples`` random programs of up to ``steps`` rules each.
+
+* **A failure** is shrunk by Hypothesis and returned as its minimal program — Python
+  that replays it as it reads (``state = ClusterMachine(); state.boot(seed=3); ...``)
+  — with the violated invariant.
+* **Memory**: failures are saved in Hypothesis' example database, a directory
+  (default ``~/.kstate/fuzz-db``, or ``KSTATE_FUZZ_DB``, or ``--database DIR``); the
+  next run replays every saved failure first, so a bug stays found until it is fixed.
+* **Reproduction**: ``--seed S`` fixes Hypothesis' random choices. The engine is
+  deterministic for a seed, but some components iterate Python sets of strings, whose
+  order depends on the interpreter's hash seed — so :func:`pin_hash_seed` restarts the
+  process with ``PYTHONHASHSEED=0`` unless the caller chose one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import attrs
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis.reporting import with_reporter
+from hypothesis.stateful import run_state_machine_as_test
+
+from kstate.errors import UsageError
+from kstate.verify.stateful.machine import ClusterMachine, DockerClusterMachine, quiet_logs
+
+RUNTIMES = {"fake": ClusterMachine, "docker": DockerClusterMachine}
+
+
+def default_database() -> Path:
+    return Path(os.environ.get("KSTATE_FUZZ_DB") or Path.home() / ".kstate" / "fuzz-db")
+
+
+@attrs.frozen
+class Progress:
+    examples: int  # started so far
+    steps: int  # rules run so far
+    elapsed: float
+
+    def line(self, total: int) -> str:
+        return (f"example {self.examples}/{total}  {self.steps} steps  "
+                f"{self.elapsed:.1f}s")
+
+
+@attrs.frozen
+class FuzzOutcome:
+    """What a run found: nothing (``failed`` False) or a minimal failing program."""
+
+    runtime: str
+    examples: int
+    steps: int
+    elapsed: float
+    database: Path
+    seed: int | None
+    failed: bool = False
+    error: str = ""
+    program: str = ""
+
+    def text(self) -> str:
+        head = (f"kstate fuzz ({self.runtime}): {self.examples} examples, {self.steps} "
+                f"steps in {self.elapsed:.1f}s")
+        if not self.failed:
+            return f"{head}: every invariant held"
+        lines = [f"{head}: FAILED", "", self.error, "", "Minimal failing program (runs "
+                 "as it reads, e.g. in `python -i`):", "",
+                 "from kstate.verify.stateful import ClusterMachine, DockerClusterMachine",
+                 self.program, "",
+                 f"Saved in {self.database}: the next `kstate fuzz` replays it first."]
+        if self.seed is not None:
+            lines.append(f"Reproduce this run: kstate fuzz --runtime {self.runtime} "
+                         f"--seed {self.seed}")
+        return "\n".join(lines)
+
+
+def pin_hash_seed(argv: Sequence[str]) -> None:
+    """Restart the ``kstate`` program with ``PYTHONHASHSEED=0`` unless a hash seed is
+    set (returns only when nothing needs doing): set iteration order must not differ
+    between a run and its reproduction. Called from elsewhere (a test calling
+    ``cli.main``), it does nothing."""
+    if os.environ.get("PYTHONHASHSEED") is not None or Path(sys.argv[0]).name != "kstate":
+        return
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    code = "import sys; from kstate.cli import main; sys.exit(main(sys.argv[1:]))"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-c", code, *argv], env)
+
+
+@contextlib.contextmanager
+def _hooked(machine: type[ClusterMachine], hook: Callable[[ClusterMachine], None],
+            seed: int | None) -> Iterator[None]:
+    before_hook = machine.on_example
+    before_seed = getattr(machine, "_hypothesis_internal_use_seed", None)
+    machine.on_example = hook
+    if seed is not None:
+        hypothesis_seed(seed)(machine)
+    try:
+        yield
+    finally:
+        machine.on_example = before_hook
+        machine._hypothesis_internal_use_seed = before_seed
+
+
+def _check_docker() -> None:
+    """Fail early, as bad usage, when the Docker run cannot start at all."""
+    import asyncio
+
+    from kstate.errors import RuntimeAdapterError
+    from kstate.runtime import HTTPD_IMAGE, open_runtime
+
+    async def probe() -> bool:
+        runtime = open_runtime("docker")
+        try:
+            await runtime.version()
+            return await runtime.image_present(HTTPD_IMAGE)
+        finally:
+            await runtime.close()
+    try:
+        present = asyncio.run(probe())
+    except RuntimeAdapterError as err:
+        raise UsageError(f"--runtime docker: the Docker engine is not reachable ({err})"
+                         ) from None
+    if not present:
+        raise UsageError("--runtime docker: image kstate/httpd:1 is missing; run "
+                         "'kstate image build-base' first")
+
+
+def run_fuzz(
+    runtime: str = "fake",
+    examples: int = 50,
+    steps: int = 40,
+    seed: int | None = None,
+    database: Path | None = None,
+    progress: Callable[[Progress, int], None] | None = None,
+) -> FuzzOutcome:
+    """Run the stateful machine of ``runtime``; see the module docstring."""
+    if runtime not in RUNTIMES:
+        raise UsageError(f"--runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
+    if examples < 1 or steps < 1:
+        raise UsageError("--examples and --steps must be at least 1")
+    if seed is not None and seed < 0:
+        raise UsageError("--seed must not be negative")
+    if runtime == "docker":
+        _check_docker()
+    quiet_logs()
+    database = database or default_database()
+    database.mkdir(parents=True, exist_ok=True)
+    machine = RUNTIMES[runtime]
+    started = time.perf_counter()
+    counts = {"examples": 0, "steps": 0}
+    current: list[ClusterMachine] = []
+
+    def hook(m: ClusterMachine) -> None:
+        if current:
+            counts["steps"] += current[-1].steps
+        current[:] = [m]
+        counts["examples"] += 1
+        if progress is not None:
+            progress(Progress(counts["examples"], counts["steps"],
+                              time.perf_counter() - started), examples)
+
+    run_settings = settings(
+        max_examples=examples, stateful_step_count=steps, deadline=None,
+        database=DirectoryBasedExampleDatabase(str(database)), derandomize=False,
+        suppress_health_check=list(HealthCheck), print_blob=False,
+        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink])
+    report: list[str] = []
+
+    def collect(value: object) -> None:
+        report.append(str(value))
+    failure: BaseException | None = None
+    with _hooked(machine, hook, seed), with_reporter(collect):
+        try:
+            run_state_machine_as_test(machine, settings=run_settings)
+        except Exception as exc:  # a violated invariant, or the engine broke
+            failure = exc
+    if current:
+        counts["steps"] += current[-1].steps
+    outcome = FuzzOutcome(runtime, counts["examples"], counts["steps"],
+                          time.perf_counter() - started, database, seed)
+    if failure is None:
+        return outcome
+    return attrs.evolve(outcome, failed=True, error=_error_text(failure),
+                        program="\n".join(_program(report)))
+
+
+def _program(report: list[str]) -> list[str]:
+    """The failing program Hypothesis reported, without its banner lines."""
+    out = []
+    for chunk in report:
+        for line in chunk.splitlines():
+            if line.startswith(("Falsifying", "Failing test case", "Trying example")):
+                continue
+            out.append(line)
+    return out
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        return "\n".join(_error_text(e) for e in exc.exceptions)
+    text = str(exc).strip() or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
+
+
+__all__ = ["FuzzOutcome", "Progress", "default_database", "pin_hash_seed", "run_fuzz"]
