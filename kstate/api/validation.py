@@ -263,10 +263,19 @@ def _rule(cls: type[T]) -> Callable[[Callable[[T, str], Iterable[Cause]]], Rule]
     return register
 
 
+#: The types whose empty value means "not set" (compared by ``type``, not
+#: ``isinstance``: FrozenDict is a ``Mapping``, whose ABC check is slow, and this runs
+#: for every field of every object written).
+_EMPTY_MEANS_UNSET = frozenset({str, tuple, FrozenDict})
+
+
 def _is_unset(value: Any) -> bool:
-    return value is None or value == "" or value == () or (
-        isinstance(value, FrozenDict) and not value
-    )
+    if value is None:
+        return True
+    if type(value) in _EMPTY_MEANS_UNSET:
+        return not value
+    # A subclass (a str enum, say) is rarer: the general test (FrozenDict has none).
+    return isinstance(value, (str, tuple)) and not value
 
 
 def _range_hint(opts: FieldOpts, sep: str = "") -> str:
@@ -316,7 +325,7 @@ def _check_field(f: FieldInfo, value: Any, path: str, out: list[Cause]) -> None:
                 out.append(Cause(f"{path}[{i}].{key_json}", DUPLICATE,
                                  f"Duplicate value: {_short(key)}"))
             seen.add(key)
-    if isinstance(value, FrozenDict) and (opts.keys or opts.values):
+    if (opts.keys or opts.values) and isinstance(value, FrozenDict):
         kcheck = FORMATS[opts.keys] if opts.keys else None
         vcheck = FORMATS[opts.values] if opts.values else None
         for k, v in value.items():
