@@ -87,6 +87,16 @@ def test_unused_fairness_entries_are_reported() -> None:
     assert r.ok and any("Typo" in w for w in r.warnings)
 
 
+def test_a_model_may_name_fair_components_it_does_not_always_have() -> None:
+    class EveryComponent(Counter):
+        warn_unused_fairness = False
+
+    model = EveryComponent(top=2, reset=True, fair=["Inc", "Reset", "Endpoints"],
+                           props=[eventually("Two", lambda s: s == 2)])
+    r = check(model)
+    assert r.ok and not r.warnings
+
+
 def test_liveness_under_symmetry_is_refused() -> None:
     class Sym(TwoPhase):
         def properties(self):

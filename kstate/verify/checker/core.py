@@ -137,7 +137,8 @@ class Spec:
             safety=tuple(safety),
             liveness=tuple(liveness),
             deadlock=deadlock,
-            fairness=FairnessSpec(model.fairness()),
+            fairness=FairnessSpec(model.fairness(),
+                                  warn_unused=model.warn_unused_fairness),
             vector=vectorised and isinstance(model, VectorModel) and not liveness,
             vector_preds=vector_preds,
         )

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import attrs
 
@@ -179,6 +179,11 @@ class Model(Generic[S]):
     def properties(self) -> Sequence[Property[S]]:
         return ()
 
+    #: Report fairness entries that matched no explored action (usually a typo in a
+    #: hand-written model). A model whose list names every component it *may* have
+    #: turns this off: a scenario without Services never runs an Endpoints step.
+    warn_unused_fairness: ClassVar[bool] = True
+
     def fairness(self) -> Sequence[str]:
         """Weakly fair actions: a family name (every instance of the family is weakly fair
         on its own, like TLA+'s ``\\A rm : WF(RMPrepare(rm))``), an exact action name, or
@@ -228,8 +233,9 @@ class VectorModel(Model[int]):
 class FairnessSpec:
     """Answers "is this action name weakly fair?" for the model's declaration."""
 
-    def __init__(self, entries: Iterable[str]) -> None:
+    def __init__(self, entries: Iterable[str], *, warn_unused: bool = True) -> None:
         self.entries = tuple(entries)
+        self.warn_unused = warn_unused
         self.everything = ALL_ACTIONS in self.entries
         self.families = frozenset(e for e in self.entries if "(" not in e)
         self.exact = frozenset(e for e in self.entries if "(" in e)
@@ -251,6 +257,8 @@ class FairnessSpec:
         return False
 
     def unused(self) -> list[str]:
+        if not self.warn_unused:
+            return []
         return [e for e in self.entries if e != ALL_ACTIONS and e not in self.used]
 
 

@@ -166,6 +166,9 @@ class SystemModel(Model[World]):
     def properties(self) -> Sequence[Property[World]]:
         return self._properties
 
+    #: FAIR names every component; most scenarios leave some idle (no Service, no fault).
+    warn_unused_fairness = False
+
     def fairness(self) -> Sequence[str]:
         return FAIR
 
