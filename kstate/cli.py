@@ -198,9 +198,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         if args.replay:
             from kstate.verify.replay import replay_file
 
-            outcome = replay_file(args.replay)
-            print(outcome.text())
-            return 0 if outcome.reproduced else 1
+            outcome = replay_file(args.replay, scenario=args.scenario)
+            print(json.dumps(outcome.to_json(), indent=2) if args.json else outcome.text())
+            # As for a check: 1 when the property fails (here: on the engine).
+            return 1 if outcome.reproduced else 0
         if not args.scenario:
             raise UsageError("give a SCENARIO.yaml (or --replay TRACE.json)")
         scenario = load_scenario(args.scenario)
@@ -231,7 +232,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if sys.stderr.isatty() and not args.json:
         print(file=sys.stderr)
     if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+        # The scenario's path makes the result self-contained for ``--replay``.
+        print(json.dumps({**result.to_json(), "scenario": str(Path(args.scenario).resolve())},
+                         indent=2))
     else:
         print(report.summary(result))
         for prop in result.properties:
@@ -266,9 +269,9 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     fuzz.pin_hash_seed(sys.argv[1:])
     tty = sys.stderr.isatty()
 
-    def show(progress: fuzz.Progress, total: int) -> None:
+    def show(progress: fuzz.Progress) -> None:
         end = "" if tty else "\n"
-        print(f"\r{progress.line(total)}\033[K" if tty else progress.line(total), end=end,
+        print(f"\r{progress.line()}\033[K" if tty else progress.line(), end=end,
               file=sys.stderr, flush=True)
 
     outcome = fuzz.run_fuzz(args.runtime, args.examples, args.steps, args.seed,
@@ -409,9 +412,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="model-check a scenario (or replay a counterexample on the engine)",
         description=(
             "Explore a scenario's cluster with the engine's own reconcilers and lifecycle "
-            "machines; exit 0 if every property holds, 1 if one fails, 2 on bad input."),
+            "machines; exit 0 if every property holds, 1 if one fails, 2 on bad input. "
+            "With --replay, run a counterexample on the in-process engine instead: exit 1 "
+            "if the engine reproduces the violation, 0 if the property holds on it, 2 on a "
+            "malformed trace."),
     )
-    verify.add_argument("scenario", nargs="?", help="scenario YAML (see specs/scenarios/)")
+    verify.add_argument("scenario", nargs="?", help="scenario YAML (see specs/scenarios/); "
+                        "with --replay, overrides the scenario the trace names")
     how = verify.add_mutually_exclusive_group()
     how.add_argument("--bfs", action="store_true", help="breadth-first (default): "
                      "shortest counterexamples")
@@ -432,7 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--trace-graph", metavar="FILE",
                         help="draw the counterexample (.svg, .png or .dot)")
     verify.add_argument("--replay", metavar="TRACE.json",
-                        help="replay a counterexample (a --json result) on the engine")
+                        help="replay a counterexample (a --json result, or a file with "
+                             "one trace) on the in-process engine")
     verify.set_defaults(handler=_cmd_verify)
 
     fuzz = sub.add_parser(

@@ -239,6 +239,11 @@ class BadRequest(ApiError):
     code = 400
     reason = "BadRequest"
 
+    @classmethod
+    def at(cls, field: str, message: str) -> BadRequest:
+        """A 400 about one field of the request's body, named in ``details.causes``."""
+        return cls(message, causes=[Cause(field, "FieldValueInvalid", message)])
+
 
 class Unauthorized(ApiError):
     """No bearer token, or one the server does not know (401)."""

@@ -8,13 +8,15 @@ manager, scheduler and node agents, on fake runtimes and a fake clock — does t
 1. **Read** a ``kstate verify --json`` result (schema ``kstate.verify/result@1``) or a
    file with one trace (``{"property": ..., "trace": [...], "scenario": ...}`` or a bare
    list of steps). The violated property's trace is taken (the first failed property
-   with a trace). A malformed document is a ``ModelError`` naming the field.
-2. **Find the scenario**: the document's ``scenario`` (the scenario's YAML mapping, or a
-   path to it, relative to the trace file), else the scenario file named like the
+   with a trace). A malformed document is a ``ModelError`` naming the field
+   (``properties[0].trace[3].action``), and so is an action the replay has no engine
+   operation for (``ACTIONS``) or arguments it cannot follow.
+2. **Find the scenario**: the one the caller gives (``kstate verify SCEN --replay F``),
+   else the document's ``scenario`` (the scenario's YAML mapping, or a path to it,
+   relative to the trace file or the current folder — ``kstate verify --json`` writes
+   the scenario file's absolute path there), else the scenario file named like the
    result's ``model`` in the trace file's directory, ``./specs/scenarios`` or the
-   project's ``specs/scenarios``. (``kstate verify --json`` writes ``model`` = the
-   scenario's name; embedding ``"scenario": <path>`` in that output would make every
-   result self-contained — see docs/stateful.md.)
+   project's ``specs/scenarios``.
 3. **Rebuild the initial cluster** in a *driven* engine: the scenario's nodes registered
    and Ready, its RCs and Services created, every cache current; components follow the
    store but act only when a step tells them to, and each component's watch holds back
@@ -31,9 +33,12 @@ manager, scheduler and node agents, on fake runtimes and a fake clock — does t
    creation order.
 5. **Judge**: after every step the violated property is evaluated on the live engine
    (safety), or, for a liveness property, after the whole trace (and its cycle) the
-   engine is let run on its own from the store and must settle (it reproduces the
-   violation if it does not). Each step's report says what the engine did and where its
-   state differs from the model's.
+   engine is let run on its own from the store and must settle with the property's goal
+   met (it reproduces the violation if it does not: an RC whose pods can never be
+   scheduled comes to rest, and does not converge). Each step's report says what the
+   engine did and where its state differs from the model's. ``kstate verify --replay``
+   exits 1 when the engine reproduces the violation, 0 when the property holds on it
+   (as for a check: 1 means a property fails).
 
 A step of the model may do less than the engine's call (a model ``Kubelet`` step stops
 at the pod worker's first write; ``sync_pod`` runs to rest): a replay is faithful to the
@@ -44,6 +49,7 @@ state — the step reports show where the two part.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -75,6 +81,7 @@ ReplicationFn = Callable[..., list[Any]]
 #: Properties judged after the whole trace, once the engine has run on its own.
 LIVENESS = frozenset({"converges", "endpoints_converge", "no_orphans"})
 _ACTION = re.compile(r"^(?P<name>[A-Za-z]+)(?:\((?P<args>.*)\))?$")
+_KINDS = frozenset(k.value for k in Kind)
 
 
 # --------------------------------------------------------------------------- reading
@@ -82,7 +89,12 @@ _ACTION = re.compile(r"^(?P<name>[A-Za-z]+)(?:\((?P<args>.*)\))?$")
 
 @attrs.frozen
 class TraceDoc:
-    """A counterexample to replay: the property, its steps, and the scenario."""
+    """A counterexample to replay: the property, its steps, and the scenario.
+
+    ``fields`` names, for every step after ``<init>`` (then every cycle step), where it
+    sits in the document (``properties[0].trace[3]``), so an error met while replaying
+    names the step at fault.
+    """
 
     property: str
     kind: str
@@ -90,83 +102,90 @@ class TraceDoc:
     cycle: tuple[Step, ...]
     scenario: Scenario
     source: str = ""
+    fields: tuple[str, ...] = ()
 
 
-def load_trace(path: str | Path) -> TraceDoc:
+def load_trace(path: str | Path, *, scenario: str | Path | None = None) -> TraceDoc:
     """Read a result or trace file (see the module docstring); ``ModelError`` naming
-    the field for anything malformed."""
+    the field for anything malformed. ``scenario`` overrides the document's own."""
     p = Path(path)
     try:
         text = p.read_text()
     except OSError as exc:
-        raise ModelError(f"cannot read trace file: {exc.strerror or exc}", model=str(p),
-                         field="$") from None
+        raise ModelError(f"cannot read trace file: {exc.strerror or exc}", model=str(p)
+                         ) from None
     try:
         data = json.loads(text)
     except ValueError as exc:
         raise ModelError(f"not JSON: {exc}", model=str(p), field="$") from None
     try:
-        return parse_trace(data, base=p.parent, source=str(p))
+        return parse_trace(data, base=p.parent, source=str(p),
+                           scenario=load_scenario(scenario) if scenario else None)
     except ModelError as err:
-        raise ModelError(str(err), model=str(p)) from None
+        raise _in_file(err, p) from None
 
 
-def parse_trace(data: Any, *, base: Path = Path("."), source: str = "") -> TraceDoc:
-    """A ``TraceDoc`` from a parsed document."""
+def _in_file(err: ModelError, path: Path) -> ModelError:
+    """``err`` located in the trace file ``path`` (its field kept)."""
+    where = ": ".join(part for part in (err.model, err.field) if part)
+    message = str(err).removeprefix(f"{where}: ") if where else str(err)
+    model = str(path) if not err.model else f"{path} (scenario {err.model})"
+    return ModelError(message, model=model, field=err.field)
+
+
+def parse_trace(data: Any, *, base: Path = Path("."), source: str = "",
+                scenario: Scenario | None = None) -> TraceDoc:
+    """A ``TraceDoc`` from a parsed document (``scenario``: use it, not the document's)."""
     if isinstance(data, list):
         data = {"trace": data}
     if not isinstance(data, Mapping):
         raise ModelError("expected a kstate verify --json result, or an object with a "
                          "'trace' (or a list of steps)", field="$")
-    if "properties" in data:
+    if "properties" in data:  # a ``kstate verify --json`` result
         if data.get("schema") != SCHEMA:
             raise ModelError(f"expected schema {SCHEMA!r}, got {data.get('schema')!r}",
                              field="schema")
-        chosen = _failed_property(data["properties"])
-        where = f"properties[{chosen[0]}]"
-        prop = chosen[1]
-        name, kind = prop.get("name"), prop.get("kind", "always")
-        trace_field, cycle = prop.get("trace"), prop.get("cycle", [])
-        model = data.get("model")
-    else:
-        where = ""
-        name, kind = data.get("property", ""), data.get("kind", "")
-        trace_field, cycle = data.get("trace"), data.get("cycle", [])
-        model = data.get("model")
-    prefix = f"{where}." if where else ""
+        index, prop = _failed_property(data["properties"])
+        prefix = f"properties[{index}]."
+        name_field = f"{prefix}name"
+    else:  # one trace
+        prop, prefix, name_field = data, "", "property"
+    name = prop.get("name" if prefix else "property")
+    kind = prop.get("kind", "")
+    trace_field, cycle = prop.get("trace"), prop.get("cycle", [])
     if not isinstance(trace_field, list) or not trace_field:
         raise ModelError("must be a non-empty list of steps", field=f"{prefix}trace")
     if not isinstance(cycle, list):
         raise ModelError("must be a list of steps", field=f"{prefix}cycle")
     steps = steps_from_json(trace_field, f"{prefix}trace")
     cycle_steps = steps_from_json(cycle, f"{prefix}cycle")
+    fields = ([f"{prefix}trace[{i}]" for i in range(len(steps))]
+              + [f"{prefix}cycle[{i}]" for i in range(len(cycle_steps))])
     if steps[0].action != INIT:
         raise ModelError(f"the first step must be {INIT!r}, not {steps[0].action!r}",
-                         field=f"{prefix}trace[0].action")
-    for i, step in enumerate((*steps, *cycle_steps)):
-        if not isinstance(step.state, Mapping) or not isinstance(step.state.get("now"),
-                                                                  int | float):
-            where_step = f"{prefix}trace[{i}]" if i < len(steps) else \
-                f"{prefix}cycle[{i - len(steps)}]"
+                         field=f"{fields[0]}.action")
+    for i, (step, where) in enumerate(zip((*steps, *cycle_steps), fields, strict=True)):
+        now = step.state.get("now") if isinstance(step.state, Mapping) else None
+        if isinstance(now, bool) or not isinstance(now, int | float):
             raise ModelError("a step's state must be an object with a numeric 'now'",
-                             field=f"{where_step}.state")
-        if i and not _ACTION.match(step.action):
-            raise ModelError(f"unreadable action {step.action!r}",
-                             field=f"{prefix}trace[{i}].action")
-    scenario = _scenario(data, model, base)
-    if not isinstance(name, str) or not name:
-        name = scenario.properties[0] if len(scenario.properties) == 1 else ""
-        if not name:
-            raise ModelError("which property does this trace violate? give 'property'",
-                             field="property")
-    if name not in LIBRARY:
+                             field=f"{where}.state")
+        if i:
+            _check_action(step.action, f"{where}.action")
+    if scenario is None:
+        scenario = _scenario(data, data.get("model"), base)
+    if name is None or name == "":
+        if len(scenario.properties) != 1:
+            raise ModelError("which property does this trace violate? give it",
+                             field=name_field)
+        name = scenario.properties[0]
+    if not isinstance(name, str) or name not in LIBRARY:
         raise ModelError(f"unknown property {name!r}; the library has: "
-                         f"{', '.join(LIBRARY)}", field=f"{prefix}name" if where
-                         else "property")
-    if not isinstance(kind, str):
-        raise ModelError("must be a string", field=f"{prefix}kind")
-    return TraceDoc(name, kind or ("converges" if name in LIVENESS else "always"),
-                    steps, cycle_steps, scenario, source)
+                         f"{', '.join(LIBRARY)}", field=name_field)
+    if not isinstance(kind, str) or (kind and kind not in _KINDS):
+        raise ModelError(f"unknown kind {kind!r}; one of: {', '.join(Kind)}",
+                         field=f"{prefix}kind")
+    kind = kind or (Kind.CONVERGES.value if name in LIVENESS else Kind.ALWAYS.value)
+    return TraceDoc(name, kind, steps, cycle_steps, scenario, source, tuple(fields[1:]))
 
 
 def _failed_property(props: Any) -> tuple[int, Mapping[str, Any]]:
@@ -181,6 +200,19 @@ def _failed_property(props: Any) -> tuple[int, Mapping[str, Any]]:
                      "replay", field="properties")
 
 
+def _check_action(action: str, field: str) -> None:
+    """An action the replay can map onto the engine, with the arguments it takes."""
+    name, args = _args(action, field)
+    arity = ACTIONS.get(name)
+    if arity is None:
+        raise ModelError(f"unknown action {name!r}; known: {', '.join(sorted(ACTIONS))}",
+                         field=field)
+    least, most = arity
+    if not least <= len(args) <= most:
+        wanted = str(least) if least == most else f"{least} to {most}"
+        raise ModelError(f"{name} takes {wanted} argument(s), got {len(args)}", field=field)
+
+
 def scenario_dirs(base: Path) -> list[Path]:
     """Where a result's ``model`` name is looked up as ``<name>.yaml``."""
     project = Path(__file__).resolve().parents[2] / "specs" / "scenarios"
@@ -190,10 +222,18 @@ def scenario_dirs(base: Path) -> list[Path]:
 def _scenario(data: Mapping[str, Any], model: Any, base: Path) -> Scenario:
     given = data.get("scenario")
     if isinstance(given, Mapping):
-        return parse_scenario(dict(given), default_name=str(model or "scenario"))
-    if isinstance(given, str):
+        try:
+            return parse_scenario(dict(given), default_name=str(model or "scenario"))
+        except ModelError as err:
+            where = f"scenario.{err.field}" if err.field else "scenario"
+            raise ModelError(str(err).removeprefix(f"{err.field}: "), field=where) from None
+    if isinstance(given, str) and given:
         path = Path(given)
-        return load_scenario(path if path.is_absolute() else base / path)
+        for candidate in (path,) if path.is_absolute() else (base / path, path):
+            if candidate.is_file():
+                return load_scenario(candidate)
+        raise ModelError(f"no scenario file {given!r} (relative paths are read from the "
+                         "trace file's folder, then the current one)", field="scenario")
     if given is not None:
         raise ModelError("must be a scenario mapping or a path to one", field="scenario")
     if not isinstance(model, str) or not model:
@@ -214,6 +254,8 @@ def _scenario(data: Mapping[str, Any], model: Any, base: Path) -> Scenario:
 
 @attrs.frozen
 class StepReport:
+    """One replayed step: the model's action, what the engine did, how they differ."""
+
     index: int
     action: str
     did: str  # what the engine was asked to do, and what came of it
@@ -231,6 +273,14 @@ class ReplayOutcome:
     verdict: str
     steps: tuple[StepReport, ...] = ()
 
+    def to_json(self) -> dict[str, Any]:
+        """The outcome as JSON data (``kstate verify --replay ... --json``)."""
+        return {"property": self.property, "scenario": self.scenario,
+                "reproduced": self.reproduced, "verdict": self.verdict,
+                "steps": [{"index": s.index, "action": s.action, "engine": s.did,
+                           "differences": list(s.differences),
+                           "violations": list(s.violations)} for s in self.steps]}
+
     def text(self) -> str:
         lines = [f"replay of the {self.property} counterexample of scenario "
                  f"{self.scenario!r} on the engine ({len(self.steps)} steps)"]
@@ -245,12 +295,17 @@ class ReplayOutcome:
         return "\n".join(lines)
 
 
-def replay_file(path: str | Path, *, replication_fn: ReplicationFn | None = None,
+def replay_file(path: str | Path, *, scenario: str | Path | None = None,
+                replication_fn: ReplicationFn | None = None,
                 nodelifecycle_fn: ReplicationFn | None = None) -> ReplayOutcome:
-    """Replay the counterexample in ``path`` on a fresh in-process engine."""
-    doc = load_trace(path)
-    return asyncio.run(replay(doc, replication_fn=replication_fn,
-                              nodelifecycle_fn=nodelifecycle_fn))
+    """Replay the counterexample in ``path`` on a fresh in-process engine (``scenario``:
+    this scenario file, not the one the document names)."""
+    doc = load_trace(path, scenario=scenario)
+    try:
+        return asyncio.run(replay(doc, replication_fn=replication_fn,
+                                  nodelifecycle_fn=nodelifecycle_fn))
+    except ModelError as err:  # a step the engine cannot follow
+        raise _in_file(err, Path(path)) from None
 
 
 async def replay(doc: TraceDoc, *, replication_fn: ReplicationFn | None = None,
@@ -269,10 +324,11 @@ async def replay(doc: TraceDoc, *, replication_fn: ReplicationFn | None = None,
 # --------------------------------------------------------------------------- replaying
 
 
-def _args(action: str) -> tuple[str, list[str]]:
+def _args(action: str, field: str = "action") -> tuple[str, list[str]]:
+    """``"Kubelet(node-1, web-0)"`` -> ``("Kubelet", ["node-1", "web-0"])``."""
     m = _ACTION.match(action)
     if m is None:
-        raise ModelError(f"unreadable action {action!r}", field="action")
+        raise ModelError(f"unreadable action {action!r}", field=field)
     raw = m.group("args")
     return m.group("name"), [a.strip() for a in raw.split(",")] if raw else []
 
@@ -347,9 +403,12 @@ class _Replayer:
         liveness = doc.property in LIVENESS or _is_liveness(doc.kind)
         steps = [*doc.steps[1:], *doc.cycle]
         self._pair(doc.steps[0].state)
-        for index, step in enumerate(steps, start=1):
+        for index, (step, where) in enumerate(zip(steps, doc.fields, strict=True), start=1):
             before = await self._snapshot()
-            did = await self._do(step)
+            try:
+                did = await self._do(step)
+            except ModelError as err:
+                raise ModelError(f"{err}", field=f"{where}.action") from None
             await self.engine.drain()
             self._pair(step.state)
             differences = tuple(await self._differences(step.state))
@@ -368,15 +427,17 @@ class _Replayer:
                              tuple(self.reports))
 
     async def _do(self, step: Step) -> str:
+        """Run the engine operation of ``step`` (checked by ``_check_action`` when the
+        document was read); what it did, in words."""
         name, args = _args(step.action)
-        handler = getattr(self, f"_do_{name.lower()}", None)
-        if handler is None:
-            raise ModelError(f"no engine operation for action {name!r}", field="action")
-        try:
-            return str(await handler(step, *args))
-        except (TypeError, IndexError, KeyError):
-            raise ModelError(f"cannot replay {step.action!r}: unexpected arguments",
-                             field="action") from None
+        handler = getattr(self, f"_do_{name.lower()}")
+        return str(await handler(step, *args))
+
+    def _agent(self, node: str) -> Any:
+        if node not in self.engine.nodes:
+            raise ModelError(f"no node {node!r} in the scenario (nodes: "
+                             f"{', '.join(self.engine.node_names)})")
+        return self.engine.nodes[node].agent
 
     def _pod(self, model_name: str) -> str:
         if model_name.startswith("uid-"):
@@ -384,7 +445,7 @@ class _Replayer:
         engine_name = self.names.get(model_name)
         if engine_name is None:
             raise ModelError(f"the trace names pod {model_name!r}, which the engine never "
-                             "created", field="action")
+                             "created")
         return engine_name
 
     async def _pod_obj(self, model_name: str) -> Pod | None:
@@ -425,6 +486,8 @@ class _Replayer:
         scheduler = self.engine.scheduler
         assert scheduler is not None
         name = self._pod(pod)
+        if node:
+            self._agent(node)
         cached = scheduler.pods.get(f"default/{name}")
         if cached is None:
             return f"scheduler: pod {name} is not in its cache; nothing to do"
@@ -441,7 +504,7 @@ class _Replayer:
                 + f" -> {_outcomes(result.outcomes)}")
 
     async def _do_kubelet(self, step: Step, node: str, pod: str) -> str:
-        agent = self.engine.nodes[node].agent
+        agent = self._agent(node)
         name = self._pod(pod)
         uid = next((u for u, p in agent._by_uid.items() if p.metadata.name == name), "")
         if not uid:
@@ -470,7 +533,7 @@ class _Replayer:
         return f"agent {node}: {rounds} pod worker round(s) for {name}"
 
     async def _do_nodeready(self, step: Step, node: str) -> str:
-        await self.engine.nodes[node].agent.report_status()
+        await self._agent(node).report_status()
         return f"agent {node}.report_status()"
 
     # -- watches and time
@@ -482,7 +545,7 @@ class _Replayer:
         if channel is None and watcher in engine.nodes:
             channel = engine.nodes[watcher].channel
         if channel is None:
-            raise ModelError(f"no watcher {watcher!r}", field="action")
+            raise ModelError(f"no watcher {watcher!r} (cm, scheduler or a node)")
         delivered = channel.deliver(kind)
         return (f"{watcher}: one held {kind} event delivered" if delivered else
                 f"{watcher}: no {kind} event held (the engine's watch had delivered it)")
@@ -511,6 +574,7 @@ class _Replayer:
         uid, _, rest = container.partition("/")
         cname = rest.split("/")[0]
         name = self._pod(uid)
+        self._agent(node)
         for c in (await self.engine.containers()).get(node, []):
             if c.labels.get("io.kstate.pod.name") == name and c.name == cname:
                 await self.engine.crash(node, c.id)
@@ -518,10 +582,12 @@ class _Replayer:
         return f"no running container {cname} of {name} on {node}"
 
     async def _do_partition(self, step: Step, node: str) -> str:
+        self._agent(node)
         self.engine.partition(node)
         return f"{node} cut off"
 
     async def _do_heal(self, step: Step, node: str) -> str:
+        self._agent(node)
         await self.engine.heal(node)
         return f"{node} reconnected"
 
@@ -532,6 +598,8 @@ class _Replayer:
     # -- the user's script
 
     async def _do_scale(self, step: Step, rc: str, replicas: str) -> str:
+        if not replicas.isdigit():
+            raise ModelError(f"Scale's replicas must be a number, not {replicas!r}")
         await self.engine.client.scale(ReplicationController, rc, int(replicas), "default")
         return f"scaled {rc} to {replicas}"
 
@@ -702,19 +770,55 @@ class _Replayer:
         return await engine.endpoints_mismatch()
 
     async def _judge_liveness(self) -> ReplayOutcome:
+        """Faults stop (every node reconnected), the engine runs on its own: it must
+        come to rest *with the property's goal met* — resting short of it (an RC whose
+        pods can never be scheduled) reproduces the violation as surely as never
+        resting does."""
         engine = self.engine
         for name in engine.node_names:
             if not engine.reachable(name):
                 await engine.heal(name)
         await engine.go_autonomous()
-        settled = await engine.settle()
+        settled = await engine.settle(goal=self._liveness_goal)
         prop = self.doc.property
         if settled.converged:
             return self._outcome(False, f"{prop}: after the trace, the engine running on its "
                                  f"own settled in {settled.elapsed:.0f} s of fake time")
         unmet = "; ".join(settled.unmet[:5])
-        return self._outcome(True, f"{prop}: after the trace the engine did not settle "
-                             f"within {settled.elapsed:.0f} s of fake time: {unmet}")
+        return self._outcome(True, f"{prop}: after the trace, the engine running on its "
+                             f"own did not reach the property's goal within "
+                             f"{settled.elapsed:.0f} s of fake time: {unmet}")
+
+    async def _liveness_goal(self) -> list[str]:
+        """What keeps the liveness property's goal from holding on the engine now (the
+        model's ``_at_replicas`` / ``_endpoints_match`` / ``_no_orphan_containers``)."""
+        from kstate.verify.stateful import checks
+
+        engine = self.engine
+        prop = self.doc.property
+        if prop == "converges":
+            return await checks.replicas_not_ready(engine)
+        if prop == "endpoints_converge":
+            return await engine.endpoints_mismatch()
+        if prop == "no_orphans":
+            return await engine.orphans()
+        return []
+
+
+def _arity(handler: Callable[..., Any]) -> tuple[int, int]:
+    """(fewest, most) action arguments a ``_do_*`` handler takes (after self, step)."""
+    params = list(inspect.signature(handler).parameters.values())[2:]
+    return (sum(1 for p in params if p.default is inspect.Parameter.empty), len(params))
+
+
+#: Every action of the system model (``kstate.verify.system.model``) the replay maps
+#: onto the engine -> the (fewest, most) arguments it takes.
+ACTIONS: dict[str, tuple[int, int]] = {
+    name: _arity(getattr(_Replayer, f"_do_{name.lower()}"))
+    for name in ("Sync", "Endpoints", "NodeLifecycle", "GC", "Schedule", "Kubelet",
+                 "NodeReady", "Deliver", "Tick", "Crash", "Partition", "Heal",
+                 "RestartControllerManager", "Scale", "DeletePod", "DeleteRC", "Cordon",
+                 "Drain")}
 
 
 def _is_liveness(kind: str) -> bool:
@@ -771,5 +875,5 @@ def _node_line(n: Node) -> str:
             f"taints={taints}")
 
 
-__all__ = ["LIVENESS", "ReplayOutcome", "StepReport", "TraceDoc", "load_trace",
+__all__ = ["ACTIONS", "LIVENESS", "ReplayOutcome", "StepReport", "TraceDoc", "load_trace",
            "parse_trace", "replay", "replay_file", "scenario_dirs"]

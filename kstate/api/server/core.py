@@ -29,6 +29,7 @@ import contextlib
 import json
 import os
 import random
+import reprlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Generic, TypeVar
@@ -489,7 +490,8 @@ class ApiCore:
         info = REGISTRY.for_class(type(obj))
         obj = self._in_namespace(info, obj, namespace)
         if obj.metadata.resource_version:
-            raise BadRequest("resourceVersion should not be set on objects to be created")
+            raise BadRequest.at("metadata.resourceVersion",
+                                "resourceVersion should not be set on objects to be created")
         self._check_fields(info, obj, opts)
         obj = self._prepare_create(info, obj)
         check_valid(obj)
@@ -532,9 +534,10 @@ class ApiCore:
                 return attrs.evolve(obj, metadata=attrs.evolve(meta, namespace=""))
             return obj
         if namespace and meta.namespace and meta.namespace != namespace:
-            raise BadRequest("the namespace of the provided object does not match the "
-                             f"namespace sent on the request ({meta.namespace!r} vs "
-                             f"{namespace!r})")
+            raise BadRequest.at("metadata.namespace",
+                                "the namespace of the provided object does not match the "
+                                f"namespace sent on the request ({reprlib.repr(meta.namespace)}"
+                                f" vs {namespace!r})")
         if not meta.namespace:
             return attrs.evolve(obj, metadata=attrs.evolve(meta, namespace=namespace
                                                            or "default"))
@@ -826,8 +829,9 @@ class ApiCore:
             raise InvalidObject(info.kind, name, errs)
         assert isinstance(obj, KubeObject)
         if obj.metadata.name != name:
-            raise BadRequest(f"the name of the object ({obj.metadata.name}) does not match "
-                             f"the name on the URL ({name})")
+            raise BadRequest.at("metadata.name", f"the name of the object "
+                                f"({reprlib.repr(obj.metadata.name)}) does not match the "
+                                f"name on the URL ({name})")
         return obj
 
     # -------------------------------------------------------------- scale
@@ -858,8 +862,9 @@ class ApiCore:
         self._check_scalable(info)
         opts = opts or WriteOptions()
         if scale.metadata.name and scale.metadata.name != name:
-            raise BadRequest(f"the name of the object ({scale.metadata.name}) does not match "
-                             f"the name on the URL ({name})")
+            raise BadRequest.at("metadata.name", f"the name of the object "
+                                f"({reprlib.repr(scale.metadata.name)}) does not match the "
+                                f"name on the URL ({name})")
         if scale.spec.replicas < 0:
             raise InvalidObject("Scale", name, [Cause("spec.replicas", "FieldValueInvalid",
                                                       "must be greater than or equal to 0")])
@@ -1086,8 +1091,9 @@ class ApiCore:
         opts = opts or WriteOptions()
         pod_name = name or binding.metadata.name
         if binding.metadata.name and name and binding.metadata.name != name:
-            raise BadRequest(f"the name of the binding ({binding.metadata.name}) does not "
-                             f"match the pod name on the URL ({name})")
+            raise BadRequest.at("metadata.name", f"the name of the binding "
+                                f"({reprlib.repr(binding.metadata.name)}) does not match the "
+                                f"pod name on the URL ({name})")
         check_valid(attrs.evolve(binding, metadata=attrs.evolve(
             binding.metadata, name=pod_name, namespace=namespace or "default")))
         info = REGISTRY.for_kind("Pod")

@@ -26,8 +26,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
+import reprlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -50,6 +52,7 @@ from kstate.api.server.status import status_of, success_status
 from kstate.errors import (
     ApiError,
     BadRequest,
+    Cause,
     InternalError,
     KstateError,
     MethodNotAllowed,
@@ -146,10 +149,112 @@ def parse_json(body: bytes, *, duplicates: list[str] | None = None) -> Any:
     ``duplicates``, repeated keys are recorded there (for ``fieldValidation``)."""
     try:
         if duplicates is None:
-            return json.loads(body)
-        return json.loads(body, object_pairs_hook=_pairs(duplicates))
-    except (ValueError, RecursionError) as exc:
+            data = json.loads(body)
+        else:
+            data = json.loads(body, object_pairs_hook=_pairs(duplicates))
+    except RecursionError:  # deeper than Python's parser goes: far too deep
+        raise _too_deep(_deepest_field(body)) from None
+    except ValueError as exc:
         raise BadRequest(f"the request body is not valid JSON: {str(exc)[:200]}") from None
+    if body.count(b"{") + body.count(b"[") > MAX_NESTING:
+        check_nesting(data)
+    return replace_lone_surrogates(data) if _SURROGATE_ESCAPE.search(body) else data
+
+
+#: How deep a request body may nest objects and arrays. The served kinds need about a
+#: dozen levels; the limit keeps every recursive walk (decoding, patching, validation)
+#: far from Python's recursion limit, where a deeper body would end in a 500.
+MAX_NESTING = 100
+
+
+def _too_deep(path: Sequence[str | int]) -> BadRequest:
+    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    return BadRequest(f"the request body nests more than {MAX_NESTING} levels deep",
+                      causes=[Cause(field, "FieldValueInvalid",
+                                    f"nested more than {MAX_NESTING} levels deep")])
+
+
+def check_nesting(data: Any) -> None:
+    """``BadRequest`` naming the field where ``data`` nests deeper than
+    :data:`MAX_NESTING` (iterative: the check must not recurse itself)."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(data, ())]
+    while stack:
+        node, path = stack.pop()
+        if len(path) > MAX_NESTING:
+            raise _too_deep(path)
+        if isinstance(node, dict):
+            stack.extend((v, (*path, str(k))) for k, v in node.items()
+                         if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            stack.extend((v, (*path, i)) for i, v in enumerate(node)
+                         if isinstance(v, dict | list))
+
+
+#: ``\uD800``-``\uDFFF`` in a JSON text: the only way a lone surrogate gets in.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\],:]')
+
+
+def _deepest_field(body: bytes) -> list[str | int]:
+    """Where a JSON text too deep to parse first nests deeper than :data:`MAX_NESTING`,
+    found by scanning its tokens (strings, brackets, commas, colons)."""
+    open_: list[list[Any]] = []  # per open container: [is an object, key or index now]
+    path: list[str | int] = []
+    last_string = b'""'
+    for match in _JSON_TOKEN.finditer(body):
+        token = match.group()
+        if token in (b"{", b"["):
+            if open_:
+                path.append(open_[-1][1])
+            open_.append([token == b"{", "" if token == b"{" else 0])
+            if len(open_) > MAX_NESTING + 1:
+                return path
+        elif token in (b"}", b"]"):
+            if open_:
+                open_.pop()
+            if path:
+                path.pop()
+        elif token == b"," and open_ and not open_[-1][0]:
+            open_[-1][1] += 1
+        elif token == b":" and open_ and open_[-1][0]:
+            try:
+                open_[-1][1] = json.loads(last_string)
+            except ValueError:
+                open_[-1][1] = "?"
+        elif token.startswith(b'"'):
+            last_string = token
+    return path
+
+
+def replace_lone_surrogates(data: Any) -> Any:
+    r"""``data`` with every lone UTF-16 surrogate (an escape such as ``"\udfff"`` that
+    pairs with nothing) replaced by U+FFFD, in keys and values, as Go's JSON decoder —
+    so Kubernetes — does. Python keeps them, and a string holding one cannot be encoded
+    as UTF-8: the store write would fail. Iterative: a body may be nested deep.
+
+    >>> replace_lone_surrogates({"a\udfff": ["x\ud800", 1]})
+    {'a\ufffd': ['x\ufffd', 1]}
+    """
+    def fix(value: Any) -> Any:
+        return _SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value
+
+    if isinstance(data, str):
+        return fix(data)
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            items = [(fix(k), fix(v)) for k, v in node.items()]
+            node.clear()
+            node.update(items)
+            stack.extend(v for _, v in items if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            node[:] = [fix(v) for v in node]
+            stack.extend(v for v in node if isinstance(v, dict | list))
+    return data
 
 
 def _parse_yaml(body: bytes) -> Any:
@@ -168,6 +273,7 @@ def _parse_yaml(body: bytes) -> Any:
     datas = [d.data for d in docs if not isinstance(d, KstateError) and d.data is not None]
     if len(datas) != 1:
         raise BadRequest("the request body must hold exactly one YAML document")
+    check_nesting(datas[0])  # (the reader refuses surrogate escapes itself)
     return datas[0]
 
 
@@ -439,13 +545,14 @@ class HttpApi:
             raise BadRequest(f"the request body must be a JSON object ({what})")
         kind = data.get("kind")
         if kind not in (None, "", cls.KIND or cls.__name__):
-            raise BadRequest(f"the body is a {kind!r}, but this request takes a "
-                             f"{cls.KIND or cls.__name__}")
+            raise BadRequest.at("kind", f"the body is a {reprlib.repr(kind)}, but this "
+                                f"request takes a {cls.KIND or cls.__name__}")
         api = data.get("apiVersion")
         if api not in (None, "", cls.API_VERSION) and not (
                 cls is DeleteOptions or (cls is Eviction and api == "policy/v1beta1")):
-            raise BadRequest(f"the apiVersion in the body ({api!r}) does not match the "
-                             f"expected {cls.API_VERSION!r}")
+            raise BadRequest.at("apiVersion", f"the apiVersion in the body "
+                                f"({reprlib.repr(api)}) does not match the expected "
+                                f"{cls.API_VERSION!r}")
         obj, errs = decode(cls, data)
         if errs or obj is None:
             listed = "; ".join(str(c) for c in errs)
@@ -595,8 +702,9 @@ class HttpApi:
         if info.subresource == "eviction":
             eviction = self._decode(Eviction, data, "an Eviction")
             if eviction.metadata.name and eviction.metadata.name != info.name:
-                raise BadRequest(f"name in URL ({info.name}) does not match the name in the "
-                                 f"Eviction ({eviction.metadata.name})")
+                raise BadRequest.at("metadata.name", f"name in URL ({info.name}) does not "
+                                    "match the name in the Eviction "
+                                    f"({reprlib.repr(eviction.metadata.name)})")
             await self.core.evict(namespace, info.name, eviction)
             return self._respond(request, info, kind,
                                  success_status(info.name, "pods", code=201), 201)
@@ -614,8 +722,9 @@ class HttpApi:
             return self._respond(request, info, kind, result, 200, opts)
         obj = self._decode(kind.cls, data, f"a {kind.kind}")
         if obj.metadata.name != info.name:
-            raise BadRequest(f"the name of the object ({obj.metadata.name}) does not match "
-                             f"the name on the URL ({info.name})")
+            raise BadRequest.at("metadata.name", f"the name of the object "
+                                f"({reprlib.repr(obj.metadata.name)}) does not match the "
+                                f"name on the URL ({info.name})")
         updated = await self.core.update(obj, namespace=namespace,
                                          subresource=info.subresource, opts=opts)
         return self._respond(request, info, kind, updated, 200, opts)

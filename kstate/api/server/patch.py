@@ -27,6 +27,7 @@ cannot be applied, 422) — never anything else.
 from __future__ import annotations
 
 import copy
+import reprlib
 from typing import Any
 
 from kstate.api import objects as o
@@ -41,8 +42,18 @@ APPLY_PATCH = "application/apply-patch+yaml"
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH)
 
 
-def _unprocessable(message: str, kind: str = "", name: str = "") -> InvalidObject:
-    return InvalidObject(kind or "patch", name, [Cause("", "FieldValueInvalid", message)])
+def _unprocessable(message: str, field: str = "") -> InvalidObject:
+    """A patch that cannot apply (422); ``field`` is where, in the patch document."""
+    return InvalidObject("patch", "", [Cause(field, "FieldValueInvalid", message)])
+
+
+def _at(err: InvalidObject | BadRequest, field: str) -> InvalidObject | BadRequest:
+    """``err`` (raised without a field) about ``field`` of the patch document."""
+    if any(c.field for c in err.causes):
+        return err
+    if isinstance(err, InvalidObject):
+        return _unprocessable("; ".join(c.message for c in err.causes), field)
+    return BadRequest.at(field, str(err))
 
 
 # ------------------------------------------------------------------ JSON merge patch
@@ -150,36 +161,52 @@ def json_patch(doc: Any, operations: Any) -> Any:
     doc = copy.deepcopy(doc)
     for n, op in enumerate(operations):
         if not isinstance(op, dict):
-            raise BadRequest(f"JSON patch operation {n} must be an object")
+            raise BadRequest.at(f"[{n}]", f"JSON patch operation {n} must be an object")
         kind, path = op.get("op"), op.get("path")
         if not isinstance(path, str):
-            raise BadRequest(f"JSON patch operation {n} needs a string 'path'")
+            raise BadRequest.at(f"[{n}].path", f"JSON patch operation {n} needs a string "
+                                "'path'")
+        if kind not in ("add", "remove", "replace", "move", "copy", "test"):
+            raise BadRequest.at(f"[{n}].op", f"JSON patch operation {n}: unknown op "
+                                f"{reprlib.repr(kind)}")
         if kind in ("add", "replace", "test") and "value" not in op:
-            raise BadRequest(f"JSON patch operation {n} ({kind}) needs a 'value'")
-        value = copy.deepcopy(op.get("value"))
-        if kind == "add":
-            doc = _add(doc, path, value)
-        elif kind == "remove":
-            doc = _remove(doc, path)
-        elif kind == "replace":
-            _get(doc, path)
-            doc = _add(_remove(doc, path), path, value) if _pointer(path) else value
-        elif kind in ("move", "copy"):
-            source = op.get("from")
-            if not isinstance(source, str):
-                raise BadRequest(f"JSON patch operation {n} ({kind}) needs a string 'from'")
-            moved = copy.deepcopy(_get(doc, source))
-            if kind == "move":
-                if path.startswith(source + "/"):
-                    raise _unprocessable(f"JSON patch cannot move {source!r} into itself")
-                doc = _remove(doc, source)
-            doc = _add(doc, path, moved)
-        elif kind == "test":
-            if _get(doc, path) != value:
-                raise _unprocessable(f"JSON patch test failed at {path!r}")
-        else:
-            raise BadRequest(f"JSON patch operation {n}: unknown op {kind!r}")
+            raise BadRequest.at(f"[{n}].value", f"JSON patch operation {n} ({kind}) needs "
+                                "a 'value'")
+        member = "path"  # which member of the operation a failure is about
+        try:
+            if kind in ("move", "copy"):
+                member = "from"
+                source = op.get("from")
+                if not isinstance(source, str):
+                    raise BadRequest(f"JSON patch operation {n} ({kind}) needs a string "
+                                     "'from'")
+                moved = copy.deepcopy(_get(doc, source))
+                if kind == "move":
+                    if path.startswith(source + "/"):
+                        raise _unprocessable(f"JSON patch cannot move {source!r} into "
+                                             "itself")
+                    doc = _remove(doc, source)
+                member = "path"
+                doc = _add(doc, path, moved)
+            elif kind == "test":
+                if _get(doc, path) != op["value"]:
+                    member = "value"
+                    raise _unprocessable(f"JSON patch test failed at {path!r}")
+            else:
+                doc = _add_remove_replace(doc, kind, path, op.get("value"))
+        except (InvalidObject, BadRequest) as err:
+            raise _at(err, f"[{n}].{member}") from None
     return doc
+
+
+def _add_remove_replace(doc: Any, kind: str, path: str, value: Any) -> Any:
+    value = copy.deepcopy(value)
+    if kind == "add":
+        return _add(doc, path, value)
+    if kind == "remove":
+        return _remove(doc, path)
+    _get(doc, path)
+    return _add(_remove(doc, path), path, value) if _pointer(path) else value
 
 
 # ------------------------------------------------------------------ strategic merge patch
@@ -234,43 +261,53 @@ def strategic_merge_patch(original: Any, patch: Any, cls: type[Model]) -> Any:
     """Apply a strategic merge patch to ``original`` (JSON of a ``cls``)."""
     if not isinstance(patch, dict):
         raise BadRequest("a strategic merge patch must be a JSON object")
-    result = _merge_map(original if isinstance(original, dict) else {}, patch, cls)
+    result = _merge_map(original if isinstance(original, dict) else {}, patch, cls, "")
     return {} if result is _DELETE else result
 
 
-def _directive(patch: dict[str, Any]) -> str | None:
+def _field(at: str, key: str | int) -> str:
+    """A field path one step down: ``_field("spec", "containers")``, ``_field(.., 0)``."""
+    if isinstance(key, int):
+        return f"{at}[{key}]"
+    return f"{at}.{key}" if at else key
+
+
+def _directive(patch: dict[str, Any], at: str) -> str | None:
     d = patch.get("$patch")
     if d is None:
         return None
     if d not in ("replace", "delete", "merge"):
-        raise BadRequest(f"unknown strategic merge patch directive $patch: {d!r}")
+        raise BadRequest.at(_field(at, "$patch"), "unknown strategic merge patch directive "
+                            f"$patch: {reprlib.repr(d)}")
     return str(d)
 
 
-def _strip(value: Any, cls: type[Model] | None) -> Any:
+def _strip(value: Any, cls: type[Model] | None, at: str) -> Any:
     """A patch value with no original to merge into: apply it to nothing."""
     if isinstance(value, dict):
-        merged = _merge_map({}, value, cls)
+        merged = _merge_map({}, value, cls, at)
         return None if merged is _DELETE else merged
     if isinstance(value, list):
-        return [_strip(v, cls) for v in value if not (
+        return [_strip(v, cls, _field(at, i)) for i, v in enumerate(value) if not (
             isinstance(v, dict) and v.get("$patch") in ("delete", "replace") and len(v) == 1)]
     return value
 
 
 def _merge_map(original: dict[str, Any], patch: dict[str, Any],
-               cls: type[Model] | None) -> Any:
-    directive = _directive(patch)
+               cls: type[Model] | None, at: str) -> Any:
+    """Merge ``patch`` (found at field path ``at`` of the patch) into ``original``."""
+    directive = _directive(patch, at)
     if directive == "delete":
         return _DELETE
     if directive == "replace":
-        return {k: _strip(v, _child(cls, k)) for k, v in patch.items()
+        return {k: _strip(v, _child(cls, k), _field(at, k)) for k, v in patch.items()
                 if not k.startswith("$")}
     result = dict(original)
     retain = patch.get("$retainKeys")
     if retain is not None:
         if not isinstance(retain, list) or not all(isinstance(k, str) for k in retain):
-            raise BadRequest("$retainKeys must be a list of strings")
+            raise BadRequest.at(_field(at, "$retainKeys"),
+                                "$retainKeys must be a list of strings")
         result = {k: v for k, v in result.items() if k in retain}
     orders: dict[str, Any] = {}
     for key, value in patch.items():
@@ -279,7 +316,7 @@ def _merge_map(original: dict[str, Any], patch: dict[str, Any],
         elif key.startswith("$deleteFromPrimitiveList/"):
             name = key.partition("/")[2]
             if not isinstance(value, list):
-                raise BadRequest(f"{key} must be a list")
+                raise BadRequest.at(_field(at, key), f"{key} must be a list")
             current = result.get(name)
             if isinstance(current, list):
                 result[name] = [v for v in current if v not in value]
@@ -288,14 +325,15 @@ def _merge_map(original: dict[str, Any], patch: dict[str, Any],
         elif value is None:
             result.pop(key, None)
         else:
-            merged = _merge_value(result.get(key), value, cls, key)
+            merged = _merge_value(result.get(key), value, cls, key, _field(at, key))
             if merged is _DELETE:
                 result.pop(key, None)
             else:
                 result[key] = merged
     for name, order in orders.items():
         if isinstance(result.get(name), list):
-            result[name] = _reorder(result[name], order, _merge_key(cls, name))
+            result[name] = _reorder(result[name], order, _merge_key(cls, name),
+                                    _field(at, f"$setElementOrder/{name}"))
     return result
 
 
@@ -303,35 +341,37 @@ def _merge_key(cls: type[Model] | None, key: str) -> str | None:
     return MERGE_KEYS.get((cls, key)) if cls is not None else None
 
 
-def _merge_value(current: Any, value: Any, cls: type[Model] | None, key: str) -> Any:
+def _merge_value(current: Any, value: Any, cls: type[Model] | None, key: str,
+                 at: str) -> Any:
     child = _child(cls, key)
     if isinstance(value, dict):
         if isinstance(current, dict):
-            return _merge_map(current, value, child)
-        return _strip(value, child)
+            return _merge_map(current, value, child, at)
+        return _strip(value, child, at)
     if isinstance(value, list):
         merge_key = _merge_key(cls, key)
         if merge_key is not None and isinstance(current, list):
-            return _merge_list(current, value, merge_key, child)
+            return _merge_list(current, value, merge_key, child, at)
         if cls is not None and (cls, key) in MERGE_SETS and isinstance(current, list):
             return current + [v for v in value if v not in current]
-        return _strip(value, child)
+        return _strip(value, child, at)
     return value
 
 
 def _merge_list(current: list[Any], patch: list[Any], key: str,
-                cls: type[Model] | None) -> list[Any]:
+                cls: type[Model] | None, at: str) -> list[Any]:
     if any(isinstance(p, dict) and p.get("$patch") == "replace" for p in patch):
-        return [_strip(p, cls) for p in patch
+        return [_strip(p, cls, _field(at, i)) for i, p in enumerate(patch)
                 if not (isinstance(p, dict) and p.get("$patch") == "replace")]
     result = [copy.deepcopy(c) for c in current]
-    for item in patch:
+    for i, item in enumerate(patch):
         if not isinstance(item, dict):
             raise _unprocessable(f"strategic merge patch: list items merged on {key!r} "
-                                 f"must be objects, got {item!r}")
+                                 f"must be objects, got {reprlib.repr(item)}",
+                                 _field(at, i))
         if key not in item:
             raise _unprocessable(f"strategic merge patch: a list item has no merge key "
-                                 f"{key!r}: {item!r}")
+                                 f"{key!r}: {reprlib.repr(item)}", _field(at, i))
         found = next((i for i, c in enumerate(result)
                       if isinstance(c, dict) and c.get(key) == item[key]), None)
         if item.get("$patch") == "delete":
@@ -339,11 +379,11 @@ def _merge_list(current: list[Any], patch: list[Any], key: str,
                 del result[found]
             continue
         if found is None:
-            stripped = _strip(item, cls)
+            stripped = _strip(item, cls, _field(at, i))
             if stripped is not None:
                 result.append(stripped)
         else:
-            merged = _merge_map(result[found], item, cls)
+            merged = _merge_map(result[found], item, cls, _field(at, i))
             if merged is _DELETE:
                 del result[found]
             else:
@@ -351,10 +391,10 @@ def _merge_list(current: list[Any], patch: list[Any], key: str,
     return result
 
 
-def _reorder(items: list[Any], order: Any, key: str | None) -> list[Any]:
+def _reorder(items: list[Any], order: Any, key: str | None, at: str) -> list[Any]:
     """``$setElementOrder``: listed items first, in the listed order; the rest after."""
     if not isinstance(order, list):
-        raise BadRequest("$setElementOrder must be a list")
+        raise BadRequest.at(at, "$setElementOrder must be a list")
 
     def ident(v: Any) -> str:
         return repr(v.get(key)) if key is not None and isinstance(v, dict) else repr(v)

@@ -273,6 +273,25 @@ async def step_violations(engine: Engine, bound: ReplicaBound) -> list[str]:
     return out
 
 
+async def replicas_not_ready(engine: Engine) -> list[str]:
+    """RCs (not being deleted) without exactly ``replicas`` active pods, all Ready — the
+    model's ``converges`` goal, read on the engine (a pod waiting as Unschedulable
+    counts against it, though ``Engine.settle`` calls that rest)."""
+    pods = await engine.objects(Pod)
+    now = engine.clock.now()
+    out = []
+    for rc in await engine.objects(ReplicationController):
+        if rc.metadata.deletion_timestamp:
+            continue
+        active = [p for p in pods if is_active(p) and _owner_uid(p) == rc.metadata.uid]
+        ready = [p for p in active if pod_state(p, now) == "Ready"]
+        want = replication.desired_replicas(rc)
+        if len(active) != want or len(ready) != len(active):
+            out.append(f"rc {rc.metadata.name}: {len(active)} active pods "
+                       f"({len(ready)} Ready), replicas {want}")
+    return out
+
+
 async def settled_violations(engine: Engine) -> list[str]:
     """The convergence checks, for an engine ``settle`` reported converged."""
     out = []
@@ -300,5 +319,5 @@ async def settled_violations(engine: Engine) -> list[str]:
 
 
 __all__ = ["ReplicaBound", "caches_match_store", "finished_stay_finished",
-           "legal_history", "memory_only_brakes", "one_node_per_pod",
+           "legal_history", "memory_only_brakes", "one_node_per_pod", "replicas_not_ready",
            "settled_violations", "step_violations"]

@@ -10,6 +10,8 @@ prints. A run is Hypothesis driving :class:`~kstate.verify.stateful.machine.Clus
 * **Memory**: failures are saved in Hypothesis' example database, a directory
   (default ``~/.kstate/fuzz-db``, or ``KSTATE_FUZZ_DB``, or ``--database DIR``); the
   next run replays every saved failure first, so a bug stays found until it is fixed.
+* **Progress** counts the programs that count (``Tally``): Hypothesis also runs programs
+  it discards and, once one fails, many more to shrink it; each is reported as such.
 * **Reproduction**: ``--seed S`` fixes Hypothesis' random choices. The engine is
   deterministic for a seed, but some components iterate Python sets of strings, whose
   order depends on the interpreter's hash seed — so :func:`pin_hash_seed` restarts the
@@ -42,15 +44,51 @@ def default_database() -> Path:
     return Path(os.environ.get("KSTATE_FUZZ_DB") or Path.home() / ".kstate" / "fuzz-db")
 
 
+@attrs.define
+class Tally:
+    """How the programs of a run ended, counted as they end.
+
+    Hypothesis runs more programs than ``max_examples``: it discards some (they ran out
+    of data to draw from; they do not count towards the budget) and, once one fails,
+    runs many more to shrink it. ``valid`` counts the ones that count.
+    """
+
+    asked: int
+    valid: int = 0  # passed (or failed) programs: what --examples asks for
+    discarded: int = 0
+    runs: int = 0  # every program started
+    steps: int = 0  # rules run, in every program
+    failed_at: int = 0  # the valid example that failed first (0: none yet)
+    failed_run: int = 0  # ... and which program that was, of all started
+
+    def ended(self, machine: ClusterMachine) -> None:
+        self.steps += machine.steps
+        if machine.outcome == "discarded":
+            self.discarded += 1
+            return
+        if not self.failed_at:
+            self.valid += 1
+            if machine.outcome == "failed":
+                self.failed_at, self.failed_run = self.valid, self.runs
+
+
 @attrs.frozen
 class Progress:
-    examples: int  # started so far
-    steps: int  # rules run so far
+    """A progress report, at the start of every program."""
+
+    tally: Tally
     elapsed: float
 
-    def line(self, total: int) -> str:
-        return (f"example {self.examples}/{total}  {self.steps} steps  "
-                f"{self.elapsed:.1f}s")
+    def line(self) -> str:
+        t = self.tally
+        if t.failed_at:
+            what = (f"shrinking the failure of example {t.failed_at}: run "
+                    f"{t.runs - t.failed_run}")
+        else:
+            what = f"example {t.valid + 1}/{t.asked}"
+            if t.discarded:
+                what += f" ({t.discarded} discarded)"
+        return f"{what}  {t.steps} steps  {self.elapsed:.1f}s"
 
 
 @attrs.frozen
@@ -58,28 +96,36 @@ class FuzzOutcome:
     """What a run found: nothing (``failed`` False) or a minimal failing program."""
 
     runtime: str
-    examples: int
-    steps: int
+    examples: int  # valid examples run (up to the failing one)
+    steps: int  # rules run, in every program (shrinking included)
     elapsed: float
     database: Path
     seed: int | None
     failed: bool = False
     error: str = ""
     program: str = ""
+    discarded: int = 0
+    runs: int = 0  # programs started: valid, discarded and shrinking runs
+    failed_at: int = 0  # the valid example that failed first (1: a saved failure)
+    shrink_runs: int = 0  # programs run after it, to shrink it
+    step_budget: int = 0  # --steps: rules per program at most
 
     def text(self) -> str:
-        head = (f"kstate fuzz ({self.runtime}): {self.examples} examples, {self.steps} "
-                f"steps in {self.elapsed:.1f}s")
+        head = f"kstate fuzz ({self.runtime}): "
+        counts = f"{self.steps} steps in {self.elapsed:.1f}s"
         if not self.failed:
-            return f"{head}: every invariant held"
-        lines = [f"{head}: FAILED", "", self.error, "", "Minimal failing program (runs "
-                 "as it reads, e.g. in `python -i`):", "",
-                 "from kstate.verify.stateful import ClusterMachine, DockerClusterMachine",
+            discarded = f" ({self.discarded} discarded)" if self.discarded else ""
+            return f"{head}{self.examples} examples{discarded}, {counts}: every invariant held"
+        where = (f"at example {self.failed_at}, shrunk in {self.shrink_runs} more runs"
+                 if self.failed_at else f"after {self.runs} runs")
+        lines = [f"{head}FAILED {where}; {counts}", "", self.error, "",
+                 "Minimal failing program (runs as it reads, e.g. in `python -i`):", "",
+                 f"from kstate.verify.stateful import {RUNTIMES[self.runtime].__name__}",
                  self.program, "",
                  f"Saved in {self.database}: the next `kstate fuzz` replays it first."]
         if self.seed is not None:
             lines.append(f"Reproduce this run: kstate fuzz --runtime {self.runtime} "
-                         f"--seed {self.seed}")
+                         f"--steps {self.step_budget} --seed {self.seed}")
         return "\n".join(lines)
 
 
@@ -142,7 +188,7 @@ def run_fuzz(
     steps: int = 40,
     seed: int | None = None,
     database: Path | None = None,
-    progress: Callable[[Progress, int], None] | None = None,
+    progress: Callable[[Progress], None] | None = None,
 ) -> FuzzOutcome:
     """Run the stateful machine of ``runtime``; see the module docstring."""
     if runtime not in RUNTIMES:
@@ -158,17 +204,16 @@ def run_fuzz(
     database.mkdir(parents=True, exist_ok=True)
     machine = RUNTIMES[runtime]
     started = time.perf_counter()
-    counts = {"examples": 0, "steps": 0}
+    tally = Tally(asked=examples)
     current: list[ClusterMachine] = []
 
     def hook(m: ClusterMachine) -> None:
         if current:
-            counts["steps"] += current[-1].steps
+            tally.ended(current[-1])
         current[:] = [m]
-        counts["examples"] += 1
+        tally.runs += 1
         if progress is not None:
-            progress(Progress(counts["examples"], counts["steps"],
-                              time.perf_counter() - started), examples)
+            progress(Progress(attrs.evolve(tally), time.perf_counter() - started))
 
     run_settings = settings(
         max_examples=examples, stateful_step_count=steps, deadline=None,
@@ -186,24 +231,40 @@ def run_fuzz(
         except Exception as exc:  # a violated invariant, or the engine broke
             failure = exc
     if current:
-        counts["steps"] += current[-1].steps
-    outcome = FuzzOutcome(runtime, counts["examples"], counts["steps"],
-                          time.perf_counter() - started, database, seed)
+        tally.ended(current[-1])
+    outcome = FuzzOutcome(runtime, tally.valid, tally.steps, time.perf_counter() - started,
+                          database, seed, discarded=tally.discarded, runs=tally.runs,
+                          step_budget=steps,
+                          failed_at=tally.failed_at,
+                          shrink_runs=tally.runs - tally.failed_run if tally.failed_at else 0)
     if failure is None:
         return outcome
     return attrs.evolve(outcome, failed=True, error=_error_text(failure),
-                        program="\n".join(_program(report)))
+                        program="\n\n".join(_programs(failure, report)))
 
 
-def _program(report: list[str]) -> list[str]:
-    """The failing program Hypothesis reported, without its banner lines."""
+def _programs(failure: BaseException, report: list[str]) -> list[str]:
+    """The failing program(s): Hypothesis attaches each to its exception as notes (one
+    per distinct failure, in an exception group), or — older versions — reports them."""
+    failures = list(failure.exceptions) if isinstance(failure, BaseExceptionGroup) \
+        else [failure]
+    found = [_program(getattr(f, "__notes__", [])) for f in failures]
+    return [p for p in found if p] or [p for p in [_program(report)] if p]
+
+
+def _program(chunks: list[str]) -> str:
+    """Python that replays the failure as it reads: Hypothesis' ``state...`` lines, its
+    notes (what a rule picked, how long settling took) as comments, without its banner
+    and its explanation of which lines only failing cases ran."""
     out = []
-    for chunk in report:
-        for line in chunk.splitlines():
-            if line.startswith(("Falsifying", "Failing test case", "Trying example")):
-                continue
-            out.append(line)
-    return out
+    for line in (line for chunk in chunks for line in str(chunk).splitlines()):
+        if line.startswith("Explanation:"):
+            break
+        if line.startswith(("Falsifying", "Failing test case", "Trying example")) \
+                or not line.strip():
+            continue
+        out.append(line if line.startswith("state") else f"#   {line.strip()}")
+    return "\n".join(out) if any(line.startswith("state") for line in out) else ""
 
 
 def _error_text(exc: BaseException) -> str:
@@ -213,4 +274,4 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-__all__ = ["FuzzOutcome", "Progress", "default_database", "pin_hash_seed", "run_fuzz"]
+__all__ = ["FuzzOutcome", "Progress", "Tally", "default_database", "pin_hash_seed", "run_fuzz"]

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, TypeVar
 
@@ -32,7 +33,7 @@ import attrs
 from hypothesis import HealthCheck, settings
 from hypothesis import note as hypothesis_note
 from hypothesis import strategies as st
-from hypothesis.errors import InvalidArgument
+from hypothesis.errors import InvalidArgument, StopTest
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from kstate.api.codec import from_dict
@@ -151,8 +152,16 @@ class ClusterMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.engine: Engine | None = None
         self.bound = ReplicaBound()
-        self.steps = 0
+        self.checks = 0  # invariant checks: one after boot, then one after every rule
         self.bare = 0
+        #: how the example ended (set by teardown): "passed", "failed", or "discarded"
+        #: (Hypothesis gave up on the program: it ran out of data to draw from)
+        self.outcome = ""
+
+    @property
+    def steps(self) -> int:
+        """Rules run so far in this example."""
+        return max(0, self.checks - 1)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -204,9 +213,20 @@ class ClusterMachine(RuleBasedStateMachine):
         self.run(self.e.start())
 
     def teardown(self) -> None:
+        # Whatever ends the example is on its way out while teardown runs (Hypothesis
+        # calls it from a ``finally``): a violated invariant or a broken rule, its
+        # StopTest for a discarded program, or nothing. Only a program that got through
+        # is settled and checked once more: a failure of the final check must not
+        # replace the failure that ended the program.
+        ending = sys.exc_info()[1]
+        self.outcome = ("passed" if ending is None else
+                        "discarded" if isinstance(ending, StopTest) else "failed")
         try:
-            if self.engine is not None and self.engine._running:
+            if self.outcome == "passed" and self.engine is not None and self.engine._running:
                 self._final_check()
+        except BaseException:
+            self.outcome = "failed"
+            raise
         finally:
             try:
                 if self.engine is not None:
@@ -235,7 +255,7 @@ class ClusterMachine(RuleBasedStateMachine):
     def every_step_invariant(self) -> None:
         if self.engine is None:
             return
-        self.steps += 1
+        self.checks += 1
         violations = self.run(step_violations(self.e, self.bound))
         assert not violations, "; ".join(violations)
 
