@@ -35,7 +35,12 @@ from hypothesis.reporting import with_reporter
 from hypothesis.stateful import run_state_machine_as_test
 
 from kstate.errors import UsageError
-from kstate.verify.stateful.machine import ClusterMachine, DockerClusterMachine, quiet_logs
+from kstate.verify.stateful.machine import (
+    ClusterMachine,
+    DockerClusterMachine,
+    docker_problem,
+    quiet_logs,
+)
 
 RUNTIMES = {"fake": ClusterMachine, "docker": DockerClusterMachine}
 
@@ -160,26 +165,9 @@ def _hooked(machine: type[ClusterMachine], hook: Callable[[ClusterMachine], None
 
 def _check_docker() -> None:
     """Fail early, as bad usage, when the Docker run cannot start at all."""
-    import asyncio
-
-    from kstate.errors import RuntimeAdapterError
-    from kstate.runtime import HTTPD_IMAGE, open_runtime
-
-    async def probe() -> bool:
-        runtime = open_runtime("docker")
-        try:
-            await runtime.version()
-            return await runtime.image_present(HTTPD_IMAGE)
-        finally:
-            await runtime.close()
-    try:
-        present = asyncio.run(probe())
-    except RuntimeAdapterError as err:
-        raise UsageError(f"--runtime docker: the Docker engine is not reachable ({err})"
-                         ) from None
-    if not present:
-        raise UsageError("--runtime docker: image kstate/httpd:1 is missing; run "
-                         "'kstate image build-base' first")
+    problem = docker_problem()
+    if problem is not None:
+        raise UsageError(f"--runtime docker: {problem}")
 
 
 def run_fuzz(

@@ -443,6 +443,32 @@ class ClusterMachine(RuleBasedStateMachine):
         self._settle_and_check()
 
 
+def docker_problem() -> str | None:
+    """Why the Docker machine cannot run here (no aiodocker, no engine, no image), or
+    None when it can."""
+    import importlib.util
+
+    if importlib.util.find_spec("aiodocker") is None:
+        return "aiodocker is not installed (pip install -e '.[docker]')"
+    from kstate.errors import RuntimeAdapterError
+    from kstate.runtime import HTTPD_IMAGE, open_runtime
+
+    async def image_present() -> bool:
+        runtime = open_runtime("docker")
+        try:
+            await runtime.version()
+            return await runtime.image_present(HTTPD_IMAGE)
+        finally:
+            await runtime.close()
+    try:
+        present = asyncio.run(image_present())
+    except RuntimeAdapterError as err:
+        return f"the Docker engine is not reachable ({err})"
+    if not present:
+        return f"image {HTTPD_IMAGE} is missing; run 'kstate image build-base' first"
+    return None
+
+
 class DockerClusterMachine(ClusterMachine):
     """The same machine over real containers: one Docker engine hosting two nodes."""
 
