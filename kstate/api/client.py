@@ -363,6 +363,8 @@ class _HttpWatcher(Watcher[K]):
             self._response.close()
 
     async def _events(self) -> AsyncIterator[tuple[str, K]]:
+        import aiohttp
+
         await self.start()
         buffer = b""
         try:
@@ -372,9 +374,10 @@ class _HttpWatcher(Watcher[K]):
                     line, buffer = buffer.split(b"\n", 1)
                     if line.strip():
                         yield self._event(line)
-        except (TimeoutError, OSError) as exc:
+        except (TimeoutError, OSError, aiohttp.ClientError) as exc:
             if not self._response.closed:
-                raise Unavailable(f"watch stream broke: {exc}") from None
+                raise Unavailable(f"watch stream broke: {exc or type(exc).__name__}"
+                                  ) from None
         finally:
             await self.close()
 
@@ -479,11 +482,17 @@ class HttpClient(ApiClient):
 
     async def _request(self, method: str, path: str, params: Mapping[str, str] | None = None,
                        body: Any = None, content_type: str = "application/json") -> Any:
+        import aiohttp
+
         response = await self._open(method, path, params, body, content_type)
         try:
             return await response.json(content_type=None)
         except ValueError:
             raise Unavailable("the API server sent a body that is not JSON") from None
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            # The server died mid-answer: the request may or may not have taken effect.
+            raise Unavailable(f"the connection to {self.url} broke during the answer: "
+                              f"{exc or type(exc).__name__}") from None
         finally:
             response.release()
 

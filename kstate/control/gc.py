@@ -1,7 +1,9 @@
 """The garbage collector: ownerReference cascades, pod GC and event expiry.
 
 Where it sits: ``kstate/control`` — a pure reconciler over the cache of owned objects,
-run periodically by the controller manager and as one action by the model checker.
+run by the controller manager periodically and early when ownership changes (an owner
+removed or marked for deletion, a foreground owner's dependent gone), and as one action
+by the model checker.
 
 * **Orphaned dependents.** An object all of whose owners are gone is deleted
   (Background). The cache may simply not have seen the owner yet, so the command is

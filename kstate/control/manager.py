@@ -47,6 +47,10 @@ class ManagerSettings:
     gc: gc.GCSettings = attrs.field(factory=gc.GCSettings)
     node_monitor_period: float = 5.0  # --node-monitor-period
     gc_period: float = 20.0
+    #: Ownership changes (an RC removed or marked for deletion, the last dependents of a
+    #: foreground deletion going) wake the collector early, at most this often: a cascade
+    #: takes as long as its pods take to stop, not up to two whole ``gc_period``s.
+    gc_min_gap: float = 1.0
     workers: int = 2  # per queued controller (--concurrent-rc-syncs defaults to 5)
     resync: float | None = None
 
@@ -77,6 +81,7 @@ class ControllerManager:
         self.expectations: dict[str, Expectation] = {}
         self.memory: dict[str, float] = {}
         self._node_pass = asyncio.Event()
+        self._gc_pass = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._wire()
 
@@ -87,6 +92,8 @@ class ControllerManager:
             key = object_key(new or old)  # type: ignore[arg-type]
             if new is None:
                 self.expectations.pop(key, None)
+            if new is None or new.metadata.deletion_timestamp:
+                self._gc_pass.set()  # dependents to delete, or to wait for
             self.rc_queue.add(key)
 
         def on_pod(kind: EventType, old: KubeObject | None, new: KubeObject | None) -> None:
@@ -98,6 +105,8 @@ class ControllerManager:
                 self.rc_queue.add(key)
             for key in endpoints.pod_event(o, n, self.services.list()):
                 self.endpoints_queue.add(key)
+            if o is not None and n is None and self._owner_deleting(o):
+                self._gc_pass.set()  # maybe the last dependent a foreground owner waits for
 
         def on_service(kind: EventType, old: KubeObject | None, new: KubeObject | None) -> None:
             self.endpoints_queue.add(object_key(new or old))  # type: ignore[arg-type]
@@ -110,6 +119,13 @@ class ControllerManager:
         self.services.add_handler(on_service)
         self.endpoints.add_handler(on_service)
         self.nodes.add_handler(on_node)
+
+    def _owner_deleting(self, pod: Pod) -> bool:
+        namespace = pod.metadata.namespace
+        return any(rc is not None and bool(rc.metadata.deletion_timestamp)
+                   for rc in (self.rcs.get(f"{namespace}/{ref.name}")
+                              for ref in pod.metadata.owner_references
+                              if ref.kind == "ReplicationController"))
 
     # ------------------------------------------------------------------ syncs
 
@@ -159,7 +175,8 @@ class ControllerManager:
             self._spawn(self._worker(self.endpoints_queue, self.sync_endpoints))
         self._spawn(self._periodic(self.node_lifecycle_pass,
                                    self.settings.node_monitor_period, self._node_pass))
-        self._spawn(self._periodic(self.gc_pass, self.settings.gc_period))
+        self._spawn(self._periodic(self.gc_pass, self.settings.gc_period, self._gc_pass,
+                                   min_gap=self.settings.gc_min_gap))
 
     async def stop(self) -> None:
         for informer in self.informers:
@@ -196,8 +213,12 @@ class ControllerManager:
                 queue.done(key)
 
     async def _periodic(self, run: Callable[[], Awaitable[Result]], period: float,
-                        early: asyncio.Event | None = None) -> None:
+                        early: asyncio.Event | None = None, min_gap: float = 0.0) -> None:
+        """Run ``run`` every ``period`` seconds, and sooner (but not within ``min_gap`` of
+        the last pass) when ``early`` is set."""
         while True:
+            if early is not None:
+                early.clear()  # before the pass: a wake-up during it is not lost
             try:
                 await run()
             except Exception:
@@ -205,8 +226,9 @@ class ControllerManager:
             if early is None:
                 await self.clock.sleep(period)
                 continue
-            early.clear()
-            sleeper = asyncio.ensure_future(self.clock.sleep(period))
+            if min_gap > 0:
+                await self.clock.sleep(min_gap)
+            sleeper = asyncio.ensure_future(self.clock.sleep(max(period - min_gap, 0.0)))
             waker = asyncio.ensure_future(early.wait())
             try:
                 await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)

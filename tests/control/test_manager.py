@@ -142,6 +142,35 @@ def test_cascading_deletion_in_all_three_modes() -> None:
     run(go())
 
 
+def test_cascading_deletion_does_not_wait_for_the_gc_period() -> None:
+    """Regression (found by tests/e2e/test_faults.py): the collector ran only every
+    ``gc_period`` (20 s), so a Background cascade started up to 20 s late and a Foreground
+    owner outlived its last pod by up to another 20 s. Ownership changes now wake it."""
+    async def go() -> None:
+        async with cluster() as (_, client, clock):
+            manager = ControllerManager(client, clock, ManagerSettings(gc_period=1000))
+            await manager.start()
+            pods = await Observer(client, Pod).start()
+            rcs = await Observer(client, ReplicationController).start()
+            try:
+                for name in ("bg", "fg"):
+                    await client.create(rc_manifest(name, 2))
+                await pods.until(lambda ps: len(ps) == 4)
+                await advance(clock, 2)  # past the start-up pass and its minimum gap
+                await client.delete(ReplicationController, "fg", "default",
+                                    propagation_policy="Foreground")
+                await client.delete(ReplicationController, "bg", "default",
+                                    propagation_policy="Background")
+                await advance(clock, 3)  # a few minimum gaps, nowhere near the period
+                await rcs.until(lambda rs: not rs)
+                await pods.until(lambda ps: not ps)
+            finally:
+                await rcs.stop()
+                await pods.stop()
+                await manager.stop()
+    run(go())
+
+
 def test_silent_node_goes_unknown_then_its_pods_are_evicted() -> None:
     async def go() -> None:
         async with cluster() as (_, client, clock):

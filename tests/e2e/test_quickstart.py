@@ -20,16 +20,12 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require, require_binary
+from tests.conftest import require_binary
+from tests.e2e.conftest import ROOT, build_base_images, remove_node_containers, require_docker
 
-ROOT = Path(__file__).resolve().parents[2]
 NODE = "e2e-quickstart"
 
 pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
-
-
-def docker_ok() -> bool:
-    return subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
 
 
 class Cluster:
@@ -93,21 +89,16 @@ def http(url: str) -> str:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    require(docker_ok(), "a Docker engine")
+    require_docker()
     require_binary("kubectl")
-    subprocess.run([sys.executable, "-m", "kstate.cli", "image", "build-base"], cwd=ROOT,
-                   check=True, capture_output=True)
+    build_base_images()
     c = Cluster(tmp_path_factory.mktemp("quickstart"))
     c.up()
     try:
         yield c
     finally:
         c.down()
-        ids = subprocess.run(["docker", "ps", "-aq", "--filter",
-                              f"label=io.kstate.node.name={NODE}"],
-                             capture_output=True, text=True, check=False).stdout.split()
-        if ids:
-            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
+        remove_node_containers(NODE)
 
 
 def test_apply_then_two_pods_answer_in_turn_through_the_node_port(cluster: Cluster) -> None:

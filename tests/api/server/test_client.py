@@ -123,3 +123,27 @@ async def test_watch_both_ways(kind: str, tmp_path: Path) -> None:
             async with client.watch(Pod, resource_version=first.metadata.resource_version) as w:
                 async for _ in w:
                     pass
+
+
+async def _half_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A server that dies mid-answer: headers promise 500 bytes, 20 arrive."""
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 500\r\n\r\n" + b'{"kind": "Pod", "met')
+    await writer.drain()
+    writer.close()
+
+
+async def test_a_server_dying_mid_answer_is_unavailable_not_a_raw_error() -> None:
+    from kstate.errors import Unavailable
+
+    server = await asyncio.start_server(_half_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = HttpClient(f"http://127.0.0.1:{port}")
+    try:
+        with pytest.raises(Unavailable, match="broke during the answer"):
+            await client.get(Pod, "web", "default")
+    finally:
+        await client.close()
+        server.close()
+        await server.wait_closed()
