@@ -2,16 +2,18 @@
 """Cost of the userspace proxy on loopback: what a connection and a byte cost through it.
 
 Where it sits: ``bench/proxy`` (a benchmark, not a test); results are written up in
-``docs/proxy.md``. The same backend (an asyncio echo server on 127.0.0.1) is measured
-directly and through a ``ServiceProxy`` ClusterIP listener, in one run, so the ratio is
-the proxy's price and the machine's noise mostly cancels:
+``docs/benchmarks/proxy.md`` (summarised in ``docs/proxy.md``). The same backend (an
+asyncio echo server on 127.0.0.1) is measured directly and through a ``ServiceProxy``
+ClusterIP listener, in one run, so the ratio is the proxy's price and the machine's noise
+mostly cancels:
 
 1. connect + one 64-byte request/response + close, sequentially (p50 / p99 latency);
 2. the same with ``--concurrency`` clients at once (connections per second);
 3. bulk transfer: ``--mib`` MiB pushed through one connection and echoed back (MiB/s);
 4. endpoint-change latency: Endpoints written -> new backend set in the routing table.
 
-    .venv/bin/python bench/proxy/bench_proxy.py --requests 2000 --mib 256
+    .venv/bin/python -m bench.proxy --requests 2000 --mib 256 --reps 3
+    .venv/bin/python bench/proxy/bench_proxy.py ...      # the same, as a script
 """
 
 from __future__ import annotations
@@ -19,10 +21,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import platform
 import random
+import shlex
 import statistics
 import sys
 import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from kstate.api.client import LocalClient
 from kstate.api.meta import ObjectMeta
@@ -38,6 +46,7 @@ from kstate.api.objects import (
 from kstate.api.server.core import ApiCore
 from kstate.clock import RealClock
 from kstate.proxy import ServiceProxy
+from kstate.proxy.proxy import ProxyStatus
 from kstate.store import open_store
 
 CHUNK = 256 * 1024
@@ -137,8 +146,11 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         want = {ports[j] for j in which}
         start = time.perf_counter()
         await client.update(endpoints(which))
-        await proxy.wait_until(lambda s, want=want: {b.port for b in s.backends(
-            "default", "echo")} == want)
+
+        def switched(status: ProxyStatus, want: set[int] = want) -> bool:
+            return {b.port for b in status.backends("default", "echo")} == want
+
+        await proxy.wait_until(switched)
         changes.append(time.perf_counter() - start)
     changes.sort()
     out["endpoint_change_ms"] = {"p50": changes[len(changes) // 2] * 1e3,
@@ -152,11 +164,125 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     return out
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def _med(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _cell(values: list[float], fmt: str) -> str:
+    m = _med(values)
+    if len(values) == 1:
+        return f"{m:{fmt}}"
+    return f"{m:{fmt}} ({min(values):{fmt}}..{max(values):{fmt}})"
+
+
+def report(runs: list[dict[str, Any]], concurrency: int) -> list[str]:
+    """Markdown table: medians over runs, direct vs proxy, and the per-run ratio."""
+    def get(run: dict[str, Any], side: str, *keys: str) -> float:
+        value: Any = run[side]
+        for key in keys:
+            value = value[key]
+        return float(value)
+
+    rows = [("connect + 64 B request/response, sequential, p50 ms", ("sequential", "p50_ms"),
+             ".2f"),
+            ("same, p99 ms", ("sequential", "p99_ms"), ".2f"),
+            (f"connections/s, {concurrency} concurrent clients", ("connections_per_s",),
+             ",.0f"),
+            ("bulk echo through one connection, MiB/s", ("bulk_mib_per_s",), ",.0f")]
+    lines = ["| what | direct | through the proxy | proxy / direct |", "|---|---:|---:|---:|"]
+    for label, keys, fmt in rows:
+        d = [get(r, "direct", *keys) for r in runs]
+        p = [get(r, "proxy", *keys) for r in runs]
+        ratio = [b / a for a, b in zip(d, p, strict=True)]
+        lines.append(f"| {label} | {_cell(d, fmt)} | {_cell(p, fmt)} | "
+                     f"**{_cell(ratio, '.2f')}** |")
+    p50 = [float(r["endpoint_change_ms"]["p50"]) for r in runs]
+    mx = [float(r["endpoint_change_ms"]["max"]) for r in runs]
+    lines.append(f"| Endpoints written -> routing table updated, ms | | p50 {_cell(p50, '.2f')}, "
+                 f"max {_cell(mx, '.1f')} | |")
+    return lines
+
+
+def cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.proxy",
+                                     description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--mib", type=int, default=256)
     parser.add_argument("--changes", type=int, default=200)
-    result = asyncio.run(main(parser.parse_args()))
-    print(json.dumps(result, indent=2))
+    parser.add_argument("--reps", type=int, default=1,
+                        help="repetitions, each a fresh proxy and API core (medians)")
+    parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
+    parser.add_argument("--doc", type=Path, default=None,
+                        help="write the report to this markdown file (replaces it)")
+    args = parser.parse_args(argv)
+    load_start = os.getloadavg()[0]
+    runs = []
+    for rep in range(args.reps):
+        runs.append(asyncio.run(main(args)))
+        print(f"rep {rep + 1}/{args.reps} done", file=sys.stderr, flush=True)
+    table = report(runs, args.concurrency)
+    if args.json:
+        print(json.dumps(runs, indent=2))
+    else:
+        print("\n".join(table))
+    if args.doc is not None:
+        command = " ".join([".venv/bin/python -m bench.proxy",
+                            *map(shlex.quote, argv if argv is not None else sys.argv[1:])])
+        args.doc.write_text(render(command, args, table, load_start, os.getloadavg()[0]))
+        print(f"wrote {args.doc}", file=sys.stderr)
+    return 0
+
+
+def render(command: str, args: argparse.Namespace, table: list[str], load_start: float,
+           load_end: float) -> str:
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return "\n".join([
+        "# Proxy benchmark: the userspace proxy on loopback", "",
+        f"Generated by `bench/proxy` on {now}. Re-run with:", "",
+        f"    {command}   # from the repository root", "",
+        "The index of all benchmarks is [docs/benchmarks.md](../benchmarks.md); the proxy's",
+        "design is [docs/proxy.md](../proxy.md).", "",
+        "## Machine", "",
+        f"- cpu: {cpu}, {os.cpu_count()} cores (shared with other engineers' test runs)",
+        f"- python: {platform.python_version()}",
+        f"- load average (1 min) at start: {load_start:.1f}; at end: {load_end:.1f}", "",
+        "## Method", "",
+        "- One Python process holds everything: three asyncio echo servers on 127.0.0.1",
+        "  (the backends), an `ApiCore` on the memory store with a `LocalClient`, a",
+        "  `ServiceProxy` bound to 127.0.0.1, a Service `echo` (ClusterIP, port 9000) and",
+        "  its Endpoints, and the load generator.",
+        "- **Anchor: the same backend reached directly**, measured in the same repetition;",
+        "  the *proxy / direct* column is that ratio per repetition (then the median), the",
+        "  proxy's price with the machine's noise mostly cancelled. No numeric goal: the",
+        "  proxy is a development-cluster data path (docs/proxy.md).",
+        f"- Sequential: {args.requests:,} times connect + one 64-byte request/response +",
+        f"  close, p50/p99. Concurrent: the same {args.requests:,} with {args.concurrency}",
+        f"  at once, connections per second. Bulk: {args.mib} MiB pushed through one",
+        "  connection and echoed back. Endpoint change: Endpoints written through the API",
+        f"  -> the proxy's routing table showing the new backend set, {args.changes} times.",
+        f"- Medians of {args.reps} repetitions, each with a fresh proxy and API core",
+        "  (min..max beside them).", "",
+        "## Results", "",
+        *table, "",
+        "## Reading it", "",
+        "- A connection through the proxy is two connections (client -> proxy, proxy ->",
+        "  backend) and every chunk is copied through Python: the sequential latency is",
+        "  a few tenths of a millisecond more, and throughput on loopback falls to a",
+        "  fraction of the direct path — the load generator, the echo servers and the",
+        "  proxy share one event loop here, so these ratios are the proxy's CPU cost.",
+        "- Endpoint changes reach the routing table in well under a millisecond (p50):",
+        "  the informer's watch event is applied synchronously.",
+        "- Fine for a single-node development cluster; not a production data plane.",
+        "",
+    ])
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -451,7 +451,7 @@ def main_api(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
                             *map(shlex.quote, argv if argv is not None else sys.argv[1:])])
         info["load average (1 min) at end"] = f"{os.getloadavg()[0]:.1f}"
         api.write_section(args.doc, api.render(command, info, args, table, phases, profile,
-                                               typical, spread))
+                                               typical, spread), args.create)
         log(f"wrote {args.doc}")
     return 0
 
@@ -490,7 +490,7 @@ def render_doc(command: str, info: dict[str, str], args: argparse.Namespace,
         "  later, as the watch would deliver it (making that bound copy of the pod stands in",
         "  for the API server and the watch: it is timed separately and not counted).",
         "  No API server, no HTTP, no store: this is the scheduler's own cost. The",
-        "  through-the-API mode is to come with the API server (`--mode api`).",
+        "  through-the-API figures (`--mode api`) are in their own sections below.",
         "- Default settings: adaptive `percentageOfNodesToScore` (at "
         f"{args.nodes:,} nodes: {nodes_to_find(args.nodes, SchedulerSettings()):,}",
         "  feasible nodes found and scored per pod), the numpy engine.",
@@ -538,7 +538,7 @@ def render_doc(command: str, info: dict[str, str], args: argparse.Namespace,
         "  admission and store write, and the watch that confirms it. Kubernetes' figure",
         "  includes those (with an in-process API server and etcd), so the ratio above",
         "  says the scheduling algorithm is not the bottleneck, not that kstate",
-        "  end-to-end reaches it. The `api` mode will answer that.",
+        "  end-to-end reaches it. The `api` mode's sections below answer that.",
         "- Pods are identical, as in SchedulingBasic, so the static-filter memo is built",
         "  once; a cluster with many distinct tolerations/selectors pays one O(nodes)",
         "  Python pass per new constraint set (~20 ms of CPU at 5,000 nodes).",

@@ -23,8 +23,8 @@ verdict (wall: load the YAML, build the model, search, verdicts), the checker's 
 bookkeeping bytes per state and the coordinator's peak RSS. ``--profile SCENARIO``
 adds a cProfile of one 1-worker run, grouped by layer, per distinct state.
 
-    .venv/bin/python bench/verify/bench_scenarios.py                  # short: depth cap 8
-    .venv/bin/python bench/verify/bench_scenarios.py --full --doc docs/benchmarks/verify.md
+    .venv/bin/python -m bench.verify scenarios                  # short: depth cap 8
+    .venv/bin/python -m bench.verify scenarios --full --doc docs/benchmarks/verify.md
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def table(configs: list[dict[str, Any]]) -> list[str]:
 def summary(configs: list[dict[str, Any]]) -> list[str]:
     """Speed-ups of 2 workers and of symmetry, from medians within this run."""
     by = {(c["scenario"], c["symmetry"], c["workers"]): c for c in configs}
-    lines = ["| scenario | 2 workers / 1 worker (search time) "
+    lines = ["| scenario | search time, 2 workers / 1 worker (< 1: faster) "
              "| symmetry: states kept | symmetry: search time |",
              "|---|---:|---:|---:|"]
     for name in dict.fromkeys(c["scenario"] for c in configs):
@@ -177,7 +177,8 @@ def summary(configs: list[dict[str, Any]]) -> list[str]:
             kept = f"{sym['runs'][0]['distinct'] / one['runs'][0]['distinct']:.2f}"
             stime = f"{med(sym['runs'], 'elapsed') / med(one['runs'], 'elapsed'):.2f}x"
         else:
-            kept = stime = "n/a (liveness or one node)" if not sym else "-"
+            kept = stime = ("n/a (liveness, one node, or no `symmetry: true`)"
+                            if not sym else "-")
         lines.append(f"| {name} | {speed} | {kept} | {stime} |")
     return lines
 
@@ -215,7 +216,8 @@ def profile(name: str, cap: int | None, top: int = 16) -> tuple[list[str], list[
     liveness = any(Kind(p.kind).liveness for p in model.properties())
     bound = scenario.bounds.max_depth
     depth = None if bound is None else (bound if cap is None else min(bound, cap))
-    checker: Any = Checker(model).bfs().symmetry(not liveness).max_depth(depth)
+    symmetric = len(scenario.nodes) > 1 and scenario.symmetry and not liveness  # as plan()
+    checker: Any = Checker(model).bfs().symmetry(symmetric).max_depth(depth)
     prof = cProfile.Profile()
     prof.enable()
     result = checker.run()
@@ -229,7 +231,7 @@ def profile(name: str, cap: int | None, top: int = 16) -> tuple[list[str], list[
     n = result.distinct_states
     g = result.states_generated
     lines = [f"Profiled: `{name}`, depth {result.depth}, symmetry "
-             f"{'on' if not liveness else 'off'}, 1 worker: {n:,} distinct states, {g:,} "
+             f"{'on' if symmetric else 'off'}, 1 worker: {n:,} distinct states, {g:,} "
              f"generated, {total:.1f} s of own time under cProfile.", "",
              "| layer (own time) | share | µs per distinct state | µs per generated state |",
              "|---|---:|---:|---:|"]
@@ -281,10 +283,12 @@ def render(command: str, info: dict[str, str], args: argparse.Namespace,
         "Scenarios without `bounds` are explored exhaustively (real verdicts); scenarios",
         f"with a `max_depth` bound are capped at depth {args.max_depth} here (the",
         "`depth bound` column) so that a run stays within minutes; their verdicts are",
-        "`bounded`. Symmetry (over identical nodes) is tried only where no property is a",
-        "liveness property (the SCC check needs the unreduced graph) and there is more",
-        "than one node. *search s* is the checker's own `elapsed`; *states/s* = distinct",
-        "states / search s; *time to verdict* = wall time of the run (import, YAML, model",
+        "`bounded`. Symmetry (over identical nodes) is tried only where the scenario opts",
+        "in (`symmetry: true`, as `kstate verify` decides: the reduction is exact only",
+        "while no decision depends on a node's name), no property is a liveness property",
+        "(the SCC check needs the unreduced graph) and there is more than one node.",
+        "*search s* is the checker's own `elapsed`; *states/s* = distinct states / search s;",
+        "*time to verdict* = wall time of the run (import, YAML, model",
         "build, search); *B/state* the checker's bookkeeping (`bytes_per_state`); peak",
         "RSS is the coordinator process's (states are Python objects: most of it).",
         f"Medians of {args.reps} repetitions (min..max beside them).", "",
@@ -318,8 +322,8 @@ def write_section(doc: Path, text: str) -> None:
 # --------------------------------------------------------------------------- main
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    ap = argparse.ArgumentParser(prog=prog, description=(__doc__ or "").splitlines()[0])
     names = sorted(p.stem for p in SCENARIOS.glob("*.yaml"))
     ap.add_argument("--scenario", action="append", choices=names,
                     help="only this scenario (repeatable; default: all)")
@@ -365,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
                for c in configs]
         args.out.write_text(json.dumps({"machine": info, "configs": raw}, indent=2))
     if args.doc:
-        command = " ".join([".venv/bin/python bench/verify/bench_scenarios.py",
+        command = " ".join([".venv/bin/python -m bench.verify scenarios",
                             *map(shlex.quote, argv if argv is not None else sys.argv[1:])])
         write_section(args.doc, render(command, info, args, configs, prof))
         log(f"wrote {args.doc}")

@@ -16,7 +16,7 @@ only ratios taken within one run mean much):
 3. memory per stored state: the checker's bookkeeping (exact, from array sizes) and
    peak RSS growth per state (each kstate run is a fresh subprocess). Goal: <= 100 B.
 
-    .venv/bin/python bench/verify/bench_twophase.py --reps 3 --out /tmp/verify-bench.json
+    .venv/bin/python -m bench.verify twophase --reps 3 --out /tmp/verify-bench.json
 """
 
 from __future__ import annotations
@@ -150,15 +150,15 @@ def median(runs: list[dict[str, Any]], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    ap = argparse.ArgumentParser(prog=prog, description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--n-speed", type=int, default=8)
     ap.add_argument("--n-sym", type=int, default=9)
     ap.add_argument("--scalar-reps", type=int, default=1,
                     help="repetitions of the (slow) non-vectorised kstate runs")
     ap.add_argument("--out", type=Path, help="write all raw figures as JSON")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     for tool in ("spin", "gcc"):
         if not shutil.which(tool):
             print(f"error: {tool} not found (Debian packages spin, gcc)", file=sys.stderr)

@@ -1,0 +1,1 @@
+"""Userspace proxy benchmark (``python -m bench.proxy``); see ``bench_proxy``."""

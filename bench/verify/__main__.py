@@ -1,0 +1,41 @@
+"""``python -m bench.verify {scenarios,twophase} [options]``: the checker's benchmarks.
+
+* ``scenarios`` — ``bench_scenarios.py``: every ``specs/scenarios/*.yaml`` checked as
+  ``kstate verify`` does it; distinct states, states/s, time to verdict, 1 and 2 workers.
+* ``twophase`` — ``bench_twophase.py``: TwoPhase commit, kstate's checker against Spin
+  measured in the same run (needs ``spin`` and ``gcc``).
+
+``python -m bench.verify scenarios --help`` shows each one's options. The two files
+also run as scripts (``.venv/bin/python bench/verify/bench_scenarios.py``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = """usage: python -m bench.verify {scenarios,twophase} [options]
+
+  scenarios   states/s and time to verdict for specs/scenarios/*.yaml (bench_scenarios.py)
+  twophase    TwoPhase commit: kstate's checker against Spin (bench_twophase.py)
+
+'python -m bench.verify scenarios --help' shows that benchmark's options."""
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    which, rest = argv[0], argv[1:]
+    if which == "scenarios":
+        from bench.verify import bench_scenarios
+
+        return bench_scenarios.main(rest, prog="python -m bench.verify scenarios")
+    if which == "twophase":
+        from bench.verify import bench_twophase
+
+        return bench_twophase.main(rest, prog="python -m bench.verify twophase")
+    print(f"unknown benchmark {which!r}\n\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+sys.exit(main(sys.argv[1:]))
