@@ -161,11 +161,15 @@ def follow_ups(
                 records.append(Record(command.owner, "FailedCreate",
                                       f"Error creating: {outcome}", "Warning"))
     elif isinstance(command, Bind):
+        pod = ObjectReference(kind="Pod", api_version="v1", namespace=command.namespace,
+                              name=command.name, uid=command.uid)
         if outcome == "ok":
-            pod = ObjectReference(kind="Pod", api_version="v1", namespace=command.namespace,
-                                  name=command.name, uid=command.uid)
             records.append(Record(pod, "Scheduled", f"Successfully assigned "
                                   f"{command.namespace}/{command.name} to {command.node}"))
+        else:  # Kubernetes' handleBindingCycleError: the scheduler forgets and retries
+            records.append(Record(pod, "FailedScheduling", f"binding rejected: pod "
+                                  f"{command.namespace}/{command.name} to {command.node}: "
+                                  f"{outcome}", "Warning"))
     elif isinstance(command, Delete):
         kind = command.kind.lower()
         gone = outcome in ("ok", "not_found")

@@ -20,7 +20,8 @@ is in ``kstate/control/scheduling/`` (``plugins.py`` states every rule and weigh
 ``reference.py`` is the plain full-scan version, ``vectorised.py`` the numpy one that
 runs by default and makes identical decisions).
 
-Engine glue (to be written on top of these functions; every value below is immutable)::
+Engine glue (``kstate/control/schedulerd.py`` is this, with the binding sent in a
+background task; every value below is immutable)::
 
     from kstate.control import scheduler as s
     from kstate.control.scheduling import queue as sq
@@ -28,7 +29,7 @@ Engine glue (to be written on top of these functions; every value below is immut
     snap = s.ClusterSnapshot.build(node_cache.values(), pod_cache.values())
     q = sq.SchedulingQueue()
     # informer handlers (keep the snapshot and queue in step with the caches):
-    #   node ADDED/MODIFIED: snap = snap.with_node(node)
+    #   node ADDED/MODIFIED: snap = snap.with_node(node)   # or collect, then with_nodes
     #                        q, _ = sq.on_cluster_event(q, kind, now)
     #                               for kind in sq.node_events(old, node)
     #   node DELETED:        snap = snap.without_node(node.metadata.name)
@@ -45,9 +46,12 @@ Engine glue (to be written on top of these functions; every value below is immut
     commands = s.commands_for(view, decision, clock.now())   # == s.schedule(view, now)
     if decision.node:
         snap = snap.assume(pod, decision.node)   # before the Bind is sent
-        ok = executor.apply(commands)            # POST .../pods/<name>/binding
+        ok = executor.apply(commands)            # POST .../pods/<name>/binding; the
+                                                 # engine does this in the background
+                                                 # and goes on to the next pod
         if ok: q = sq.done(q, key)               # the watch will confirm the assumption
         else:  snap = snap.forget(pod); q = sq.retry(q, key, clock.now())
+               # + on_cluster_event(q, "AssignedPodDelete", now): the room is free
     elif decision.message:
         executor.apply(commands)
         q = sq.mark_unschedulable(q, key, clock.now(), decision.rejected_by)
@@ -56,7 +60,8 @@ Engine glue (to be written on top of these functions; every value below is immut
 
 The assumed pod stays in the snapshot until the informer shows it bound (``with_pod``
 confirms it), its binding fails (``forget``) or it is deleted (``without_pod``).
-Kubernetes >= 1.27 never expires an assumed pod on a timer either.
+Kubernetes does not expire an assumed pod on a timer either (its
+``durationToExpireAssumedPod`` is 0).
 """
 
 from __future__ import annotations

@@ -281,6 +281,65 @@ def test_incremental_snapshot_equals_one_built_from_scratch(
         assert decide(SchedulingView(probe, snap), s) == decide(SchedulingView(probe, scratch), s)
 
 
+def _apply(snap: ClusterSnapshot, kind: str, arg: Any) -> ClusterSnapshot:
+    """One event of ``event_sequences`` applied to ``snap`` (pods on a node the view does
+    not have yet wait in ``detached``)."""
+    if kind == "pod":
+        return snap.with_pod(arg)
+    if kind == "delete":
+        return snap.without_pod(arg)
+    if kind == "assume":
+        return snap.assume(*arg)
+    if kind == "forget":
+        return snap.forget(f"default/{arg}")
+    if kind == "node":
+        return snap.with_node(arg)
+    return snap.without_node(arg)
+
+
+@given(event_sequences(), st.lists(st.booleans(), min_size=25, max_size=25))
+def test_node_events_applied_in_batches_give_the_same_snapshot(
+    sequence: tuple[list[Node], list[tuple[str, Any]]], flushes: list[bool]
+) -> None:
+    """The scheduler process collects node events and applies them with one
+    ``with_nodes`` before its next decision, while pod events (and assume / forget)
+    apply at once: at every flush the snapshot is the one of applying each event in
+    order."""
+    initial, events = sequence
+    eager = lazy = ClusterSnapshot.build().with_nodes(initial)
+    assert_same(eager, ClusterSnapshot.build(initial))
+    pending: dict[str, Node | None] = {}
+
+    def flush(snap: ClusterSnapshot) -> ClusterSnapshot:
+        nodes = [n for n in pending.values() if n is not None]
+        gone = [name for name, n in pending.items() if n is None]
+        pending.clear()
+        return snap.with_nodes(nodes, removed=gone)
+
+    bound: set[str] = set()
+    for (kind, arg), now in zip(events, flushes, strict=False):
+        if kind == "assume" and arg[0].metadata.name in bound:
+            continue  # as above: the scheduler never assumes a pod it sees bound
+        if kind == "pod" and arg.spec.node_name:
+            if arg.status.phase == "Succeeded":
+                bound.discard(arg.metadata.name)
+            else:
+                bound.add(arg.metadata.name)
+        elif kind == "delete":
+            bound.discard(arg.metadata.name)
+        eager = _apply(eager, kind, arg)
+        if kind == "node":
+            pending[arg.metadata.name] = arg
+        elif kind == "node_gone":
+            pending[arg] = None
+        else:
+            lazy = _apply(lazy, kind, arg)
+        if now:
+            lazy = flush(lazy)
+            assert_same(lazy, eager)
+    assert_same(flush(lazy), eager)
+
+
 # --------------------------------------------------------------------------- containers
 
 
