@@ -166,24 +166,16 @@ def render_scale(command: str, info: dict[str, str], runs: list[sc.ScaleRun]) ->
         "  pod; *RSS* = the whole process (the daemon plus the benchmark's watch, which",
         "  keeps three floats per pod): with the nodes up, peak (`VmHWM`), and the growth",
         "  per pod from nodes-up to the end (of the pods Running, if the run timed out).",
-        "- *code*: `as shipped`, or `RC pod index (experiment)` — `--rc-index`: the",
-        "  benchmark patches `ControllerManager.sync_rc` in its own process to build the",
-        "  RC's view from an index of pods by controller (this RC's pods and orphans, the",
-        "  only pods `replication._claim` acts on) instead of every pod of the namespace.",
-        "  It is the fix proposed for kstate, measured before it is made; see",
-        "  `bench/pods/scale.py::install_rc_pod_index`.",
         "", "### Results", "", *sc.SCALE_HEADER, *(sc.scale_row(r) for r in runs), "",
     ]
     for r in runs:
         if r.pods != big.pods:
             continue
-        code = "RC pod index (experiment)" if r.rc_index else "as shipped"
-        parts += [f"Run with {r.nodes:,} nodes, {r.pods:,} pods, {code}:", "",
+        parts += [f"Run with {r.nodes:,} nodes, {r.pods:,} pods:", "",
                   *sc.timeline_lines(r), ""]
     for r in runs:
         if r.profile:
-            code = "RC pod index (experiment)" if r.rc_index else "as shipped"
-            parts += [f"### Where the time goes ({code})", "",
+            parts += ["### Where the time goes", "",
                       f"py-spy (`--nonblocking`, 50 Hz) over part of the {r.pods:,}-pod run, "
                       "from the moment 5% of the pods run:", "", *r.profile, ""]
     return "\n".join(parts)
@@ -207,10 +199,6 @@ def main(argv: list[str] | None = None) -> int:
                     help="scale: the daemon's store (sqlite: as `kstate up`)")
     ap.add_argument("--profile", type=float, default=None, metavar="SECONDS",
                     help="scale: py-spy the largest run for this long (0: off; full 60)")
-    ap.add_argument("--rc-index", choices=["off", "on", "both"], default="off",
-                    help="scale: EXPERIMENT — patch the RC sync (in the benchmark's process "
-                         "only) to read an index of pods by controller instead of every pod "
-                         "of the namespace; 'both' runs each size as shipped and patched")
     ap.add_argument("--timeout", type=float, default=3600.0,
                     help="per run, seconds (scale: then report the figures so far)")
     ap.add_argument("--doc", type=Path, default=None,
@@ -243,19 +231,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.part in ("scale", "both"):
         runs = []
         largest = max(args.pods)
-        variants = {"off": [False], "on": [True], "both": [False, True]}[args.rc_index]
         for pods in args.pods:
-            for rc_index in variants:
-                rcs = args.rcs or max(1, pods // 1000)
-                log(f"scale: {args.nodes} nodes, {pods} pods in {rcs} RCs"
-                    f"{' (RC pod index experiment)' if rc_index else ''} ...")
-                run = sc.run_scale_subprocess(args.nodes, pods, rcs, args.store,
-                                              args.timeout,
-                                              args.profile if pods == largest else 0.0,
-                                              rc_index)
-                log(f"  {'all' if run.finished else 'NOT all'} Running after "
-                    f"{run.all_running_s:.1f} s, peak RSS {run.hwm_mib:.0f} MiB")
-                runs.append(run)
+            rcs = args.rcs or max(1, pods // 1000)
+            log(f"scale: {args.nodes} nodes, {pods} pods in {rcs} RCs ...")
+            run = sc.run_scale_subprocess(args.nodes, pods, rcs, args.store, args.timeout,
+                                          args.profile if pods == largest else 0.0)
+            log(f"  {'all' if run.finished else 'NOT all'} Running after "
+                f"{run.all_running_s:.1f} s, peak RSS {run.hwm_mib:.0f} MiB")
+            runs.append(run)
         print("\n".join([*sc.SCALE_HEADER, *(sc.scale_row(r) for r in runs)]))
         for r in runs:
             if r.profile:

@@ -57,7 +57,6 @@ class ScaleRun:
     timeline: list[tuple[float, int, int, float]] = field(default_factory=list)
     relists: int = 0
     profile: list[str] = field(default_factory=list)
-    rc_index: bool = False  #: the ``--rc-index`` experiment was on
     finished: bool = True  #: False: stopped at the timeout (figures so far)
 
     @property
@@ -200,78 +199,13 @@ async def _py_spy(seconds: float, rate: int = 50) -> list[str]:
     return group_samples(lines)
 
 
-# --------------------------------------------------------------------------- experiment
-
-
-def install_rc_pod_index() -> None:
-    """``--rc-index``: an EXPERIMENT, not kstate's code — the fix proposed for the RC sync.
-
-    As shipped, ``ControllerManager.sync_rc`` hands ``replication.reconcile`` every pod of
-    the RC's namespace and ``_claim`` tests each against the RC's selector, so one sync
-    costs O(pods in the namespace) and a cluster with R busy RCs spends O(R x pods) per
-    round: at 30,000 pods the RC workers take the event loop from everything else. Yet
-    ``_claim`` only ever acts on pods this RC controls and on orphans (no controller);
-    pods another controller owns are skipped. So the view can be built from an index
-    kept by a pod handler — (namespace, controller uid or "") -> pods — and hold exactly
-    the pods ``_claim`` can act on, with the same results. This patches a running
-    ``ControllerManager`` class in this benchmark process only.
-    """
-    from kstate.api.helpers import controller_of
-    from kstate.api.objects import Pod
-    from kstate.control import manager, replication
-    from kstate.control.executor import Result
-    from kstate.control.informer import object_key
-
-    cls = manager.ControllerManager
-    if getattr(cls, "_bench_rc_index", False):
-        return
-    original_init = cls.__init__
-
-    def bucket(pod: Pod) -> tuple[str, str]:
-        ref = controller_of(pod)
-        return pod.metadata.namespace, ref.uid if ref is not None else ""
-
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        original_init(self, *args, **kwargs)
-        index: dict[tuple[str, str], dict[str, Pod]] = collections.defaultdict(dict)
-
-        def on_pod(kind: str, old: Any, new: Any) -> None:
-            if isinstance(old, Pod):
-                index[bucket(old)].pop(object_key(old), None)
-            if isinstance(new, Pod):
-                index[bucket(new)][object_key(new)] = new
-
-        self.pods.add_handler(on_pod)
-        self.bench_pod_index = index
-
-    async def sync_rc(self: Any, key: str) -> Result:
-        rc = self.rcs.get(key)
-        if rc is None:
-            self.expectations.pop(key, None)
-            return Result(())
-        ns = rc.metadata.namespace
-        index = self.bench_pod_index
-        pods = (*index.get((ns, rc.metadata.uid), {}).values(),
-                *index.get((ns, ""), {}).values())
-        view = replication.ReplicationView(rc, pods, self.expectations.get(key))
-        commands = replication.reconcile(view, self.clock.now(), self.settings.replication)
-        return await self.executor.run(commands, self.expectations, self.memory)
-
-    cls.__init__ = __init__  # type: ignore[method-assign]
-    cls.sync_rc = sync_rc  # type: ignore[method-assign]
-    cls._bench_rc_index = True  # type: ignore[attr-defined]
-
-
 # --------------------------------------------------------------------------- run
 
 
 async def run_scale(nodes: int, pods: int, rcs: int, store: str, timeout: float,
-                    profile_seconds: float, log: Any, rc_index: bool = False) -> ScaleRun:
+                    profile_seconds: float, log: Any) -> ScaleRun:
     from kstate.api.server.server import tune_gc
     from kstate.daemon import Daemon, DaemonConfig
-
-    if rc_index:
-        install_rc_pod_index()
 
     logging.getLogger("transitions").setLevel(logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="kstate-bench-scale-"))
@@ -331,7 +265,7 @@ async def run_scale(nodes: int, pods: int, rcs: int, store: str, timeout: float,
         return ScaleRun(nodes, pods, rcs, store or "sqlite", nodes_ready, all_running,
                         all_created, tracker.latencies("running"), rss_before, rss_nodes,
                         rss_end / 1024, hwm / 1024, timeline, tracker.relists, profile,
-                        rc_index, finished)
+                        finished)
     finally:
         if tracker is not None:
             await tracker.stop()
@@ -341,7 +275,7 @@ async def run_scale(nodes: int, pods: int, rcs: int, store: str, timeout: float,
 
 
 def run_scale_subprocess(nodes: int, pods: int, rcs: int, store: str, timeout: float,
-                         profile_seconds: float, rc_index: bool = False) -> ScaleRun:
+                         profile_seconds: float) -> ScaleRun:
     """One run in a fresh interpreter, so that its peak RSS is its own."""
     import json
 
@@ -350,7 +284,7 @@ def run_scale_subprocess(nodes: int, pods: int, rcs: int, store: str, timeout: f
         "from bench.pods.scale import run_scale\n"
         "def log(m): print(m, file=sys.stderr, flush=True)\n"
         f"r = asyncio.run(run_scale({nodes}, {pods}, {rcs}, {store!r}, {timeout}, "
-        f"{profile_seconds}, log, {rc_index}))\n"
+        f"{profile_seconds}, log))\n"
         "print('RESULT ' + json.dumps(dataclasses.asdict(r)))\n")
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.run([sys.executable, "-c", code], cwd=root, stdout=subprocess.PIPE,
@@ -385,17 +319,16 @@ def scale_row(run: ScaleRun) -> str:
     running = run.timeline[-1][2] if run.timeline else 0
     done = run.pods if run.finished else running
     per_pod_kib = (run.rss_end_mib - run.rss_nodes_mib) * 1024 / max(1, done)
-    code = "RC pod index (experiment)" if run.rc_index else "as shipped"
     total = (f"{run.all_running_s:,.1f}" if run.finished
              else f"not reached: {running:,} Running at {run.all_running_s:,.0f}")
-    return (f"| {code} | {run.nodes:,} | {run.pods:,} | {run.rcs} | {run.store} | "
+    return (f"| {run.nodes:,} | {run.pods:,} | {run.rcs} | {run.store} | "
             f"{run.nodes_ready_s:.1f} | {total} | {done / run.all_running_s:,.0f} | "
             f"{pct(run.startup, 50):,.1f} | {pct(run.startup, 99):,.1f} | "
             f"{run.rss_nodes_mib:,.0f} | {run.hwm_mib:,.0f} | {per_pod_kib:,.1f} |")
 
 
 SCALE_HEADER = [
-    "| code | nodes | pods | RCs | store | nodes up s | all Running s | pods/s | "
+    "| nodes | pods | RCs | store | nodes up s | all Running s | pods/s | "
     "created->Running p50 s | p99 s | RSS with nodes MiB | peak RSS MiB | KiB per pod |",
-    "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
 ]

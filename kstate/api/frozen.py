@@ -19,7 +19,7 @@ FrozenDict({'app': 'web', 'tier': 'front'})
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from typing import Any, TypeVar, overload
 
 K = TypeVar("K")
@@ -73,6 +73,17 @@ class FrozenDict(Mapping[K, V]):
 
     def get(self, key: K, default: Any = None) -> Any:
         return self._d.get(key, default)
+
+    # The dict's own views (read-only): Mapping's generic ones go through __getitem__
+    # per key, and label selectors walk ``items()`` on every pod of every RC sync.
+    def keys(self) -> KeysView[K]:
+        return self._d.keys()
+
+    def values(self) -> ValuesView[V]:
+        return self._d.values()
+
+    def items(self) -> ItemsView[K, V]:
+        return self._d.items()
 
     def __hash__(self) -> int:
         h = self._h

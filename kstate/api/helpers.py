@@ -117,7 +117,11 @@ def selector_matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> 
     >>> selector_matches({"app": "web"}, {"app": "web", "tier": "front"})
     True
     """
-    return all(labels.get(k) == v for k, v in selector.items())
+    # A loop, not all(genexpr), which costs twice as much: this runs per pod per RC sync.
+    for key, value in selector.items():  # noqa: SIM110
+        if labels.get(key) != value:
+            return False
+    return True
 
 
 class _Condition(Protocol):

@@ -8,9 +8,11 @@ and inside the all-in-one daemon). Data flows
 
 Everything a controller decides comes from ``kstate.control.{replication, endpoints,
 nodelifecycle, gc}`` — the functions the model checker explores; this module only wires
-caches, queues and time around them. The in-memory state (replication expectations,
-the node controller's taint rate limiter) is lost on restart, by design: a fresh manager
-lists and resumes from the store alone.
+caches, queues and time around them. The pod cache is indexed by controller
+(``replication.claim_group``), so an RC sync reads its own pods and the orphans, not the
+whole namespace. The in-memory state (replication expectations, the node controller's
+taint rate limiter) is lost on restart, by design: a fresh manager lists and resumes from
+the store alone.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from kstate.control.workqueue import WorkQueue
 log = logging.getLogger(__name__)
 
 LEASE_NAMESPACE = "kube-node-lease"
+#: The pod informer's index by (namespace, controller uid): what an RC sync reads.
+POD_CLAIM_INDEX = "claim"
 
 
 @attrs.frozen
@@ -69,6 +73,7 @@ class ControllerManager:
         self.executor = Executor(client, self.clock, "controller-manager")
         resync = settings.resync
         self.pods = Informer(client, Pod, clock=self.clock, resync=resync)
+        self.pods.add_index(POD_CLAIM_INDEX, replication.claim_group)
         self.rcs = Informer(client, ReplicationController, clock=self.clock, resync=resync)
         self.services = Informer(client, Service, clock=self.clock, resync=resync)
         self.endpoints = Informer(client, Endpoints, clock=self.clock, resync=resync)
@@ -80,6 +85,8 @@ class ControllerManager:
         self.endpoints_queue = WorkQueue(self.clock)
         self.expectations: dict[str, Expectation] = {}
         self.memory: dict[str, float] = {}
+        #: RC key -> the expectation timestamp whose expiry will wake that RC.
+        self._expiry_timers: dict[str, float] = {}
         self._node_pass = asyncio.Event()
         self._gc_pass = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -92,6 +99,7 @@ class ControllerManager:
             key = object_key(new or old)  # type: ignore[arg-type]
             if new is None:
                 self.expectations.pop(key, None)
+                self._expiry_timers.pop(key, None)
             if new is None or new.metadata.deletion_timestamp:
                 self._gc_pass.set()  # dependents to delete, or to wait for
             self.rc_queue.add(key)
@@ -134,10 +142,33 @@ class ControllerManager:
         if rc is None:
             self.expectations.pop(key, None)
             return Result(())
-        pods = tuple(p for p in self.pods.list() if p.metadata.namespace == rc.metadata.namespace)
-        view = replication.ReplicationView(rc, pods, self.expectations.get(key))
+        view = replication.ReplicationView(rc, self.rc_pods(rc), self.expectations.get(key))
         commands = replication.reconcile(view, self.clock.now(), self.settings.replication)
-        return await self.executor.run(commands, self.expectations, self.memory)
+        result = await self.executor.run(commands, self.expectations, self.memory)
+        self._sync_when_expectations_expire(key)
+        return result
+
+    def _sync_when_expectations_expire(self, key: str) -> None:
+        """An RC waits while its expectations are unfulfilled; if the events that would
+        fulfil them never come (a create that failed silently, a pod deleted before the
+        cache saw it), only their TTL frees it — so sync once it has run out, rather than
+        waiting for an unrelated event (pod updates that change nothing an RC counts no
+        longer wake it)."""
+        expectation = self.expectations.get(key)
+        if expectation is None or expectation.fulfilled():
+            return
+        if self._expiry_timers.get(key) == expectation.timestamp:
+            return  # this expectation's timer is already set
+        self._expiry_timers[key] = expectation.timestamp
+        ttl = self.settings.replication.expectations_ttl
+        # ``expired`` is strict (now - timestamp > ttl): aim just past the deadline.
+        remaining = expectation.timestamp + ttl - self.clock.now()
+        self.rc_queue.add_after(key, max(remaining, 0.0) + 1e-3)
+
+    def rc_pods(self, rc: ReplicationController) -> tuple[Pod, ...]:
+        """The pods an RC's sync can act on — its own and the orphans of its namespace —
+        in cache order, read from the index: O(those pods), not O(every pod)."""
+        return tuple(self.pods.by_index(POD_CLAIM_INDEX, *replication.claim_groups(rc)))
 
     async def sync_endpoints(self, key: str) -> Result:
         namespace, _, name = key.partition("/")

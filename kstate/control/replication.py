@@ -20,6 +20,11 @@ Kubernetes' ReplicationManager, made explicit:
 
 ``pod_event`` is the watch handler: which keys to requeue and which expectations the
 event fulfils. It is pure too, so the checker delivers watch events through it.
+
+Cost. A sync acts only on the pods this RC controls and on orphans, so a view needs only
+the groups ``claim_groups(rc)`` of pods grouped by ``claim_group`` (the controller manager
+keeps its pod cache indexed so): O(the RC's pods), not O(the namespace). And
+``pod_event`` requeues the owner only when the pod changed in a way the sync reads.
 """
 
 from __future__ import annotations
@@ -58,7 +63,8 @@ class ReplicationView:
     """What one sync of one RC may look at (all from the controller's cache)."""
 
     rc: ReplicationController
-    #: every pod in the RC's namespace the cache holds (adoption needs the orphans too)
+    #: pods of the RC's namespace the cache holds: all of them, or only those of
+    #: ``claim_groups(rc)`` (this RC's and the orphans) — the same commands either way
     pods: tuple[Pod, ...]
     expectation: Expectation | None = None
 
@@ -92,6 +98,26 @@ def reconcile(
 
 
 # --------------------------------------------------------------------------- claim
+
+
+#: (namespace, uid of the controlling owner, "" for an orphan)
+ClaimGroup = tuple[str, str]
+
+
+def claim_group(pod: Pod) -> ClaimGroup:
+    """The group ``pod`` belongs to for the RC views: its namespace and controller uid."""
+    ref = controller_of(pod)
+    return pod.metadata.namespace, "" if ref is None else ref.uid
+
+
+def claim_groups(rc: ReplicationController) -> tuple[ClaimGroup, ClaimGroup]:
+    """The only pods ``reconcile`` of ``rc`` acts on: those it controls, and orphans.
+
+    ``_claim`` skips a pod another controller owns, whatever its labels (Kubernetes'
+    ClaimPods does the same), so a view without those pods yields the same commands.
+    """
+    namespace = rc.metadata.namespace
+    return (namespace, rc.metadata.uid), (namespace, "")
 
 
 def _claim(
@@ -250,10 +276,18 @@ def pod_event(
     Returns the expectation observations it fulfils — a creation seen, or a pod of the
     RC seen going away (deleted, or marked for deletion) — and the RC keys to requeue:
     the controlling RC before and after, or, for a live orphan, every RC in its
-    namespace whose selector matches it (one of them may adopt it).
+    namespace whose selector matches it (one of them may adopt it) — none at all for an
+    update that changed nothing a sync reads (``_seen_by_rc``).
     """
     current = new if new is not None else old
     assert current is not None, "an event has an object"
+    if old is not None and new is not None and _seen_by_rc(old) == _seen_by_rc(new):
+        # Nothing a sync counts or reports changed (the pod was bound, a container
+        # restarted, its IP set): neither its RC nor an RC that might adopt it would do
+        # anything new, and such updates are most of a busy cluster's pod events.
+        # (An informer resync of pods is dropped here too; the RC informer's resync
+        # requeues every RC.)
+        return [], set()
     old_owner, new_owner = _rc_owner(old), _rc_owner(new)
     owner = new_owner or old_owner
     was_live = old is not None and not old.metadata.deletion_timestamp
@@ -276,6 +310,20 @@ def pod_event(
     return observed, keys
 
 
+def _seen_by_rc(pod: Pod) -> tuple[object, ...]:
+    """What ``reconcile`` reads from a pod to claim it, count it and report status.
+
+    Not here: what only ranks victims for a scale-down (node, phase among the active
+    ones, restarts, age) — read when a sync deletes, never a reason to sync. Changing
+    this changes which events requeue an RC, never what a sync does.
+    """
+    meta = pod.metadata
+    ready = get_condition(pod.status.conditions, "Ready")
+    return (meta.uid, meta.owner_references, meta.labels, meta.deletion_timestamp,
+            is_active(pod),
+            None if ready is None else (ready.status, ready.last_transition_time))
+
+
 def _rc_owner(pod: Pod | None) -> str | None:
     """``ns/name`` of the RC controlling ``pod``, if one does."""
     if pod is None:
@@ -287,8 +335,11 @@ def _rc_owner(pod: Pod | None) -> str | None:
 
 
 __all__ = [
+    "ClaimGroup",
     "ReplicationSettings",
     "ReplicationView",
+    "claim_group",
+    "claim_groups",
     "desired_replicas",
     "pod_event",
     "rank_for_deletion",

@@ -26,7 +26,12 @@ from typing import Protocol
 from kstate.errors import Compacted, FutureRevision, StoreError
 from kstate.store.base import Event
 
-DEFAULT_WATCH_BUFFER = 1024
+#: Events a watcher may lag before it gets ``Compacted``. Well above one SQLite group
+#: commit (up to 1,024 writes, all published at once): at 1,024, every in-process watcher
+#: of a busy daemon overflowed on the same bursts and relisted together — a relist storm
+#: that cost memory and minutes at 20,000-30,000 pods (docs/benchmarks/pods.md). Events
+#: are shared by every watcher, so a slot costs a reference, not a copy.
+DEFAULT_WATCH_BUFFER = 16_384
 HISTORY_PAGE = 256
 
 

@@ -13,6 +13,7 @@ from kstate.api.frozen import FrozenDict
 from kstate.api.lifecycle import node_state, pod_state
 from kstate.api.objects import Endpoints, Lease, Node, Pod, ReplicationController, Service
 from kstate.clock import FakeClock, rfc3339
+from kstate.control.expectations import Expectation
 from kstate.control.manager import ControllerManager, ManagerSettings
 from kstate.node import podsync
 from kstate.node.heartbeat import renew_lease
@@ -171,6 +172,32 @@ def test_cascading_deletion_does_not_wait_for_the_gc_period() -> None:
     run(go())
 
 
+def test_an_rc_waiting_on_expectations_that_never_come_true_syncs_at_their_ttl() -> None:
+    """A creation the cache will never see holds the RC back; with no pod event left to
+    wake it, the expectations' TTL (Kubernetes' 5 minutes) must, by itself."""
+    async def go() -> None:
+        async with cluster() as (_, client, clock):
+            manager = ControllerManager(client, clock)
+            await manager.start()
+            pods = await Observer(client, Pod).start()
+            try:
+                await client.create(rc_manifest(replicas=2))
+                await pods.until(lambda ps: len(active(mine("web")(ps))) == 2)
+                manager.expectations["default/web"] = Expectation.expect(
+                    adds=1, now=clock.now())  # a create whose event was lost
+                victim = active(mine("web")(pods.items()))[0]
+                await client.delete(Pod, victim.metadata.name, "default")
+                await pods.until(lambda ps: len(active(mine("web")(ps))) == 1)
+                await advance(clock, 290, step=10)
+                assert len(active(mine("web")(pods.items()))) == 1  # still held back
+                await advance(clock, 20, step=10)
+                await pods.until(lambda ps: len(active(mine("web")(ps))) == 2)
+            finally:
+                await pods.stop()
+                await manager.stop()
+    run(go())
+
+
 def test_silent_node_goes_unknown_then_its_pods_are_evicted() -> None:
     async def go() -> None:
         async with cluster() as (_, client, clock):
@@ -248,3 +275,36 @@ def test_endpoints_follow_ready_pods() -> None:
                 await manager.stop()
     run(go())
 
+
+
+def test_an_rc_sync_reads_its_own_pods_and_the_orphans_only() -> None:
+    async def go() -> None:
+        async with cluster() as (_, client, clock):
+            manager = ControllerManager(client, clock)
+            await manager.start()
+            pods = await Observer(client, Pod).start()
+            try:
+                await client.create(rc_manifest("web", 2))
+                await client.create(rc_manifest("api", 3))
+                await pods.until(lambda ps: len(ps) == 5)
+                stray = from_dict(Pod, {
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": "stray", "namespace": "default",
+                                 "labels": {"app": "other"}},
+                    "spec": {"containers": [{"name": "c", "image": "img:1"}]}})
+                await client.create(stray)
+                await pods.until(lambda ps: len(ps) == 6)
+                await settle_loop()
+                web = manager.rcs.get("default/web")
+                assert web is not None
+                seen = manager.rc_pods(web)
+                assert sorted(p.metadata.name for p in seen if p.metadata.name != "stray") \
+                    == sorted(p.metadata.name for p in mine("web")(pods.items()))
+                assert "stray" in {p.metadata.name for p in seen}
+                # in the cache's order, as a full read of the namespace would give them
+                everything = [p for p in manager.pods.list() if p in seen]
+                assert list(seen) == everything
+            finally:
+                await pods.stop()
+                await manager.stop()
+    run(go())
