@@ -34,7 +34,6 @@ import base64
 import contextlib
 import json
 import os
-import platform
 import random
 import re
 import shlex
@@ -53,6 +52,7 @@ from typing import Any
 import aiohttp
 import yaml
 
+from bench.machine import describe_machine
 from kstate.api import Pod, decode, default, from_dict, validate
 from kstate.api.client import LocalClient
 from kstate.api.server import ApiCore, tune_gc
@@ -483,18 +483,9 @@ def fsync_micros(directory: Path, n: int = 100) -> float:
 
 
 def machine() -> dict[str, str]:
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as info:
-        for line in info:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     load = os.getloadavg()
     return {
-        "cpu": f"{cpu}, {os.cpu_count()} cores",
-        "memory": f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
+        **describe_machine(),
         "aiohttp": aiohttp.__version__,
         "sqlite": sqlite3.sqlite_version,
         "load average at start (1, 5, 15 min)": f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import platform
 import statistics
 import time
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.machine import describe_machine
 from kstate.api.client import ApiClient
 from kstate.api.codec import from_dict
 from kstate.api.helpers import get_condition
@@ -159,17 +159,8 @@ def rss_kib(pid: int | str = "self") -> tuple[int, int]:
 
 
 def machine() -> dict[str, str]:
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as info:
-        for line in info:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     return {
-        "cpu": f"{cpu}, {os.cpu_count()} cores",
-        "memory": f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
+        **describe_machine(),
         "load average (1 min) at start": f"{os.getloadavg()[0]:.1f}",
     }
 

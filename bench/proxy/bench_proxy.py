@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.machine import cpu_model
 from kstate.api.client import LocalClient
 from kstate.api.meta import ObjectMeta
 from kstate.api.objects import (
@@ -236,12 +237,7 @@ def cli(argv: list[str] | None = None) -> int:
 
 def render(command: str, args: argparse.Namespace, table: list[str], load_start: float,
            load_end: float) -> str:
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as info:
-        for line in info:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join([
         "# Proxy benchmark: the userspace proxy on loopback", "",

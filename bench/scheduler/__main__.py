@@ -43,7 +43,6 @@ import collections
 import cProfile
 import io
 import os
-import platform
 import pstats
 import shlex
 import statistics
@@ -56,6 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.machine import describe_machine
 from kstate.api.codec import from_dict
 from kstate.api.defaults import default
 from kstate.api.helpers import with_spec
@@ -297,17 +297,8 @@ def profile_lines(nodes: Sequence[Node], init: Sequence[Pod], pods: Sequence[Pod
 
 
 def machine() -> dict[str, str]:
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as info:
-        for line in info:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     return {
-        "cpu": f"{cpu}, {os.cpu_count()} cores",
-        "memory": f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
+        **describe_machine(),
         "numpy": np.__version__,
         "load average (1 min) at start": f"{os.getloadavg()[0]:.1f}",
     }

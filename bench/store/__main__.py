@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import shlex
 import shutil
 import sqlite3
@@ -46,6 +45,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.machine import describe_machine
 from kstate.store import Backend, open_store
 from kstate.store.etcdproc import EtcdCluster
 
@@ -164,18 +164,9 @@ def fsync_micros(directory: Path, n: int = 200) -> float:
 
 
 def machine(directory: Path) -> dict[str, str]:
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as info:
-        for line in info:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     etcd = subprocess.run(["etcd", "--version"], capture_output=True, text=True).stdout
     return {
-        "cpu": f"{cpu}, {os.cpu_count()} cores",
-        "memory": f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
+        **describe_machine(),
         "sqlite": sqlite3.sqlite_version,
         "etcd": etcd.splitlines()[0].removeprefix("etcd Version: ") if etcd else "?",
         "fsync": f"{fsync_micros(directory):.0f} µs per fsync on {directory}",

@@ -5,8 +5,8 @@
 * ``twophase`` — ``bench_twophase.py``: TwoPhase commit, kstate's checker against Spin
   measured in the same run (needs ``spin`` and ``gcc``).
 
-``python -m bench.verify scenarios --help`` shows each one's options. The two files
-also run as scripts (``.venv/bin/python bench/verify/bench_scenarios.py``).
+``python -m bench.verify scenarios --help`` shows each one's options. Run them from the
+repository root with ``-m`` (they import ``bench.machine``).
 """
 
 from __future__ import annotations
