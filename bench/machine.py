@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import platform
+import time
+from pathlib import Path
 
 
 def cpu_model() -> str:
@@ -28,3 +30,19 @@ def describe_machine() -> dict[str, str]:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
     }
+
+
+def fsync_micros(directory: Path, n: int = 100) -> float:
+    """What one fsync costs right now on the benchmark's filesystem (context for every
+    figure that commits to disk)."""
+    path = directory / "fsync-probe"
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    try:
+        started = time.perf_counter()
+        for _ in range(n):
+            os.write(fd, b"x" * 128)
+            os.fsync(fd)
+        return (time.perf_counter() - started) / n * 1e6
+    finally:
+        os.close(fd)
+        path.unlink()

@@ -52,7 +52,7 @@ from typing import Any
 import aiohttp
 import yaml
 
-from bench.machine import describe_machine
+from bench.machine import describe_machine, fsync_micros
 from kstate.api import Pod, decode, default, from_dict, validate
 from kstate.api.client import LocalClient
 from kstate.api.server import ApiCore, tune_gc
@@ -465,21 +465,6 @@ def list_and_watch(root: Path, reps: int, results: Results) -> None:
         log(f"  [{rep + 1}/{reps}] watch to {WATCHERS}: p50 {percentile(lat, 50) * 1e3:.1f} "
             f"ms, p99 {percentile(lat, 99) * 1e3:.1f} ms; burst of {WATCH_EVENTS} drained in "
             f"{total:.2f} s")
-
-
-def fsync_micros(directory: Path, n: int = 100) -> float:
-    """What one fsync costs right now on the benchmark's filesystem (context)."""
-    path = directory / "fsync-probe"
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-    try:
-        started = time.perf_counter()
-        for _ in range(n):
-            os.write(fd, b"x" * 128)
-            os.fsync(fd)
-        return (time.perf_counter() - started) / n * 1e6
-    finally:
-        os.close(fd)
-        path.unlink()
 
 
 def machine() -> dict[str, str]:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shlex
 import shutil
 import sqlite3
@@ -45,7 +44,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.machine import describe_machine
+from bench.machine import describe_machine, fsync_micros
 from kstate.store import Backend, open_store
 from kstate.store.etcdproc import EtcdCluster
 
@@ -146,21 +145,6 @@ async def run_backend(
                 f"  [{rep + 1}/{reps}] {name:6} watch, {writers} writer(s): p50"
                 f" {percentile(lat, 50) * 1e3:.2f} ms, p99 {percentile(lat, 99) * 1e3:.2f} ms"
             )
-
-
-def fsync_micros(directory: Path, n: int = 200) -> float:
-    """What one fsync costs on the benchmark's filesystem (context for the figures)."""
-    path = directory / "fsync-probe"
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-    try:
-        started = time.perf_counter()
-        for _ in range(n):
-            os.write(fd, b"x" * 128)
-            os.fsync(fd)
-        return (time.perf_counter() - started) / n * 1e6
-    finally:
-        os.close(fd)
-        path.unlink()
 
 
 def machine(directory: Path) -> dict[str, str]:
