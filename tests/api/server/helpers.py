@@ -1,7 +1,8 @@
-"""Small object builders for the API server tests."""
+"""Small object builders for the API server tests, and the log handler the fuzz runs use."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from kstate.api import (
@@ -75,3 +76,15 @@ def namespace(name: str) -> Namespace:
 
 def decode_pod(data: dict[str, Any]) -> Pod:
     return from_dict(Pod, data)
+
+
+class BugLog(logging.Handler):
+    """Collects what the server logs at ERROR: its catch-all for a bug (a fuzz run fails
+    on any record)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record.getMessage())

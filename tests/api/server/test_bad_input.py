@@ -36,7 +36,7 @@ from kstate.api import from_dict, to_dict, validate
 from kstate.api.registry import REGISTRY
 from kstate.api.server.core import ApiCore
 from tests.api.server.conftest import ADMIN, http_client, running_core
-from tests.api.server.helpers import node, pod, rc, svc
+from tests.api.server.helpers import BugLog, node, pod, rc, svc
 
 Path = tuple[str | int, ...]
 
@@ -163,15 +163,6 @@ def json_pointer(path: Path) -> str:
 
 
 SEEN: collections.Counter[str] = collections.Counter()
-
-
-class BugLog(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record.getMessage())
 
 
 def test_damaged_manifests_are_refused_cleanly_and_leave_nothing_behind() -> None:

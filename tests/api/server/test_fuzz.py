@@ -22,7 +22,7 @@ from kstate.api import Namespace, ObjectMeta, to_dict, with_meta
 from kstate.api.server.discovery import SERVED, Served
 from kstate.api.server.patch import merge_patch
 from tests.api.server.conftest import http_client, running_core
-from tests.api.server.helpers import node, pod, rc, svc
+from tests.api.server.helpers import BugLog, node, pod, rc, svc
 
 SEGMENTS = ["api", "apis", "v1", "v2", "v3", "namespaces", "default", "x", "pods", "watch",
             "status", "scale", "log", "binding", "bindings", "eviction", "finalize",
@@ -137,15 +137,6 @@ bodies = st.one_of(
 
 
 SEEN: collections.Counter[str] = collections.Counter()
-
-
-class BugLog(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record.getMessage())
 
 
 def test_no_input_gets_a_server_error() -> None:
