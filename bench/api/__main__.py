@@ -53,6 +53,7 @@ import aiohttp
 import yaml
 
 from bench.machine import describe_machine, fsync_micros
+from bench.report import nearest_rank as percentile
 from kstate.api import Pod, decode, default, from_dict, validate
 from kstate.api.client import LocalClient
 from kstate.api.server import ApiCore, tune_gc
@@ -84,11 +85,6 @@ def pod_json(name: str) -> dict[str, Any]:
             "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 5},
         }]},
     }
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 # --------------------------------------------------------------------------- the server

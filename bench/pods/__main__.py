@@ -39,7 +39,8 @@ from pathlib import Path
 
 from bench.pods import docker as dk
 from bench.pods import scale as sc
-from bench.pods.common import cell, machine, write_section
+from bench.pods.common import machine
+from bench.report import cell, write_section
 
 HEADING = "# Pod benchmarks"
 DOCKER_SECTION = "## Pod startup on Docker"

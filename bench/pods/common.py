@@ -11,12 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import statistics
 import time
 from collections.abc import Sequence
 from typing import Any
-
-import numpy as np
 
 from bench.machine import describe_machine
 from kstate.api.client import ApiClient
@@ -132,20 +129,6 @@ class PodTracker:
         return [end[n] - start[n] for n in end if n in start]
 
 
-def pct(values: Sequence[float], p: float) -> float:
-    return float(np.percentile(np.asarray(values), p)) if values else float("nan")
-
-
-def cell(values: Sequence[float], fmt: str) -> str:
-    values = [v for v in values if v == v]
-    if not values:
-        return "n/a"
-    m = statistics.median(values)
-    if len(values) == 1:
-        return f"{m:{fmt}}"
-    return f"{m:{fmt}} ({min(values):{fmt}}..{max(values):{fmt}})"
-
-
 def rss_kib(pid: int | str = "self") -> tuple[int, int]:
     """(VmRSS, VmHWM) of a process in KiB."""
     rss = hwm = 0
@@ -165,15 +148,3 @@ def machine() -> dict[str, str]:
     }
 
 
-def write_section(doc: Any, heading: str, text: str) -> None:
-    """Replace the section starting at ``heading`` in ``doc`` (or append it)."""
-    old = doc.read_text() if doc.exists() else ""
-    if heading in old:
-        head, _, rest = old.partition(heading)
-        nxt = rest.find("\n## ")
-        tail = rest[nxt + 1:] if nxt >= 0 else ""
-        new = head + text.rstrip() + "\n" + ("\n" + tail if tail else "")
-    else:
-        new = (old.rstrip() + "\n\n" if old.strip() else "") + text.rstrip() + "\n"
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(new)

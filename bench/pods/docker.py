@@ -43,7 +43,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.pods.common import HTTPD_COMMAND, PodTracker, pct, rc
+from bench.pods.common import HTTPD_COMMAND, PodTracker, rc
+from bench.report import percentile as pct
 from kstate.api.client import ApiClient
 from kstate.api.helpers import get_condition
 from kstate.api.objects import Node, Pod, ReplicationController

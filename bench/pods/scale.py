@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.pods.common import PodTracker, pct, rc, rss_kib
+from bench.pods.common import PodTracker, rc, rss_kib
+from bench.report import percentile as pct
 from kstate.api.objects import Node
 
 

@@ -56,6 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.machine import describe_machine
+from bench.report import cell, percentile
 from kstate.api.codec import from_dict
 from kstate.api.defaults import default
 from kstate.api.helpers import with_spec
@@ -234,14 +235,6 @@ MODES: dict[str, Callable[[Sequence[Node], Sequence[Pod], Sequence[Pod],
 
 
 # --------------------------------------------------------------------------- report
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    return float(np.percentile(np.asarray(values), p)) if values else float("nan")
-
-
-def cell(values: Sequence[float], fmt: str) -> str:
-    return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}..{max(values):{fmt}})"
 
 
 @dataclass

@@ -48,8 +48,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from bench.report import cell
+from bench.report import percentile as pct
 from kstate.api.client import LocalClient
 from kstate.api.helpers import with_spec
 from kstate.api.objects import Node, Pod
@@ -376,19 +376,6 @@ def profile_api(nodes: Sequence[Node], init_pods: Sequence[Pod], pods: Sequence[
 
 
 # --------------------------------------------------------------------------- report
-
-
-def pct(values: Sequence[float], p: float) -> float:
-    return float(np.percentile(np.asarray(values), p)) if values else float("nan")
-
-
-def cell(values: Sequence[float], fmt: str) -> str:
-    if not values:
-        return "n/a"
-    m = statistics.median(values)
-    if len(values) == 1:
-        return f"{m:{fmt}}"
-    return f"{m:{fmt}} ({min(values):{fmt}}..{max(values):{fmt}})"
 
 
 HEADER = [

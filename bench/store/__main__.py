@@ -45,6 +45,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.machine import describe_machine, fsync_micros
+from bench.report import nearest_rank as percentile
 from kstate.store import Backend, open_store
 from kstate.store.etcdproc import EtcdCluster
 
@@ -103,11 +104,6 @@ async def watch_latency(store: Backend, prefix: str, writers: int, events: int) 
 
         await asyncio.gather(watcher(), *(writer(i) for i in range(writers)))
     return latencies
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 # --------------------------------------------------------------------------- the run

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.machine import describe_machine
+from bench.report import write_section
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "specs" / "scenarios"
@@ -299,18 +300,6 @@ def render(command: str, info: dict[str, str], args: argparse.Namespace,
     return "\n".join(parts)
 
 
-def write_section(doc: Path, text: str) -> None:
-    """Replace this script's section of ``doc`` (or append it), keeping the rest."""
-    old = doc.read_text() if doc.exists() else ""
-    if SECTION in old:
-        head, _, rest = old.partition(SECTION)
-        # the section ends at the next level-2 heading or the end of the file
-        nxt = rest.find("\n## ")
-        tail = rest[nxt + 1:] if nxt >= 0 else ""
-        new = head + text.rstrip() + "\n" + ("\n" + tail if tail else "")
-    else:
-        new = old.rstrip() + "\n\n" + text.rstrip() + "\n"
-    doc.write_text(new)
 
 
 # --------------------------------------------------------------------------- main
@@ -365,7 +354,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if args.doc:
         command = " ".join([".venv/bin/python -m bench.verify scenarios",
                             *map(shlex.quote, argv if argv is not None else sys.argv[1:])])
-        write_section(args.doc, render(command, info, args, configs, prof))
+        write_section(args.doc, SECTION, render(command, info, args, configs, prof))
         log(f"wrote {args.doc}")
     return 0
 
