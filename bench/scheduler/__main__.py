@@ -300,6 +300,22 @@ def machine() -> dict[str, str]:
 # --------------------------------------------------------------------------- main
 
 
+def build_workloads(args: argparse.Namespace
+                    ) -> tuple[list[Node], list[Pod], list[Workload], dict[str, list[Pod]]]:
+    """The nodes, the initial pods, the workloads asked for (SchedulingBasic, and with
+    ``--owners`` its spreading variant) and each workload's measured pods — both modes
+    measure the same objects."""
+    log(f"building {args.nodes} nodes and {args.init_pods + args.pods} pods ...")
+    nodes = make_nodes(args.nodes)
+    init = make_pods(args.init_pods, "init")
+    workloads = [Workload("SchedulingBasic", args.nodes, args.init_pods, args.pods)]
+    if args.owners:
+        workloads.append(Workload(f"SchedulingBasic, {args.owners} owners (spreading)",
+                                  args.nodes, args.init_pods, args.pods, args.owners))
+    pod_sets = {w.name: make_pods(w.pods, "pod", w.owners) for w in workloads}
+    return nodes, init, workloads, pod_sets
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scheduler",
                                      description=(__doc__ or "").split("\n")[0])
@@ -331,14 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = SchedulerSettings()
 
     info = machine()
-    log(f"building {args.nodes} nodes and {args.init_pods + args.pods} pods ...")
-    nodes = make_nodes(args.nodes)
-    init = make_pods(args.init_pods, "init")
-    workloads = [Workload("SchedulingBasic", args.nodes, args.init_pods, args.pods)]
-    if args.owners:
-        workloads.append(Workload(f"SchedulingBasic, {args.owners} owners (spreading)",
-                                  args.nodes, args.init_pods, args.pods, args.owners))
-    pod_sets = {w.name: make_pods(w.pods, "pod", w.owners) for w in workloads}
+    nodes, init, workloads, pod_sets = build_workloads(args)
 
     results = []
     for w in workloads:
@@ -395,14 +404,7 @@ def main_api(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     tune_gc()  # as the daemon and ``kstate apiserver`` do
     settings = SchedulerSettings()
     info = machine()
-    log(f"building {args.nodes} nodes and {args.init_pods + args.pods} pods ...")
-    nodes = make_nodes(args.nodes)
-    init = make_pods(args.init_pods, "init")
-    workloads = [Workload("SchedulingBasic", args.nodes, args.init_pods, args.pods)]
-    if args.owners:
-        workloads.append(Workload(f"SchedulingBasic, {args.owners} owners (spreading)",
-                                  args.nodes, args.init_pods, args.pods, args.owners))
-    pod_sets = {w.name: make_pods(w.pods, "pod", w.owners) for w in workloads}
+    nodes, init, workloads, pod_sets = build_workloads(args)
     results: dict[tuple[str, str], list[api.ApiRun]] = {
         (w.name, st): [] for st in args.store for w in workloads}
     for rep in range(args.reps):  # interleaved: noise hits every configuration alike
