@@ -340,18 +340,34 @@ def _check_field(f: FieldInfo, value: Any, path: str, out: list[Cause]) -> None:
                     out.append(_invalid(f"{path}[{k}]", v, problem))
 
 
+_CHECKED: dict[type, tuple[FieldInfo, ...]] = {}
+
+
+def _checked_fields(cls: type[Model]) -> tuple[FieldInfo, ...]:
+    """The fields of ``cls`` validation has work on: constrained ones and nested models.
+    Most of a pod's fields are plain scalars with no constraint; visiting them (and
+    building their paths) was most of the walk's time."""
+    fields = _CHECKED.get(cls)
+    if fields is None:
+        fields = tuple(f for f in plan(cls).fields if f.opts is not NO_OPTS or f.model)
+        _CHECKED[cls] = fields
+    return fields
+
+
 def _walk(obj: Model, path: str, out: list[Cause]) -> None:
-    for f in plan(type(obj)).fields:
+    for f in _checked_fields(type(obj)):
         value = getattr(obj, f.name)
-        fpath = _join(path, f.json)
-        if f.opts is not NO_OPTS:
-            _check_field(f, value, fpath, out)
+        # A field's path is built only when something is checked under it.
+        if f.opts is not NO_OPTS and (f.opts.required or not _is_unset(value)):
+            _check_field(f, value, _join(path, f.json), out)
         if f.model is not None and value is not None:
             if f.container == "list":
-                for i, item in enumerate(value):
-                    _walk(item, f"{fpath}[{i}]", out)
+                if value:
+                    fpath = _join(path, f.json)
+                    for i, item in enumerate(value):
+                        _walk(item, f"{fpath}[{i}]", out)
             else:
-                _walk(value, fpath, out)
+                _walk(value, _join(path, f.json), out)
     for rule in _RULES.get(type(obj), ()):
         out.extend(rule(obj, path))
 
@@ -696,6 +712,9 @@ def _node_spec(spec: o.NodeSpec, path: str) -> Iterator[Cause]:
 def _binding(b: o.Binding, path: str) -> Iterator[Cause]:
     if not b.target.name:
         yield Cause("target.name", REQUIRED, "Required value: the node to bind to")
+    elif problem := FORMATS["dns1123-subdomain"](b.target.name):
+        # It becomes the pod's spec.nodeName, which binding does not re-validate.
+        yield _invalid("target.name", b.target.name, problem)
     if b.target.kind not in ("", "Node"):
         yield Cause("target.kind", NOT_SUPPORTED,
                     f'Unsupported value: {_short(b.target.kind)}: supported values: "Node"')

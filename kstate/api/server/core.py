@@ -665,7 +665,6 @@ class ApiCore:
         subresource: str = "",
         expected: int | None = None,
         opts: WriteOptions,
-        validate_against: Callable[[KubeObject], KubeObject] | None = None,
     ) -> Any:
         """Read, change, admit, compare-and-swap; retried on a lost race unless the
         caller named the version it changed (``expected``)."""
@@ -676,12 +675,10 @@ class ApiCore:
             proposed = change(old)
             if isinstance(old, Service):
                 async with self._alloc_lock:
-                    new = await self._admit_update(info, old, proposed, subresource,
-                                                   validate_against)
+                    new = await self._admit_update(info, old, proposed, subresource)
                     result = await self._write(info, kv, old, new, opts)
             else:
-                new = await self._admit_update(info, old, proposed, subresource,
-                                               validate_against)
+                new = await self._admit_update(info, old, proposed, subresource)
                 result = await self._write(info, kv, old, new, opts)
             if result is not None:
                 return result
@@ -689,12 +686,14 @@ class ApiCore:
                 raise _conflict(info, name)
 
     async def _admit_update(self, info: KindInfo, old: KubeObject, new: KubeObject,
-                            subresource: str,
-                            validate_against: Callable[[KubeObject], KubeObject] | None
-                            ) -> KubeObject:
+                            subresource: str) -> KubeObject:
         new = self._merge_update(info, old, new, subresource)
-        base = validate_against(old) if validate_against is not None else old
-        check_valid_update(base, new)
+        if subresource != "binding":
+            # A binding changes only what ``bind`` sets from a validated Binding (the
+            # node name, the PodScheduled condition) on a stored, valid pod; like
+            # Kubernetes' binding storage it skips the pod's update validation, whose
+            # full walk was the largest part of a binding's cost.
+            check_valid_update(old, new)
         if isinstance(new, Service) and isinstance(old, Service):
             key = self._key(info, old.metadata.namespace, old.metadata.name)
             new = self.allocator.assign(new, await self._all_services(exclude=key))
@@ -1120,12 +1119,8 @@ class ApiCore:
                                     conditions=set_condition(old.status.conditions, scheduled)),
             )
 
-        def as_bound(old: KubeObject) -> KubeObject:
-            assert isinstance(old, Pod)
-            return attrs.evolve(old, spec=attrs.evolve(old.spec, node_name=node))
-
         return await self._update(info, namespace, pod_name, change, subresource="binding",
-                                  opts=opts, validate_against=as_bound)
+                                  opts=opts)
 
     async def evict(self, namespace: str, name: str, eviction: Eviction | None = None
                     ) -> Deleted:

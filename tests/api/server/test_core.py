@@ -239,6 +239,19 @@ async def test_binding_schedules_through_the_machine() -> None:
             await core.bind("default", Binding(metadata=ObjectMeta(name="web")))
 
 
+async def test_binding_rejects_a_node_name_that_could_not_be_stored() -> None:
+    # Binding skips the pod's update validation, so the Binding's own check is what
+    # keeps an invalid spec.nodeName out of the store.
+    async with running_core() as core:
+        created = await core.create(pod("web"))
+        binding = Binding(metadata=ObjectMeta(name="web"),
+                          target=ObjectReference(kind="Node", name="Not_A_Node"))
+        with pytest.raises(InvalidObject) as info:
+            await core.bind("default", binding)
+        assert [c.field for c in info.value.causes] == ["target.name"]
+        assert await core.get(POD, "default", "web") == created
+
+
 async def test_node_cordon_is_a_machine_move() -> None:
     async with running_core() as core:
         created = await core.create(node("n1"))
