@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -170,7 +171,11 @@ class SqliteBackend(Backend):
         self._busy = False  # a transaction is being built or committed
         self._idle = asyncio.Event()
         self._idle.set()
-        self._committer = ThreadPoolExecutor(1, thread_name_prefix="kstate-sqlite-commit")
+        self._commits: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._committer = threading.Thread(
+            target=self._commit_loop, name=f"kstate-sqlite-commit:{self.path}", daemon=True
+        )
+        self._committer.start()
         # Point reads run on the loop (see ``_get``), on their own connection.
         self._lconn = _connect(self.path)
         self._lconn.execute("PRAGMA query_only = ON")
@@ -280,52 +285,72 @@ class SqliteBackend(Backend):
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append(_Op(kind, key, value, expected, future))
         if not self._busy:
-            # Writes submitted before the callback runs join the same transaction.
             self._busy = True
             self._idle.clear()
-            loop.call_soon(self._next_batch)
+            self._next_batch()
         return await future
 
     # Group commit, in two halves. A batch's statements (a point SELECT and an INSERT per
-    # write, microseconds against pages SQLite has cached) run here on the event loop;
-    # only the COMMIT — the fsync — goes to the commit thread, and writes submitted while
-    # it is in flight gather for the next batch. (Handing every statement to a writer
-    # thread instead cost a GIL hand-over per statement while the loop was busy making
-    # more writes: measured, a quarter of an API create's CPU and 10-40 ms commits.)
+    # write, microseconds against pages SQLite has cached) run on the event loop, at once
+    # when no commit is in flight; only the COMMIT — the fsync — goes to the commit
+    # thread, which hands the outcome straight back to the loop, and writes submitted
+    # meanwhile gather for the next batch. Each step costs a write as few loop turns as
+    # it can: under load a turn of the loop serves every ready request, and a write's
+    # latency is counted in turns. (A writer thread that ran every statement itself paid
+    # a GIL hand-over per statement while the loop was busy making more writes:
+    # measured, a quarter of an in-process create's CPU and 10-40 ms commits.)
     # Compactions are long DELETEs, so their whole transaction runs on the commit thread.
 
     def _next_batch(self) -> None:
         """On the loop: start the next transaction, or go idle when nothing is queued."""
-        assert self._loop is not None
-        target = compaction_due(self._rev, self._compacted, self._window)
-        if target is not None or (self._pending and self._pending[0].kind == "compact"):
-            ops = [] if target is not None else [self._pending.pop(0)]
+        while True:
+            target = compaction_due(self._rev, self._compacted, self._window)
+            if target is not None or (self._pending and self._pending[0].kind == "compact"):
+                ops = [] if target is not None else [self._pending.pop(0)]
+                undo = self._snapshot()
+
+                def whole(ops: list[_Op] = ops, target: int | None = target) -> _Batch:
+                    batch = self._statements(ops, auto_compact=target)
+                    self._wconn.execute("COMMIT")
+                    return batch
+
+                self._commits.put((whole, ops, undo, None))
+                return
+            if not self._pending:
+                self._busy = False
+                self._idle.set()
+                return
+            ops = self._pending[:MAX_BATCH]
+            if any(op.kind == "compact" for op in ops):
+                ops = ops[:next(i for i, op in enumerate(ops) if op.kind == "compact")]
+            del self._pending[:len(ops)]
             undo = self._snapshot()
+            try:
+                batch = self._statements(ops)
+            except Exception as exc:
+                self._fail(ops, undo, exc)
+                continue
+            self._commits.put((self._commit_now, ops, undo, batch))
+            return
 
-            def whole() -> _Batch:
-                batch = self._statements(ops, auto_compact=target)
-                self._wconn.execute("COMMIT")
-                return batch
+    def _commit_now(self) -> None:
+        self._wconn.execute("COMMIT")
 
-            future = self._loop.run_in_executor(self._committer, whole)
-            future.add_done_callback(lambda f: self._settle(f, ops, undo))
-            return
-        if not self._pending:
-            self._busy = False
-            self._idle.set()
-            return
-        ops = []
-        while self._pending and len(ops) < MAX_BATCH and self._pending[0].kind != "compact":
-            ops.append(self._pending.pop(0))
-        undo = self._snapshot()
-        try:
-            batch = self._statements(ops)
-        except Exception as exc:
-            self._fail(ops, undo, exc)
-            self._loop.call_soon(self._next_batch)
-            return
-        commit = self._loop.run_in_executor(self._committer, self._wconn.execute, "COMMIT")
-        commit.add_done_callback(lambda f: self._settle(f, ops, undo, batch))
+    def _commit_loop(self) -> None:
+        """The commit thread: run each job (a COMMIT, or a whole compaction that
+        returns its batch) and hand the outcome straight to the loop's ``_settle``."""
+        while (job := self._commits.get()) is not None:
+            work, ops, undo, batch = job
+            error: BaseException | None = None
+            try:
+                done = work()
+            except BaseException as exc:  # every failure is the loop's to report
+                error = exc
+            else:
+                batch = batch if batch is not None else done
+            assert self._loop is not None
+            with contextlib.suppress(RuntimeError):  # the loop is gone; nobody is waiting
+                self._loop.call_soon_threadsafe(self._settle, batch, error, ops, undo)
 
     def _snapshot(self) -> tuple[int, int]:
         return self._rev, self._compacted
@@ -347,29 +372,27 @@ class SqliteBackend(Backend):
         self._committed = self._rev  # before COMMIT: a reader may see it right after
         return batch
 
-    def _settle(self, done: asyncio.Future[Any], ops: list[_Op], undo: tuple[int, int],
-                batch: _Batch | None = None) -> None:
+    def _settle(self, batch: _Batch | None, error: BaseException | None, ops: list[_Op],
+                undo: tuple[int, int]) -> None:
         """On the loop, once the commit thread is done: publish the batch's events,
         then acknowledge (a writer watching from its own revision + 1 never sees a
-        FutureRevision) — or, if the transaction failed, fail every op in it."""
-        assert self._loop is not None
-        exc = done.exception()
-        if exc is not None:
-            self._fail(ops, undo, exc)
+        FutureRevision) — or, if the transaction failed, fail every op in it. Then the
+        next batch."""
+        if error is not None:
+            self._fail(ops, undo, error)
         else:
-            batch = batch if batch is not None else done.result()
             assert batch is not None
             self.commits += 1
             self.writes += len(batch.events)
             self._hub.publish(batch.events)
-            for future, result, error in batch.outcomes:
+            for future, result, failure in batch.outcomes:
                 if future.cancelled():
                     continue
-                if error is not None:
-                    future.set_exception(error)
+                if failure is not None:
+                    future.set_exception(failure)
                 else:
                     future.set_result(result)
-        self._loop.call_soon(self._next_batch)
+        self._next_batch()
 
     def _fail(self, ops: list[_Op], undo: tuple[int, int], exc: BaseException) -> None:
         """The transaction failed as a whole: roll back, nobody is acknowledged."""
@@ -451,7 +474,8 @@ class SqliteBackend(Backend):
             return
         self._closed = True
         await self._idle.wait()  # queued writes before it still commit and are acknowledged
-        self._committer.shutdown(wait=True)
+        self._commits.put(None)
+        await asyncio.to_thread(self._committer.join)
         self._wconn.close()
         self._lconn.close()
         self._hub.close()
