@@ -29,7 +29,23 @@ def describe_machine() -> dict[str, str]:
         "memory": f"{memory:.0f} GiB",
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
+        "CPU speed now (a fixed pure-Python loop, best of 3; lower is faster)":
+            f"{cpu_reference_ms():.0f} ms",
     }
+
+
+def cpu_reference_ms() -> float:
+    """Milliseconds for one fixed pure-Python loop, best of three: how fast this shared
+    machine's CPU is at the moment of the run. It has been seen to vary by 1.5-2x within
+    an hour, so absolute figures on two pages compare only through it."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(2_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return best * 1e3
 
 
 def fsync_micros(directory: Path, n: int = 100) -> float:

@@ -52,7 +52,7 @@ from typing import Any
 import aiohttp
 import yaml
 
-from bench.machine import describe_machine, fsync_micros
+from bench.machine import cpu_reference_ms, describe_machine, fsync_micros
 from bench.report import nearest_rank as percentile
 from kstate.api import Pod, decode, default, from_dict, validate
 from kstate.api.client import LocalClient
@@ -676,6 +676,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         load = os.getloadavg()
         info["load average at end"] = f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
         info["fsync at end"] = f"{fsync_micros(root):.0f} µs"
+        info["CPU speed at end"] = f"{cpu_reference_ms():.0f} ms"
     finally:
         shutil.rmtree(root, ignore_errors=True)
     creates = create_table(results)

@@ -55,7 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.machine import describe_machine
+from bench.machine import cpu_reference_ms, describe_machine
 from bench.report import cell, percentile
 from kstate.api.codec import from_dict
 from kstate.api.defaults import default
@@ -386,6 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             *map(shlex.quote, argv if argv is not None else sys.argv[1:])])
         args.doc.parent.mkdir(parents=True, exist_ok=True)
         info["load average (1 min) at end"] = f"{os.getloadavg()[0]:.1f}"
+        info["CPU speed at end"] = f"{cpu_reference_ms():.0f} ms"
         from bench.scheduler import api
 
         kept = api.existing_section(args.doc)  # the api mode's section survives
@@ -436,6 +437,7 @@ def main_api(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         command = " ".join([".venv/bin/python -m bench.scheduler",
                             *map(shlex.quote, argv if argv is not None else sys.argv[1:])])
         info["load average (1 min) at end"] = f"{os.getloadavg()[0]:.1f}"
+        info["CPU speed at end"] = f"{cpu_reference_ms():.0f} ms"
         api.write_section(args.doc, api.render(command, info, args, table, phases, profile,
                                                typical, spread), args.create)
         log(f"wrote {args.doc}")

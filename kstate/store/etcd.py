@@ -103,7 +103,7 @@ class EtcdBackend(Backend):
         self._watch_retry = watch_retry
         self._clients: dict[int, aetcd.Client] = {}
         self._active = 0
-        self._watches: set[EtcdWatch] = set()
+        self._watches: dict[EtcdWatch, None] = {}  # ordered: see LocalHub._watches
         self._closed = False
 
     # ------------------------------------------------------------------ plumbing
@@ -279,7 +279,7 @@ class EtcdWatch(Watch):
                 "Range", rpc.RangeRequest(key=KEY_ROOT.encode(), count_only=True, revision=start)
             )
         self.start_revision = self._resume_at = start
-        backend._watches.add(self)
+        backend._watches[self] = None
         self._task = asyncio.create_task(self._pump(), name=f"etcd-watch:{self.prefix}")
 
     async def _pump(self) -> None:
@@ -332,7 +332,7 @@ class EtcdWatch(Watch):
                 backoff = min(backoff * 2, 1.0)
 
     async def _stop(self) -> None:
-        self._backend._watches.discard(self)
+        self._backend._watches.pop(self, None)
         task, self._task = self._task, None
         if task is not None and not task.done():
             task.cancel()

@@ -83,6 +83,10 @@ class EventBuffer:
             self._ended = True
             self._wake()
 
+    def ready(self) -> bool:
+        """Whether :meth:`get` would answer at once (an event, the end or the error)."""
+        return bool(self._events) or self.finished
+
     async def get(self) -> Event:
         while True:
             if self._events:
@@ -150,6 +154,11 @@ class Watch(abc.ABC):
     async def _next(self) -> Event:
         return await self._buffer.get()
 
+    def ready(self) -> bool:
+        """Whether the next ``__anext__`` answers without waiting: lets a consumer take
+        buffered events directly instead of racing a task against its timers."""
+        return self._started and self._buffer.ready()
+
     @abc.abstractmethod
     async def _start(self) -> None:
         """Check the start revision and begin receiving events."""
@@ -192,7 +201,10 @@ class LocalHub:
         self._log = log
         self.published = published
         self.capacity = capacity
-        self._watches: set[LocalWatch] = set()
+        # Insertion-ordered (a dict, not a set): watchers are offered each event, and
+        # so woken, in the order they started — not in an order set by object ids,
+        # which differ from run to run and made the engine's schedules irreproducible.
+        self._watches: dict[LocalWatch, None] = {}
 
     def watch(self, prefix: str, start_revision: int | None) -> LocalWatch:
         return LocalWatch(self, prefix, start_revision)
@@ -201,7 +213,7 @@ class LocalHub:
         for event in events:
             for watch in tuple(self._watches):
                 if not watch.offer(event):
-                    self._watches.discard(watch)
+                    self._watches.pop(watch, None)
         if events:
             self.published = max(self.published, events[-1].revision)
 
@@ -239,7 +251,7 @@ class LocalWatch(Watch):
         self.start_revision = start
         self._cursor, self._until = start, hub.published
         self._live_from = max(start, hub.published + 1)
-        hub._watches.add(self)
+        hub._watches[self] = None
 
     def offer(self, event: Event) -> bool:
         """Take a live event; ``False`` once this watch wants no more."""
@@ -255,7 +267,7 @@ class LocalWatch(Watch):
                 )
             except StoreError as exc:  # compacted under a slow replay: the watch is over
                 self._buffer.fail(exc)
-                self._hub._watches.discard(self)
+                self._hub._watches.pop(self, None)
                 raise
             if not page:
                 self._cursor = self._until + 1
@@ -266,6 +278,11 @@ class LocalWatch(Watch):
             return self._page.popleft()
         return await self._buffer.get()
 
+    def ready(self) -> bool:
+        if self._page:
+            return True
+        return self._started and self._cursor > self._until and self._buffer.ready()
+
     async def _stop(self) -> None:
-        self._hub._watches.discard(self)
+        self._hub._watches.pop(self, None)
         self._page.clear()

@@ -31,7 +31,7 @@ import os
 import random
 import reprlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -1203,6 +1203,10 @@ def check_valid_update(old: KubeObject, new: KubeObject) -> None:
 # ------------------------------------------------------------------ watch streams
 
 
+#: buffered watch events a stream takes before it lets the loop run other tasks
+_DIRECT_BURST = 64
+
+
 class WatchStream:
     """Kubernetes watch semantics over a store watch.
 
@@ -1313,23 +1317,34 @@ class WatchStream:
         pending: asyncio.Task[Event] | None = None
         timer: asyncio.Task[None] | None = None
         next_mark = clock.monotonic() + self.bookmark_interval
+        direct = 0  # events taken in a row without yielding to the loop
         try:
             while not self._closed:
-                waits: list[float] = []
-                if deadline is not None:
-                    waits.append(deadline - clock.monotonic())
-                if self.allow_bookmarks:
-                    waits.append(next_mark - clock.monotonic())
-                if pending is None:
-                    pending = asyncio.ensure_future(self._store_watch.__anext__())
-                if waits and timer is None:
-                    timer = asyncio.ensure_future(clock.sleep(max(0.0, min(waits))))
-                done, _ = await asyncio.wait([t for t in (pending, timer) if t is not None],
-                                             return_when=asyncio.FIRST_COMPLETED)
-                if pending in done:
-                    task, pending = pending, None
+                if pending is None and direct < _DIRECT_BURST and self._store_watch.ready():
+                    # Already buffered (most events under load): taken directly, with
+                    # no task and no wait racing the timer — but only a burst at a time,
+                    # so that a watcher far behind does not hold the loop.
+                    direct += 1
+                    next_event: Awaitable[Event] | None = self._store_watch.__anext__()
+                else:
+                    direct = 0
+                    waits: list[float] = []
+                    if deadline is not None:
+                        waits.append(deadline - clock.monotonic())
+                    if self.allow_bookmarks:
+                        waits.append(next_mark - clock.monotonic())
+                    if pending is None:
+                        pending = asyncio.ensure_future(self._store_watch.__anext__())
+                    if waits and timer is None:
+                        timer = asyncio.ensure_future(clock.sleep(max(0.0, min(waits))))
+                    done, _ = await asyncio.wait([t for t in (pending, timer) if t is not None],
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                    if timer is not None and timer in done:
+                        timer = None
+                    next_event, pending = (pending, None) if pending in done else (None, pending)
+                if next_event is not None:
                     try:
-                        event = task.result()
+                        event = await next_event
                     except StopAsyncIteration:
                         return
                     except Compacted as exc:
@@ -1339,14 +1354,12 @@ class WatchStream:
                     out = self._translate(event)
                     if out is not None:
                         yield out
-                if timer is not None and timer in done:
-                    timer = None
-                    now = clock.monotonic()
-                    if deadline is not None and now >= deadline:
-                        return
-                    if self.allow_bookmarks and now >= next_mark:
-                        next_mark = now + self.bookmark_interval
-                        yield self._bookmark()
+                now = clock.monotonic()
+                if deadline is not None and now >= deadline:
+                    return
+                if self.allow_bookmarks and now >= next_mark:
+                    next_mark = now + self.bookmark_interval
+                    yield self._bookmark()
         finally:
             for task in (pending, timer):
                 if task is not None and not task.done():
