@@ -559,9 +559,11 @@ ANALYSIS = """### Reading it
 - **The API server's own code** (routing, authentication, admission glue, responses,
   Tables) is a small share.
 - **At 64 clients latency follows throughput** (Little's law: 64 requests in flight at
-  N creates/s wait 64/N s each on average), so the p99 goal and the throughput goal are
-  the same goal: both need the server's CPU per create (about a millisecond here, HTTPS
-  included) to drop, or a core to itself.
+  N creates/s wait 64/N s each on average), and the tail follows the event loop's turns:
+  under load one turn serves every ready request (tens of milliseconds), and a create
+  spans several (read, handler task, commit, acknowledgement, response). The store's
+  write path is built to add as few turns as it can; the rest needs the server's CPU
+  per create (about a millisecond here, HTTPS included) to drop, or a core to itself.
 - **The machine is shared**: 2 cores for the server, the load generator and everything
   else running; the load average at start and end is in the Machine section. When other
   work holds a core, the server gets about half of one and the HTTP figures halve.

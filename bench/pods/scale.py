@@ -171,8 +171,8 @@ def group_samples(lines: Sequence[str], top: int = 15) -> list[str]:
 def _thread_kind(name: str) -> str:
     if name == "MainThread":
         return "main thread (the event loop: every component)"
-    if name.startswith("kstate-sqlite-writer"):
-        return "SQLite writer thread (commits, fsync)"
+    if name.startswith("kstate-sqlite-commit"):
+        return "SQLite commit thread (COMMIT, fsync, compaction)"
     if name.startswith("ThreadPoolExecutor") or name.startswith("asyncio"):
         return "thread pools (SQLite reads, to_thread)"
     return name

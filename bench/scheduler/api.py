@@ -62,6 +62,7 @@ from kstate.control.scheduler import SchedulerSettings
 from kstate.control.schedulerd import Scheduler
 from kstate.errors import Compacted
 from kstate.store import open_store
+from kstate.store.watch import DEFAULT_WATCH_BUFFER
 
 ANCHOR = 680.0
 SECTION = "## Through the API server (`--mode api`)"
@@ -510,7 +511,8 @@ def render(command: str, info: dict[str, str], args: argparse.Namespace,
         f"- Binding acknowledged -> seen by the measuring watch (median run): p50 "
         f"{pct(typical.watch_lag, 50) * 1e3:,.0f} ms, p99 "
         f"{pct(typical.watch_lag, 99) * 1e3:,.0f} ms.",
-        f"- Watches that fell {1024:,} events behind and had to relist (median run): the "
+        f"- Watches that fell {DEFAULT_WATCH_BUFFER:,} events behind and had to relist "
+        f"(median run): the "
         f"measuring watch {typical.watch_relists}, the scheduler's informers "
         f"{typical.informer_relists}.",
         f"- Scheduler start-up (`Scheduler.start()`: its informers list {args.nodes:,} nodes "
