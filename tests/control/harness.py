@@ -10,10 +10,11 @@ import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from kstate.api.client import LocalClient
 from kstate.api.meta import KubeObject
+from kstate.api.objects import Pod
 from kstate.api.server.core import ApiCore
 from kstate.clock import FakeClock
 from kstate.control.informer import Informer
@@ -75,6 +76,24 @@ async def cluster() -> AsyncIterator[tuple[ApiCore, LocalClient, FakeClock]]:
         await store.close()
 
 
+class Component(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+@contextlib.asynccontextmanager
+async def running(component: Component, client: LocalClient) -> AsyncIterator[Observer[Pod]]:
+    """``component`` (a scheduler, a controller manager) started, with an observer of the
+    pods; both stopped on the way out."""
+    await component.start()
+    pods = await Observer(client, Pod).start()
+    try:
+        yield pods
+    finally:
+        await pods.stop()
+        await component.stop()
+
+
 async def settle_loop(rounds: int = 20) -> None:
     """Let every ready task run (no wall-clock waiting): a few event-loop turns."""
     for _ in range(rounds):
@@ -85,5 +104,5 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-__all__ = ["START", "Observer", "cluster", "run", "settle_loop"]
+__all__ = ["START", "Observer", "cluster", "run", "running", "settle_loop"]
 

@@ -18,7 +18,7 @@ from kstate.control.manager import ControllerManager, ManagerSettings
 from kstate.node import podsync
 from kstate.node.heartbeat import renew_lease
 from kstate.node.simulated import SimulatedNode
-from tests.control.harness import START, Observer, cluster, run, settle_loop
+from tests.control.harness import START, Observer, cluster, run, running, settle_loop
 
 
 def rc_manifest(name: str = "web", replicas: int = 3) -> ReplicationController:
@@ -86,9 +86,7 @@ def test_rc_creates_scales_and_replaces_pods() -> None:
     async def go() -> None:
         async with cluster() as (_, client, clock):
             manager = ControllerManager(client, clock)
-            await manager.start()
-            pods = await Observer(client, Pod).start()
-            try:
+            async with running(manager, client) as pods:
                 await client.create(rc_manifest(replicas=3))
                 got = await pods.until(lambda ps: len(mine("web")(ps)) == 3)
                 assert {p.metadata.owner_references[0].controller for p in got} == {True}
@@ -103,9 +101,6 @@ def test_rc_creates_scales_and_replaces_pods() -> None:
                 await pods.until(lambda ps: len(active(mine("web")(ps))) == 1 and all(
                     p.metadata.name != victim.metadata.name for p in ps))
                 await rcs.stop()
-            finally:
-                await pods.stop()
-                await manager.stop()
     run(go())
 
 
@@ -113,33 +108,30 @@ def test_cascading_deletion_in_all_three_modes() -> None:
     async def go() -> None:
         async with cluster() as (_, client, clock):
             manager = ControllerManager(client, clock, ManagerSettings(gc_period=10))
-            await manager.start()
-            pods = await Observer(client, Pod).start()
-            rcs = await Observer(client, ReplicationController).start()
-            try:
-                for name in ("bg", "fg", "orphan"):
-                    await client.create(rc_manifest(name, 2))
-                await pods.until(lambda ps: len(ps) == 6)
+            async with running(manager, client) as pods:
+                rcs = await Observer(client, ReplicationController).start()
+                try:
+                    for name in ("bg", "fg", "orphan"):
+                        await client.create(rc_manifest(name, 2))
+                    await pods.until(lambda ps: len(ps) == 6)
 
-                await client.delete(ReplicationController, "fg", "default",
-                                    propagation_policy="Foreground")
-                fg = [r for r in rcs.items() if r.metadata.name == "fg"]
-                await rcs.until(lambda rs: any(r.metadata.name == "fg"
-                                               and r.metadata.deletion_timestamp for r in rs))
-                await client.delete(ReplicationController, "bg", "default",
-                                    propagation_policy="Background")
-                await client.delete(ReplicationController, "orphan", "default",
-                                    propagation_policy="Orphan")
-                await advance(clock, 25, step=5)
-                await rcs.until(lambda rs: not rs)
-                remaining = await pods.until(lambda ps: len(ps) == 2)
-                assert {p.metadata.labels["app"] for p in remaining} == {"orphan"}
-                assert all(not p.metadata.owner_references for p in remaining)
-                assert fg  # the foreground owner was visible while its pods went
-            finally:
-                await rcs.stop()
-                await pods.stop()
-                await manager.stop()
+                    await client.delete(ReplicationController, "fg", "default",
+                                        propagation_policy="Foreground")
+                    fg = [r for r in rcs.items() if r.metadata.name == "fg"]
+                    await rcs.until(lambda rs: any(r.metadata.name == "fg"
+                                                   and r.metadata.deletion_timestamp for r in rs))
+                    await client.delete(ReplicationController, "bg", "default",
+                                        propagation_policy="Background")
+                    await client.delete(ReplicationController, "orphan", "default",
+                                        propagation_policy="Orphan")
+                    await advance(clock, 25, step=5)
+                    await rcs.until(lambda rs: not rs)
+                    remaining = await pods.until(lambda ps: len(ps) == 2)
+                    assert {p.metadata.labels["app"] for p in remaining} == {"orphan"}
+                    assert all(not p.metadata.owner_references for p in remaining)
+                    assert fg  # the foreground owner was visible while its pods went
+                finally:
+                    await rcs.stop()
     run(go())
 
 
@@ -150,25 +142,22 @@ def test_cascading_deletion_does_not_wait_for_the_gc_period() -> None:
     async def go() -> None:
         async with cluster() as (_, client, clock):
             manager = ControllerManager(client, clock, ManagerSettings(gc_period=1000))
-            await manager.start()
-            pods = await Observer(client, Pod).start()
-            rcs = await Observer(client, ReplicationController).start()
-            try:
-                for name in ("bg", "fg"):
-                    await client.create(rc_manifest(name, 2))
-                await pods.until(lambda ps: len(ps) == 4)
-                await advance(clock, 2)  # past the start-up pass and its minimum gap
-                await client.delete(ReplicationController, "fg", "default",
-                                    propagation_policy="Foreground")
-                await client.delete(ReplicationController, "bg", "default",
-                                    propagation_policy="Background")
-                await advance(clock, 3)  # a few minimum gaps, nowhere near the period
-                await rcs.until(lambda rs: not rs)
-                await pods.until(lambda ps: not ps)
-            finally:
-                await rcs.stop()
-                await pods.stop()
-                await manager.stop()
+            async with running(manager, client) as pods:
+                rcs = await Observer(client, ReplicationController).start()
+                try:
+                    for name in ("bg", "fg"):
+                        await client.create(rc_manifest(name, 2))
+                    await pods.until(lambda ps: len(ps) == 4)
+                    await advance(clock, 2)  # past the start-up pass and its minimum gap
+                    await client.delete(ReplicationController, "fg", "default",
+                                        propagation_policy="Foreground")
+                    await client.delete(ReplicationController, "bg", "default",
+                                        propagation_policy="Background")
+                    await advance(clock, 3)  # a few minimum gaps, nowhere near the period
+                    await rcs.until(lambda rs: not rs)
+                    await pods.until(lambda ps: not ps)
+                finally:
+                    await rcs.stop()
     run(go())
 
 
@@ -178,9 +167,7 @@ def test_an_rc_waiting_on_expectations_that_never_come_true_syncs_at_their_ttl()
     async def go() -> None:
         async with cluster() as (_, client, clock):
             manager = ControllerManager(client, clock)
-            await manager.start()
-            pods = await Observer(client, Pod).start()
-            try:
+            async with running(manager, client) as pods:
                 await client.create(rc_manifest(replicas=2))
                 await pods.until(lambda ps: len(active(mine("web")(ps))) == 2)
                 manager.expectations["default/web"] = Expectation.expect(
@@ -192,9 +179,6 @@ def test_an_rc_waiting_on_expectations_that_never_come_true_syncs_at_their_ttl()
                 assert len(active(mine("web")(pods.items()))) == 1  # still held back
                 await advance(clock, 20, step=10)
                 await pods.until(lambda ps: len(active(mine("web")(ps))) == 2)
-            finally:
-                await pods.stop()
-                await manager.stop()
     run(go())
 
 
@@ -206,38 +190,35 @@ def test_silent_node_goes_unknown_then_its_pods_are_evicted() -> None:
             for name in ("n1", "n2"):
                 await client.create(node_manifest(name))
                 await client.create(renew_lease(None, name, START))
-            await manager.start()
-            pods = await Observer(client, Pod).start()
-            nodes = await Observer(client, Node).start()
-            try:
-                await client.create(rc_manifest(replicas=1))
-                (pod,) = await pods.until(lambda ps: len(ps) == 1)
-                await client.bind(pod.metadata.name, "n1", uid=pod.metadata.uid)
-                await kubelet_until_idle(client, pod, SimulatedNode(), clock)
-                # n2 keeps heartbeating, n1 goes silent
-                for _ in range(9):
-                    await advance(clock, 5)
-                    await heartbeat(client, "n2", clock)
-                gone = await nodes.until(lambda ns: any(
-                    n.metadata.name == "n1" and node_state(n) == "Unknown" for n in ns))
-                assert [node_state(n) for n in gone if n.metadata.name == "n2"] == ["Ready"]
-                lost = await pods.until(lambda ps: any(pod_state(p) == "Unknown" for p in ps))
-                assert lost[0].status.phase == "Unknown"
-                tainted = await nodes.until(lambda ns: any(
-                    n.metadata.name == "n1" and n.spec.taints for n in ns))
-                assert any(t.key == "node.kubernetes.io/unreachable" and t.effect == "NoExecute"
-                           for n in tainted if n.metadata.name == "n1" for t in n.spec.taints)
-                # default toleration: 300 s, then eviction and a replacement
-                for _ in range(62):
-                    await advance(clock, 5)
-                    await heartbeat(client, "n2", clock)
-                evicted = await pods.until(lambda ps: len(ps) == 2)
-                states = {pod_state(p, clock.now()) for p in evicted}
-                assert states in ({"Killing", "Pending"}, {"Terminating", "Pending"})
-            finally:
-                await nodes.stop()
-                await pods.stop()
-                await manager.stop()
+            async with running(manager, client) as pods:
+                nodes = await Observer(client, Node).start()
+                try:
+                    await client.create(rc_manifest(replicas=1))
+                    (pod,) = await pods.until(lambda ps: len(ps) == 1)
+                    await client.bind(pod.metadata.name, "n1", uid=pod.metadata.uid)
+                    await kubelet_until_idle(client, pod, SimulatedNode(), clock)
+                    # n2 keeps heartbeating, n1 goes silent
+                    for _ in range(9):
+                        await advance(clock, 5)
+                        await heartbeat(client, "n2", clock)
+                    gone = await nodes.until(lambda ns: any(
+                        n.metadata.name == "n1" and node_state(n) == "Unknown" for n in ns))
+                    assert [node_state(n) for n in gone if n.metadata.name == "n2"] == ["Ready"]
+                    lost = await pods.until(lambda ps: any(pod_state(p) == "Unknown" for p in ps))
+                    assert lost[0].status.phase == "Unknown"
+                    tainted = await nodes.until(lambda ns: any(
+                        n.metadata.name == "n1" and n.spec.taints for n in ns))
+                    assert any(t.key == "node.kubernetes.io/unreachable" and t.effect == "NoExecute"
+                               for n in tainted if n.metadata.name == "n1" for t in n.spec.taints)
+                    # default toleration: 300 s, then eviction and a replacement
+                    for _ in range(62):
+                        await advance(clock, 5)
+                        await heartbeat(client, "n2", clock)
+                    evicted = await pods.until(lambda ps: len(ps) == 2)
+                    states = {pod_state(p, clock.now()) for p in evicted}
+                    assert states in ({"Killing", "Pending"}, {"Terminating", "Pending"})
+                finally:
+                    await nodes.stop()
     run(go())
 
 
@@ -246,33 +227,30 @@ def test_endpoints_follow_ready_pods() -> None:
         async with cluster() as (_, client, clock):
             manager = ControllerManager(client, clock)
             await client.create(node_manifest("n1"))
-            await manager.start()
-            pods = await Observer(client, Pod).start()
-            eps = await Observer(client, Endpoints).start()
-            try:
-                await client.create(from_dict(Service, {
-                    "apiVersion": "v1", "kind": "Service",
-                    "metadata": {"name": "web", "namespace": "default"},
-                    "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}))
-                await client.create(rc_manifest(replicas=2))
-                created = await pods.until(lambda ps: len(ps) == 2)
-                node = SimulatedNode()
-                for pod in created:
-                    await client.bind(pod.metadata.name, "n1", uid=pod.metadata.uid)
-                    node = await kubelet_until_idle(client, pod, node, clock)
-                ready = await eps.until(lambda es: bool(es) and sum(
-                    len(s.addresses) for s in es[0].subsets) == 2)
-                assert {a.target_ref.name for s in ready[0].subsets for a in s.addresses} == \
-                    {p.metadata.name for p in created}
-                await client.delete(Pod, created[0].metadata.name, "default")
-                left = await eps.until(lambda es: sum(len(s.addresses)
-                                                      for s in es[0].subsets) == 1)
-                assert created[0].metadata.name not in {
-                    a.target_ref.name for s in left[0].subsets for a in s.addresses}
-            finally:
-                await eps.stop()
-                await pods.stop()
-                await manager.stop()
+            async with running(manager, client) as pods:
+                eps = await Observer(client, Endpoints).start()
+                try:
+                    await client.create(from_dict(Service, {
+                        "apiVersion": "v1", "kind": "Service",
+                        "metadata": {"name": "web", "namespace": "default"},
+                        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}))
+                    await client.create(rc_manifest(replicas=2))
+                    created = await pods.until(lambda ps: len(ps) == 2)
+                    node = SimulatedNode()
+                    for pod in created:
+                        await client.bind(pod.metadata.name, "n1", uid=pod.metadata.uid)
+                        node = await kubelet_until_idle(client, pod, node, clock)
+                    ready = await eps.until(lambda es: bool(es) and sum(
+                        len(s.addresses) for s in es[0].subsets) == 2)
+                    assert {a.target_ref.name for s in ready[0].subsets for a in s.addresses} == \
+                        {p.metadata.name for p in created}
+                    await client.delete(Pod, created[0].metadata.name, "default")
+                    left = await eps.until(lambda es: sum(len(s.addresses)
+                                                          for s in es[0].subsets) == 1)
+                    assert created[0].metadata.name not in {
+                        a.target_ref.name for s in left[0].subsets for a in s.addresses}
+                finally:
+                    await eps.stop()
     run(go())
 
 
@@ -281,9 +259,7 @@ def test_an_rc_sync_reads_its_own_pods_and_the_orphans_only() -> None:
     async def go() -> None:
         async with cluster() as (_, client, clock):
             manager = ControllerManager(client, clock)
-            await manager.start()
-            pods = await Observer(client, Pod).start()
-            try:
+            async with running(manager, client) as pods:
                 await client.create(rc_manifest("web", 2))
                 await client.create(rc_manifest("api", 3))
                 await pods.until(lambda ps: len(ps) == 5)
@@ -304,7 +280,4 @@ def test_an_rc_sync_reads_its_own_pods_and_the_orphans_only() -> None:
                 # in the cache's order, as a full read of the namespace would give them
                 everything = [p for p in manager.pods.list() if p in seen]
                 assert list(seen) == everything
-            finally:
-                await pods.stop()
-                await manager.stop()
     run(go())

@@ -16,7 +16,7 @@ from kstate.clock import rfc3339
 from kstate.control.scheduler import ClusterSnapshot
 from kstate.control.schedulerd import Scheduler
 from kstate.errors import Unavailable
-from tests.control.harness import START, Observer, cluster, run, settle_loop
+from tests.control.harness import START, Observer, cluster, run, running, settle_loop
 
 
 def node(name: str, cpu: str = "2", **spec: Any) -> Node:
@@ -44,30 +44,27 @@ def test_pods_are_bound_and_unschedulable_ones_explained_then_retried() -> None:
             await client.create(node("n1", cpu="1"))
             await client.create(node("n2", cpu="1", unschedulable=True))
             sched = Scheduler(client, clock)
-            await sched.start()
-            pods = await Observer(client, Pod).start()
-            events = await Observer(client, Event).start()
-            try:
-                await client.create(pod("a", cpu="600m"))
-                await pods.until(lambda ps: ps and ps[0].spec.node_name == "n1")
-                await client.create(pod("b", cpu="600m"))
-                got = await events.until(lambda es: any(e.reason == "FailedScheduling"
-                                                        for e in es))
-                (failed,) = [e for e in got if e.reason == "FailedScheduling"]
-                assert failed.message.startswith("0/2 nodes are available:")
-                assert "1 Insufficient cpu" in failed.message
-                assert "1 node(s) were unschedulable" in failed.message
-                assert any(e.reason == "Scheduled" for e in got)
-                # a new node arrives: the waiting pod is retried and bound there
-                await client.create(node("n3", cpu="1"))
-                await settle_loop()
-                clock.advance(10)  # past the pod's scheduling back-off
-                await pods.until(lambda ps: any(p.metadata.name == "b"
-                                                and p.spec.node_name == "n3" for p in ps))
-            finally:
-                await events.stop()
-                await pods.stop()
-                await sched.stop()
+            async with running(sched, client) as pods:
+                events = await Observer(client, Event).start()
+                try:
+                    await client.create(pod("a", cpu="600m"))
+                    await pods.until(lambda ps: ps and ps[0].spec.node_name == "n1")
+                    await client.create(pod("b", cpu="600m"))
+                    got = await events.until(lambda es: any(e.reason == "FailedScheduling"
+                                                            for e in es))
+                    (failed,) = [e for e in got if e.reason == "FailedScheduling"]
+                    assert failed.message.startswith("0/2 nodes are available:")
+                    assert "1 Insufficient cpu" in failed.message
+                    assert "1 node(s) were unschedulable" in failed.message
+                    assert any(e.reason == "Scheduled" for e in got)
+                    # a new node arrives: the waiting pod is retried and bound there
+                    await client.create(node("n3", cpu="1"))
+                    await settle_loop()
+                    clock.advance(10)  # past the pod's scheduling back-off
+                    await pods.until(lambda ps: any(p.metadata.name == "b"
+                                                    and p.spec.node_name == "n3" for p in ps))
+                finally:
+                    await events.stop()
     run(go())
 
 
@@ -129,9 +126,7 @@ def test_many_bindings_in_flight_at_once_and_bounded() -> None:
             for name in ("n1", "n2", "n3"):
                 await client.create(node(name, cpu="2"))
             sched = Scheduler(client, clock, bindings_in_flight=4)
-            await sched.start()
-            pods = await Observer(client, Pod).start()
-            try:
+            async with running(sched, client) as pods:
                 for i in range(6):
                     await client.create(pod(f"p{i}", cpu="500m"))
                 await client.until_held(4)
@@ -153,9 +148,6 @@ def test_many_bindings_in_flight_at_once_and_bounded() -> None:
                     placed[p.spec.node_name] = placed.get(p.spec.node_name, 0) + 500
                 assert cpu_in_use(sched) == {n: placed.get(n, 0) for n in ("n1", "n2", "n3")}
                 assert max(placed.values()) <= 2000
-            finally:
-                await pods.stop()
-                await sched.stop()
     run(go())
 
 
@@ -166,45 +158,42 @@ def test_a_rejected_binding_is_forgotten_and_the_pod_bound_elsewhere_later() -> 
             await client.create(node("n1", cpu="1"))
             await client.create(node("n2", cpu="1"))
             sched = Scheduler(client, clock)
-            await sched.start()
-            pods = await Observer(client, Pod).start()
-            events = await Observer(client, Event).start()
-            try:
-                await client.create(pod("a", cpu="600m"))
-                await client.until_held(1)
-                (_, first, _), = client.held
-                assert sched.snapshot.assumed.get("default/a") == first
-                assert cpu_in_use(sched)[first] == 600
-                # The API refuses the binding; meanwhile the chosen node is cordoned.
-                client.reject = True
-                cordoned = (await client.get(Node, first)).spec
-                await client.update(with_spec(await client.get(Node, first),
-                                              unschedulable=True))
-                assert not cordoned.unschedulable
-                client.release()
-                got = await events.until(lambda es: any(
-                    e.reason == "FailedScheduling" for e in es))
-                (failed,) = [e for e in got if e.reason == "FailedScheduling"]
-                assert failed.message == (f"binding rejected: pod default/a to {first}: "
-                                          "unavailable")
-                await settle_loop()
-                # Forgotten: the room is free again, nothing is counted twice, and the
-                # pod waits out its back-off instead of being retried at once.
-                assert not sched.snapshot.assumed
-                assert cpu_in_use(sched) == {"n1": 0, "n2": 0}
-                assert sched.queue.where("default/a") == "backoff"
-                client.reject = False
-                clock.advance(1)  # the first back-off
-                other = "n2" if first == "n1" else "n1"
-                bound = await pods.until(lambda ps: bool(ps) and ps[0].spec.node_name != "")
-                assert bound[0].spec.node_name == other
-                await settle_loop()
-                assert cpu_in_use(sched) == {first: 0, other: 600}
-                assert not sched.snapshot.assumed and sched.queue.where("default/a") is None
-            finally:
-                await events.stop()
-                await pods.stop()
-                await sched.stop()
+            async with running(sched, client) as pods:
+                events = await Observer(client, Event).start()
+                try:
+                    await client.create(pod("a", cpu="600m"))
+                    await client.until_held(1)
+                    (_, first, _), = client.held
+                    assert sched.snapshot.assumed.get("default/a") == first
+                    assert cpu_in_use(sched)[first] == 600
+                    # The API refuses the binding; meanwhile the chosen node is cordoned.
+                    client.reject = True
+                    cordoned = (await client.get(Node, first)).spec
+                    await client.update(with_spec(await client.get(Node, first),
+                                                  unschedulable=True))
+                    assert not cordoned.unschedulable
+                    client.release()
+                    got = await events.until(lambda es: any(
+                        e.reason == "FailedScheduling" for e in es))
+                    (failed,) = [e for e in got if e.reason == "FailedScheduling"]
+                    assert failed.message == (f"binding rejected: pod default/a to {first}: "
+                                              "unavailable")
+                    await settle_loop()
+                    # Forgotten: the room is free again, nothing is counted twice, and the
+                    # pod waits out its back-off instead of being retried at once.
+                    assert not sched.snapshot.assumed
+                    assert cpu_in_use(sched) == {"n1": 0, "n2": 0}
+                    assert sched.queue.where("default/a") == "backoff"
+                    client.reject = False
+                    clock.advance(1)  # the first back-off
+                    other = "n2" if first == "n1" else "n1"
+                    bound = await pods.until(lambda ps: bool(ps) and ps[0].spec.node_name != "")
+                    assert bound[0].spec.node_name == other
+                    await settle_loop()
+                    assert cpu_in_use(sched) == {first: 0, other: 600}
+                    assert not sched.snapshot.assumed and sched.queue.where("default/a") is None
+                finally:
+                    await events.stop()
     run(go())
 
 
@@ -215,9 +204,7 @@ def test_a_binding_refused_because_the_pod_was_bound_meanwhile_counts_it_once() 
             await client.create(node("n1", cpu="1"))
             await client.create(node("n2", cpu="1"))
             sched = Scheduler(client, clock)
-            await sched.start()
-            pods = await Observer(client, Pod).start()
-            try:
+            async with running(sched, client) as pods:
                 await client.create(pod("a", cpu="600m"))
                 await client.until_held(1)
                 (_, first, _), = client.held
@@ -229,9 +216,6 @@ def test_a_binding_refused_because_the_pod_was_bound_meanwhile_counts_it_once() 
                 assert sched.bindings == 0 and not sched.snapshot.assumed
                 assert cpu_in_use(sched) == {first: 0, other: 600}
                 assert sched.queue.where("default/a") is None  # bound: not retried
-            finally:
-                await pods.stop()
-                await sched.stop()
     run(go())
 
 
