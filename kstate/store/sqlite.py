@@ -320,9 +320,11 @@ class SqliteBackend(Backend):
                 self._busy = False
                 self._idle.set()
                 return
-            ops = self._pending[:MAX_BATCH]
-            if any(op.kind == "compact" for op in ops):
-                ops = ops[:next(i for i, op in enumerate(ops) if op.kind == "compact")]
+            ops = []
+            for op in self._pending[:MAX_BATCH]:
+                if op.kind == "compact":  # a compaction is a transaction of its own
+                    break
+                ops.append(op)
             del self._pending[:len(ops)]
             undo = self._snapshot()
             try:
