@@ -8,7 +8,16 @@ anything but Debian's ``etcd-server``.
 Why it exists: spawning etcd correctly (free ports, a unique cluster token, waiting for a
 leader, killing and restarting members on the same data directory) is fiddly and was
 needed in three places. It talks to etcd only over its ``/health`` HTTP endpoint, so it
-needs no etcd client library, and only ever binds and dials 127.0.0.1.
+needs no etcd client library nor ``etcdctl``, and only ever binds and dials 127.0.0.1.
+
+Ports: every port of a start is reserved in one step (all sockets bound at once, then
+released), so no two members or roles can get the same port; a port another process
+takes before etcd binds it makes that member exit with "address already in use", and the
+start is retried on fresh ports.
+
+``python -m kstate.store.etcdproc`` runs one private etcd until SIGTERM/SIGINT, printing
+its endpoint (``127.0.0.1:PORT``) on stdout once healthy — how ``./dev test`` starts the
+etcd of the store tests.
 
 >>> cluster = EtcdCluster(size=3)          # doctest: +SKIP
 >>> cluster.start(); cluster.url           # doctest: +SKIP
@@ -17,11 +26,13 @@ needs no etcd client library, and only ever binds and dials 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -37,12 +48,20 @@ from kstate.errors import Unavailable
 LOOPBACK = "127.0.0.1"
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct loopback ports nobody listens on right now: all are bound at
+    once before any is released, so they cannot repeat. (Another process may still take
+    one before etcd binds it; :meth:`EtcdCluster.start` retries on fresh ports then.)"""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind((LOOPBACK, 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+
+
 def free_port() -> int:
-    """A loopback port nobody listens on right now (etcd may still lose a race for it;
-    :meth:`EtcdCluster.start` retries with fresh ports when that happens)."""
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
+    """One loopback port nobody listens on right now."""
+    return free_ports(1)[0]
 
 
 @attrs.define
@@ -65,13 +84,27 @@ class EtcdMember:
         return f"http://{LOOPBACK}:{self.peer_port}"
 
     @property
+    def log_path(self) -> Path:
+        return self.data_dir.parent / f"{self.name}.log"
+
+    @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def lost_port(self) -> bool:
+        """Exited because a port it was given was taken (the race :func:`free_ports`
+        cannot close)."""
+        if self.running or self.process is None:
+            return False
+        try:
+            return "address already in use" in self.log_path.read_text(errors="replace")
+        except OSError:
+            return False
 
     def start(self) -> None:
         if self.running:
             return
-        log = open(self.data_dir.parent / f"{self.name}.log", "ab")  # noqa: SIM115
+        log = open(self.log_path, "ab")  # noqa: SIM115
         try:
             self.process = subprocess.Popen(
                 self.args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
@@ -143,7 +176,9 @@ class EtcdCluster:
     def url(self) -> str:
         return "etcd://" + ",".join(self.endpoints)
 
-    def start(self, timeout: float = 30.0, attempts: int = 3) -> EtcdCluster:
+    def start(self, timeout: float = 30.0, attempts: int = 5) -> EtcdCluster:
+        """Start every member and wait until all are healthy; a member that lost one of
+        its ports to another process makes the whole start run again on fresh ports."""
         for attempt in range(1, attempts + 1):
             self._configure()
             for member in self.members:
@@ -152,7 +187,7 @@ class EtcdCluster:
                 self.wait_healthy(timeout)
                 return self
             except Unavailable:
-                lost_port_race = any(not m.running for m in self.members)
+                lost_port_race = any(m.lost_port() for m in self.members)
                 self.close(remove=False)
                 if not lost_port_race or attempt == attempts:
                     raise
@@ -160,7 +195,8 @@ class EtcdCluster:
 
     def _configure(self) -> None:
         token = f"kstate-{uuid.uuid4().hex[:12]}"
-        ports = [(free_port(), free_port()) for _ in range(self.size)]
+        flat = free_ports(2 * self.size)
+        ports = list(zip(flat[0::2], flat[1::2], strict=True))
         names = [f"m{i}" for i in range(self.size)]
         initial = ",".join(
             f"{n}=http://{LOOPBACK}:{p}" for n, (_, p) in zip(names, ports, strict=True)
@@ -241,4 +277,34 @@ def log_tail(cluster: EtcdCluster, lines: int = 20) -> str:
     return "\n".join(out) if out else "(no etcd logs)"
 
 
-__all__ = ["EtcdCluster", "EtcdMember", "free_port", "log_tail"]
+def serve() -> int:
+    """One private etcd until SIGTERM or SIGINT; its endpoint on stdout once healthy."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        cluster = EtcdCluster(size=1)
+    except Unavailable as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    try:
+        cluster.start()
+        print(cluster.endpoints[0], flush=True)
+        while True:
+            signal.pause()
+    except Unavailable as err:
+        print(f"error: {err}\n{log_tail(cluster)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        cluster.close()
+
+
+__all__ = ["EtcdCluster", "EtcdMember", "free_port", "free_ports", "log_tail", "serve"]
+
+
+if __name__ == "__main__":
+    sys.exit(serve())
