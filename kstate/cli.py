@@ -122,13 +122,23 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 
 def _cmd_down(args: argparse.Namespace) -> int:
-    from kstate.daemon import stop_daemon
+    from kstate.daemon import purge, stop_daemon
 
-    if stop_daemon(Path(args.data_dir)):
+    data_dir = Path(args.data_dir)
+    stopped = stop_daemon(data_dir)
+    if stopped:
         print("kstate stopped")
-        return 0
-    print(f"no kstate daemon runs from {args.data_dir}", file=sys.stderr)
-    return 1
+    if not (args.purge or args.delete_data):
+        if not stopped:
+            print(f"no kstate daemon runs from {data_dir}", file=sys.stderr)
+        return 0 if stopped else 1
+    removed = purge(data_dir, delete_data=args.delete_data)
+    if not stopped:
+        print(f"no kstate daemon was running from {data_dir}")
+    print(f"removed {removed} container(s) and sandbox(es) of its cluster")
+    if args.delete_data:
+        print(f"deleted {data_dir}")
+    return 0
 
 
 # --------------------------------------------------------------------------- components
@@ -372,8 +382,18 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     up.set_defaults(handler=_cmd_up)
 
-    down = sub.add_parser("down", help="stop the daemon started by 'kstate up'")
+    down = sub.add_parser(
+        "down", help="stop the daemon started by 'kstate up' (--purge: and its containers)",
+        description="Stop the daemon of a data directory. Its containers keep running and "
+                    "the next 'kstate up' adopts them, unless --purge removes them.")
     down.add_argument("--data-dir", default="kstate-data", metavar="DIR")
+    down.add_argument("--purge", action="store_true",
+                      help="also remove every container and sandbox this data directory's "
+                           "cluster created, running or stopped (also when the daemon is "
+                           "already dead); the data directory is kept")
+    down.add_argument("--delete-data", action="store_true",
+                      help="purge, then delete the data directory too (store, "
+                           "certificates, kubeconfig)")
     down.set_defaults(handler=_cmd_down)
 
     for name, handler, text in (

@@ -11,17 +11,32 @@ Every component talks to the API core — the store stays the single source of t
 node agent adopts its containers, the proxy rebuilds its listeners.
 
 ``kstate up --apply specs/manifests/`` creates (or updates) the quick-start objects once
-the cluster is up, like ``kubectl apply``; ``kstate down`` stops a running daemon through
-the pid file in its data directory.
+the cluster is up, like ``kubectl apply``.
+
+One daemon per data directory: it holds an exclusive ``flock`` on ``DATA/kstate.lock``
+for its whole life, with its pid written inside. The kernel drops the lock the moment the
+process dies — SIGKILL included, before anyone reaps it — so a crashed daemon (a zombie,
+or a pid since reused by another process) never blocks a restart. ``kstate down`` finds
+the daemon by that lock: held means running, and the pid inside is the one to signal.
+
+``kstate down --purge`` also removes every container and sandbox the cluster created.
+They are found by the ``io.kstate.cluster`` label its Docker adapter puts on everything,
+whose value is the data directory's id (``DATA/cluster-id``, made at the first start on
+Docker), so it works with the daemon already dead and never touches another cluster's
+containers on a shared engine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
+import shutil
 import signal
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -41,7 +56,10 @@ from kstate.store import open_store
 
 log = logging.getLogger("kstate.daemon")
 
-PID_FILE = "kstate.pid"
+#: Held (``flock``) by the running daemon, which writes its pid inside.
+LOCK_FILE = "kstate.lock"
+#: The id every container of this data directory's cluster is labelled with.
+CLUSTER_ID_FILE = "cluster-id"
 
 
 @attrs.frozen
@@ -115,7 +133,7 @@ class Daemon:
         from kstate.node.agent import AgentOptions, NodeAgent
         from kstate.runtime import open_runtime
 
-        runtime = open_runtime("docker")
+        runtime = open_runtime("docker", cluster=cluster_id(cfg.data_dir, create=True))
         self._stops.append(runtime.close)
         backoff = BackOffPolicy(initial=cfg.backoff_initial, cap=cfg.backoff_cap)
         agent = NodeAgent(client, runtime, cfg.node_name, self.clock,
@@ -195,19 +213,15 @@ def run_component(kubeconfig: str, build: Callable[[ApiClient, Clock], Any]) -> 
 
 
 def run_daemon(config: DaemonConfig, ready: Callable[[Daemon], None] | None = None) -> int:
-    """Run until SIGINT/SIGTERM; the pid file lets ``kstate down`` find us."""
-    pid_file = config.data_dir / PID_FILE
+    """Run until SIGINT/SIGTERM, holding the data directory's lock (see the module doc)."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    if _running(pid_file):
-        raise UsageError(f"a kstate daemon already runs from {config.data_dir} "
-                         f"(pid {pid_file.read_text().strip()}); run 'kstate down' first")
-    pid_file.write_text(f"{os.getpid()}\n")
+    lock = DataDirLock(config.data_dir)
+    lock.acquire(record_pid=True)
     tune_gc()  # a long-lived server of many small objects: fewer, larger GC passes
     try:
         return asyncio.run(_serve(config, ready))
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            pid_file.unlink()
+        lock.release()
 
 
 async def _serve(config: DaemonConfig, ready: Callable[[Daemon], None] | None) -> int:
@@ -226,40 +240,152 @@ async def _serve(config: DaemonConfig, ready: Callable[[Daemon], None] | None) -
     return 0
 
 
-def stop_daemon(data_dir: Path, timeout: float = 60.0) -> bool:
-    """Ask the daemon of ``data_dir`` to stop and wait for it; False if none runs."""
-    import time
+# ----------------------------------------------------------------- the data dir's lock
 
-    pid_file = data_dir / PID_FILE
-    if not _running(pid_file):
-        return False
-    pid = int(pid_file.read_text().strip())
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
+
+class DataDirLock:
+    """The exclusive ``flock`` on ``DATA/kstate.lock`` that makes a daemon the only one.
+
+    Only the lock says whether a daemon runs — never a pid, which may belong to a zombie
+    or to an unrelated process by now. The pid written inside is read only while the lock
+    is held, when it is the holder's.
+    """
+
+    #: Another process may hold the lock for a moment without being a daemon (``holder``
+    #: probing it, ``kstate down --purge`` at work): how long to keep trying before
+    #: calling it taken.
+    PATIENCE = 1.0
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.path = data_dir / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self, *, record_pid: bool) -> None:
+        """Take the lock (``record_pid``: as the daemon) or raise ``UsageError`` naming
+        the daemon that holds it."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        deadline = time.monotonic() + self.PATIENCE
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    pid = self.holder()
+                    who = f"(pid {pid}) " if pid else ""
+                    raise UsageError(f"a kstate daemon {who}already runs from "
+                                     f"{self.data_dir}; run 'kstate down' first") from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        if record_pid:
+            os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)  # no stale pid left behind
+            os.close(self._fd)
+            self._fd = None
+
+    def held(self) -> bool:
+        """Whether some process holds the lock right now (without taking it)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False  # closing the file drops the probe's shared lock
+        except BlockingIOError:
             return True
+        finally:
+            os.close(fd)
+
+    def holder(self) -> int | None:
+        """The pid of the daemon holding the lock; ``None`` when none runs; 0 when the
+        holder recorded no pid (a ``kstate down --purge`` at work)."""
+        deadline = time.monotonic() + self.PATIENCE
+        while self.held():
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                return int(self.path.read_text().strip())
+            if time.monotonic() > deadline:  # locked, pid not written (yet)
+                return 0
+            time.sleep(0.05)
+        return None
+
+
+def stop_daemon(data_dir: Path, timeout: float = 60.0) -> bool:
+    """Ask the daemon of ``data_dir`` to stop and wait until it is gone; False if none runs."""
+    lock = DataDirLock(data_dir)
+    pid = lock.holder()
+    if pid is None:
+        return False
+    if not pid:
+        raise KstateError(f"{lock.path} is held by a process that is not a daemon (a "
+                          "'kstate down --purge' still at work?); try again when it is done")
+    with contextlib.suppress(ProcessLookupError):  # died since: the wait below sees it
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while lock.held():  # the lock outlives nothing of the process, zombies included
+        if time.monotonic() > deadline:
+            raise KstateError(f"the daemon (pid {pid}) did not stop within {timeout:.0f} s")
         time.sleep(0.1)
-    raise KstateError(f"the daemon (pid {pid}) did not stop within {timeout:.0f} s")
-
-
-def _running(pid_file: Path) -> bool:
-    try:
-        pid = int(pid_file.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return False
-    return _alive(pid)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 
-__all__ = ["Daemon", "DaemonConfig", "apply_manifests", "run_component", "run_daemon",
-           "stop_daemon"]
+# ----------------------------------------------------------------- the cluster's containers
+
+
+def cluster_id(data_dir: Path, *, create: bool = False) -> str | None:
+    """The id the containers of ``data_dir``'s cluster are labelled with (made on first
+    use when ``create``); ``None`` when it has none, i.e. never ran on Docker."""
+    path = data_dir / CLUSTER_ID_FILE
+    with contextlib.suppress(FileNotFoundError):
+        return path.read_text().strip()
+    if not create:
+        return None
+    new = uuid.uuid4().hex
+    path.write_text(f"{new}\n")
+    return new
+
+
+def purge(data_dir: Path, *, delete_data: bool = False) -> int:
+    """Remove every container and sandbox, running or stopped, that ``data_dir``'s cluster
+    created — and with ``delete_data`` the directory itself. The daemon must be stopped
+    first: this holds the data directory's lock meanwhile, so none starts during it.
+    Returns how many containers (sandboxes included) were removed."""
+    if not (data_dir / LOCK_FILE).exists():  # every daemon made one at its start
+        raise UsageError(f"{data_dir} is not the data directory of a kstate daemon (it has "
+                         f"no {LOCK_FILE}); give the one 'kstate up' used with --data-dir")
+    lock = DataDirLock(data_dir)
+    lock.acquire(record_pid=False)
+    try:
+        cluster = cluster_id(data_dir)
+        removed = asyncio.run(_remove_cluster_containers(cluster)) if cluster else 0
+        if delete_data:
+            shutil.rmtree(data_dir)
+    finally:
+        lock.release()
+    return removed
+
+
+async def _remove_cluster_containers(cluster: str) -> int:
+    from kstate.runtime import open_runtime
+
+    runtime = open_runtime("docker", cluster=cluster)
+    try:
+        removed = 0
+        # App containers first: each lives in its sandbox's network namespace.
+        for listing in (runtime.list_containers, runtime.list_sandboxes):
+            ids = [found.id for found in await listing()]
+            await asyncio.gather(*(runtime.remove_container(cid) for cid in ids))
+            removed += len(ids)
+        return removed
+    finally:
+        await runtime.close()
+
+
+__all__ = ["Daemon", "DaemonConfig", "DataDirLock", "apply_manifests", "cluster_id",
+           "purge", "run_component", "run_daemon", "stop_daemon"]

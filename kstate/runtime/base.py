@@ -53,6 +53,10 @@ POD_UID = "io.kstate.pod.uid"
 POD_NAMESPACE = "io.kstate.pod.namespace"
 POD_NAME = "io.kstate.pod.name"
 NODE_NAME = "io.kstate.node.name"
+#: The cluster (one ``kstate up`` data directory) whose adapter made the container, when
+#: the adapter was given one: what scopes adoption and ``kstate down --purge`` to it on an
+#: engine other clusters share.
+CLUSTER = "io.kstate.cluster"
 SANDBOX_ID = "io.kstate.sandbox.id"
 SANDBOX_ATTEMPT = "io.kstate.sandbox.attempt"
 CONTAINER_NAME = "io.kstate.container.name"
@@ -286,7 +290,7 @@ class ContainerSpec:
 
     def all_labels(self, sandbox_labels: Mapping[str, str], sandbox_id: str) -> dict[str, str]:
         identity = {k: sandbox_labels[k] for k in
-                    (MANAGED, POD_UID, POD_NAMESPACE, POD_NAME, NODE_NAME)
+                    (MANAGED, POD_UID, POD_NAMESPACE, POD_NAME, NODE_NAME, CLUSTER)
                     if k in sandbox_labels}
         return {
             **user_labels(self.labels),

@@ -14,6 +14,10 @@ Why it exists: it makes the protocol of :mod:`kstate.runtime.base` real. A pod b
 
 Every container carries ``io.kstate.*`` labels (pod uid, namespace, name, node, container
 name, attempt), so an agent can adopt its containers after a restart and remove orphans.
+An adapter given a ``cluster`` (``kstate up`` passes its data directory's id) also labels
+everything it creates with it and sees only that cluster's containers — in listings and
+events alike — so clusters sharing one engine (and node names) never adopt, remove or
+purge each other's containers.
 
 Why aiodocker and not the ``docker`` SDK: the protocol is async and has long-lived streams
 (``events()``, ``logs(follow=True)``, exec output). The SDK is synchronous; wrapped in
@@ -65,6 +69,7 @@ from kstate.errors import (
 )
 from kstate.runtime.base import (
     BASE_IMAGE,
+    CLUSTER,
     MANAGED,
     ROLE,
     ROLE_CONTAINER,
@@ -139,9 +144,9 @@ def _hostname(spec: SandboxSpec) -> str:
     return (spec.hostname or spec.name)[:63].rstrip("-.")
 
 
-def _label_filters(label_filter: Mapping[str, str] | None, role: str) -> list[str]:
-    labels = {MANAGED: "true", ROLE: role, **(label_filter or {})}
-    return [f"{k}={v}" for k, v in labels.items()]
+def _label_filters(labels: Mapping[str, str] | None) -> list[str]:
+    """The engine's label filter for kstate's containers that carry ``labels``."""
+    return [f"{k}={v}" for k, v in {MANAGED: "true", **(labels or {})}.items()]
 
 
 class DockerRuntime:
@@ -160,8 +165,11 @@ class DockerRuntime:
         sandbox_image: str = BASE_IMAGE,
         build_sandbox_image: bool = True,
         pull_timeout: float = 60.0,
+        cluster: str = "",
     ) -> None:
         self._url = url
+        #: Labels that scope this adapter to one cluster (empty: every kstate container).
+        self._scope = {CLUSTER: cluster} if cluster else {}
         self._network_name = network
         self._sandbox_image = sandbox_image
         self._build_sandbox_image = build_sandbox_image
@@ -217,6 +225,9 @@ class DockerRuntime:
             raise RuntimeAdapterError(f"docker {what}: {err.message}") from err
         except (aiohttp.ClientError, OSError) as err:
             raise self._unreachable(err) from err
+
+    def _filters(self, label_filter: Mapping[str, str] | None, role: str) -> list[str]:
+        return _label_filters({**self._scope, ROLE: role, **(label_filter or {})})
 
     def _not_found(self, container_id: str, kind: str = "container") -> Callable[[], Any]:
         return lambda: ContainerNotFound(container_id, kind)
@@ -383,7 +394,7 @@ class DockerRuntime:
             "Cmd": list(PAUSE_COMMAND),
             "Hostname": _hostname(spec),
             "StopSignal": SANDBOX_STOP_SIGNAL,
-            "Labels": spec.all_labels(),
+            "Labels": {**spec.all_labels(), **self._scope},
             "HostConfig": {"NetworkMode": self._network_name, "LogConfig": LOG_CONFIG},
         }
         try:
@@ -426,14 +437,14 @@ class DockerRuntime:
         return self._sandbox_status(data)
 
     async def remove_sandbox(self, sandbox_id: str) -> None:
-        members = await self._list_ids([f"{MANAGED}=true", f"{SANDBOX_ID}={sandbox_id}"])
+        members = await self._list_ids(_label_filters({SANDBOX_ID: sandbox_id}))
         await asyncio.gather(*(self.remove_container(cid) for cid in members))
         await self.remove_container(sandbox_id)
 
     async def list_sandboxes(
         self, label_filter: Mapping[str, str] | None = None
     ) -> list[SandboxStatus]:
-        ids = await self._list_ids(_label_filters(label_filter, ROLE_SANDBOX))
+        ids = await self._list_ids(self._filters(label_filter, ROLE_SANDBOX))
         found = [self._sandbox_status(d) for d in await self._inspect_many(ids, "sandbox")]
         return sorted(found, key=lambda s: (s.created_at, s.id))
 
@@ -524,7 +535,7 @@ class DockerRuntime:
     ) -> list[ContainerStatus]:
         # The list endpoint lacks exit codes, OOM and times; inspecting every match (in
         # parallel) keeps a relist correct on its own, at one cheap call per container.
-        ids = await self._list_ids(_label_filters(label_filter, ROLE_CONTAINER))
+        ids = await self._list_ids(self._filters(label_filter, ROLE_CONTAINER))
         found = [self._container_status(d) for d in await self._inspect_many(ids, "container")]
         return sorted(found, key=lambda s: (s.created_at, s.id))
 
@@ -591,7 +602,7 @@ class DockerRuntime:
         return ExecResult(exit_code=int(code) if code is not None else 126, output=bytes(output))
 
     def events(self, label_filter: Mapping[str, str] | None = None) -> EventStream:
-        return _DockerEvents(self, label_filter)
+        return _DockerEvents(self, {**self._scope, **(label_filter or {})})
 
     async def close(self) -> None:
         if self._docker is not None:
@@ -606,8 +617,8 @@ class _DockerEvents(EventStream):
     def __init__(self, runtime: DockerRuntime, label_filter: Mapping[str, str] | None) -> None:
         super().__init__()
         self._runtime = runtime
-        labels = [f"{MANAGED}=true", *(f"{k}={v}" for k, v in (label_filter or {}).items())]
-        self._filters = {"type": ["container"], "event": sorted(_EVENT_KINDS), "label": labels}
+        self._filters = {"type": ["container"], "event": sorted(_EVENT_KINDS),
+                         "label": _label_filters(label_filter)}
         self._resp: aiohttp.ClientResponse | None = None
 
     async def _start(self) -> None:

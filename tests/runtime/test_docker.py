@@ -19,8 +19,11 @@ import pytest
 
 from kstate.errors import RuntimeUnreachable
 from kstate.runtime.base import (
+    CLUSTER,
     HTTPD_IMAGE,
+    NODE_NAME,
     POD_UID,
+    ContainerSpec,
     ContainerState,
     PullPolicy,
     Reason,
@@ -249,5 +252,38 @@ def test_a_pruned_network_is_recreated(docker_h: Harness) -> None:
             with contextlib.suppress(Exception):
                 await (await client.networks.get(network)).delete()
             await rt.close()
+
+    h.run(scenario())
+
+
+def test_an_adapter_given_a_cluster_sees_only_that_clusters_containers(
+        docker_h: Harness) -> None:
+    from kstate.runtime.docker import DockerRuntime
+
+    h = docker_h
+
+    async def scenario() -> None:
+        network = h.docker._network_name
+        mine = DockerRuntime(network=network, cluster=f"mine-{uuid.uuid4().hex[:8]}")
+        theirs = DockerRuntime(network=network, cluster=f"theirs-{uuid.uuid4().hex[:8]}")
+        try:
+            sb = await mine.create_sandbox(SandboxSpec(h.uid(), "test", "scoped", h.node))
+            h.sandboxes.append(sb.id)
+            cid = await mine.create_container(sb.id, ContainerSpec(
+                name="app", image=HTTPD_IMAGE, image_pull_policy=PullPolicy.NEVER,
+                command=("sleep", "3600")))
+            on_node = {NODE_NAME: h.node, POD_UID: sb.pod_uid}
+            # The same node name, another cluster: nothing to adopt, nothing to remove.
+            assert await theirs.list_sandboxes(on_node) == []
+            assert await theirs.list_containers(on_node) == []
+            assert [s.id for s in await mine.list_sandboxes(on_node)] == [sb.id]
+            [found] = await mine.list_containers(on_node)
+            assert found.id == cid
+            # The container inherits its sandbox's cluster; unscoped, both are visible.
+            assert found.labels[CLUSTER] == sb.labels[CLUSTER] == mine._scope[CLUSTER]
+            assert [c.id for c in await h.rt.list_containers(on_node)] == [cid]
+        finally:
+            await mine.close()
+            await theirs.close()
 
     h.run(scenario())
