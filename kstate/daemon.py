@@ -343,11 +343,15 @@ def cluster_id(data_dir: Path, *, create: bool = False) -> str | None:
     use when ``create``); ``None`` when it has none, i.e. never ran on Docker."""
     path = data_dir / CLUSTER_ID_FILE
     with contextlib.suppress(FileNotFoundError):
-        return path.read_text().strip()
+        if found := path.read_text().strip():
+            return found
     if not create:
         return None
+    # Written whole or not at all: an empty id would be no scope, i.e. every cluster's.
     new = uuid.uuid4().hex
-    path.write_text(f"{new}\n")
+    partial = path.with_suffix(".new")
+    partial.write_text(f"{new}\n")
+    partial.replace(path)
     return new
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from kstate.cli import main
-from kstate.daemon import LOCK_FILE, DataDirLock, purge
+from kstate.daemon import CLUSTER_ID_FILE, LOCK_FILE, DataDirLock, cluster_id, purge
 from kstate.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,3 +138,14 @@ def test_purge_refuses_a_directory_no_daemon_used(
     assert "is not the data directory of a kstate daemon" in capsys.readouterr().err
     assert (tmp_path / "precious").exists()
     assert not (tmp_path / LOCK_FILE).exists()
+
+
+def test_the_cluster_id_is_made_once_and_never_empty(tmp_path: Path) -> None:
+    assert cluster_id(tmp_path) is None
+    made = cluster_id(tmp_path, create=True)
+    assert made and cluster_id(tmp_path) == made == cluster_id(tmp_path, create=True)
+    # An empty id would scope nothing (every cluster's containers): it is replaced.
+    (tmp_path / CLUSTER_ID_FILE).write_text("\n")
+    assert cluster_id(tmp_path) is None
+    again = cluster_id(tmp_path, create=True)
+    assert again and again != made
