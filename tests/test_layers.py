@@ -59,7 +59,7 @@ ADAPTER_ONLY = {
 MACHINES_MAY_IMPORT = {"transitions", "attrs", "networkx", "__future__", "collections",
                        "typing", "types", "itertools", "functools", "dataclasses", "enum",
                        "threading", "math"}
-IO_CALLS = {"open", "print", "input"}
+IO_CALLS = {open.__name__, print.__name__, input.__name__}  # builtins that do I/O
 
 
 def modules() -> Iterator[tuple[str, Path]]:

@@ -18,11 +18,11 @@ definition check evaluate every guard on every combination ahead of time.
 
 >>> d = MachineDef(
 ...     name="door", kind="Door",
-...     states=(State("Closed", "shut"), State("Open", "open"), State("Gone", "", terminal=True)),
+...     states=(State("Closed", "shut"), State("Open", "wide open"), State("Gone", "", terminal=True)),
 ...     initial="Closed",
-...     triggers=(Trigger("open"), Trigger("close"), Trigger("remove")),
+...     triggers=(Trigger("push"), Trigger("close"), Trigger("remove")),
 ...     transitions=(
-...         Transition("open", ("Closed",), "Open"),
+...         Transition("push", ("Closed",), "Open"),
 ...         Transition("close", ("Open",), "Closed"),
 ...         Transition("remove", ("Closed", "Open"), "Gone"),
 ...     ),

@@ -14,9 +14,9 @@ def door(**overrides: object) -> MachineDef:
         kind="Door",
         states=(State("Closed"), State("Open"), State("Gone", terminal=True)),
         initial="Closed",
-        triggers=(Trigger("open"), Trigger("close"), Trigger("remove")),
+        triggers=(Trigger("push"), Trigger("close"), Trigger("remove")),
         transitions=(
-            Transition("open", ("Closed",), "Open"),
+            Transition("push", ("Closed",), "Open"),
             Transition("close", ("Open",), "Closed"),
             Transition("remove", ("Closed", "Open"), "Gone"),
         ),
@@ -35,7 +35,7 @@ def problems_of(**overrides: object) -> str:
 def test_a_valid_definition_builds() -> None:
     d = door()
     assert d.terminal_states == ("Gone",)
-    assert d.outgoing("Closed", "open")[0].dest == "Open"
+    assert d.outgoing("Closed", "push")[0].dest == "Open"
 
 
 def test_unreachable_state() -> None:
@@ -46,9 +46,9 @@ def test_unreachable_state() -> None:
 
 def test_exit_from_terminal_state() -> None:
     msg = problems_of(
-        triggers=(Trigger("open"), Trigger("close"), Trigger("remove"), Trigger("revive")),
+        triggers=(Trigger("push"), Trigger("close"), Trigger("remove"), Trigger("revive")),
         transitions=(
-            Transition("open", ("Closed",), "Open"),
+            Transition("push", ("Closed",), "Open"),
             Transition("close", ("Open",), "Closed"),
             Transition("remove", ("Closed", "Open"), "Gone"),
             Transition("revive", ("Gone",), "Closed"),
@@ -60,7 +60,7 @@ def test_exit_from_terminal_state() -> None:
 def test_unknown_guard_state_and_trigger() -> None:
     msg = problems_of(
         transitions=(
-            Transition("open", ("Closed",), "Open", when=("has_key",)),
+            Transition("push", ("Closed",), "Open", when=("has_key",)),
             Transition("close", ("Ajar",), "Closed"),
             Transition("slam", ("Open",), "Closed"),
             Transition("remove", ("Closed", "Open"), "Nowhere"),
@@ -75,23 +75,23 @@ def test_unknown_guard_state_and_trigger() -> None:
 def test_two_unguarded_transitions_for_one_trigger_and_state() -> None:
     msg = problems_of(
         transitions=(
-            Transition("open", ("Closed",), "Open"),
-            Transition("open", ("Closed",), "Gone"),
+            Transition("push", ("Closed",), "Open"),
+            Transition("push", ("Closed",), "Gone"),
             Transition("close", ("Open",), "Closed"),
             Transition("remove", ("Closed", "Open"), "Gone"),
         ),
     )
-    assert "state 'Closed', trigger 'open': 2 unguarded transitions" in msg
+    assert "state 'Closed', trigger 'push': 2 unguarded transitions" in msg
 
 
 def test_unguarded_transition_hiding_a_guarded_one() -> None:
     msg = problems_of(
         guards=(Guard("locked", lambda f: bool(f["locked"])),),
-        triggers=(Trigger("open", facts={"locked": (False, True)}), Trigger("close"),
+        triggers=(Trigger("push", facts={"locked": (False, True)}), Trigger("close"),
                   Trigger("remove")),
         transitions=(
-            Transition("open", ("Closed",), "Open"),
-            Transition("open", ("Closed",), "Closed", when=("locked",)),
+            Transition("push", ("Closed",), "Open"),
+            Transition("push", ("Closed",), "Closed", when=("locked",)),
             Transition("close", ("Open",), "Closed"),
             Transition("remove", ("Closed", "Open"), "Gone"),
         ),
@@ -102,11 +102,11 @@ def test_unguarded_transition_hiding_a_guarded_one() -> None:
 def test_overlapping_guards() -> None:
     msg = problems_of(
         guards=(Guard("a", lambda f: f["n"] > 0), Guard("b", lambda f: f["n"] > 1)),
-        triggers=(Trigger("open", facts={"n": (0, 1, 2)}), Trigger("close"),
+        triggers=(Trigger("push", facts={"n": (0, 1, 2)}), Trigger("close"),
                   Trigger("remove")),
         transitions=(
-            Transition("open", ("Closed",), "Open", when=("a",)),
-            Transition("open", ("Closed",), "Gone", when=("b",)),
+            Transition("push", ("Closed",), "Open", when=("a",)),
+            Transition("push", ("Closed",), "Gone", when=("b",)),
             Transition("close", ("Open",), "Closed"),
             Transition("remove", ("Closed", "Open"), "Gone"),
         ),
@@ -118,7 +118,7 @@ def test_guard_reading_an_undeclared_fact() -> None:
     msg = problems_of(
         guards=(Guard("locked", lambda f: bool(f["locked"])),),
         transitions=(
-            Transition("open", ("Closed",), "Open", unless=("locked",)),
+            Transition("push", ("Closed",), "Open", unless=("locked",)),
             Transition("close", ("Open",), "Closed"),
             Transition("remove", ("Closed", "Open"), "Gone"),
         ),
@@ -129,9 +129,9 @@ def test_guard_reading_an_undeclared_fact() -> None:
 def test_state_that_can_never_end() -> None:
     trap = problems_of(
         states=(State("Closed"), State("Open"), State("Stuck"), State("Gone", terminal=True)),
-        triggers=(Trigger("open"), Trigger("close"), Trigger("remove"), Trigger("jam")),
+        triggers=(Trigger("push"), Trigger("close"), Trigger("remove"), Trigger("jam")),
         transitions=(
-            Transition("open", ("Closed",), "Open"),
+            Transition("push", ("Closed",), "Open"),
             Transition("close", ("Open",), "Closed"),
             Transition("remove", ("Closed", "Open"), "Gone"),
             Transition("jam", ("Open", "Stuck"), "Stuck"),
@@ -147,7 +147,7 @@ def test_duplicates_initial_unused_trigger_and_groups() -> None:
     )
     assert "state 'Closed' is declared twice" in msg
     assert "initial state 'Nowhere' is not a declared state" in msg
-    msg = problems_of(triggers=(Trigger("open"), Trigger("close"), Trigger("remove"),
+    msg = problems_of(triggers=(Trigger("push"), Trigger("close"), Trigger("remove"),
                                 Trigger("knock")))
     assert "trigger 'knock' is declared but no transition uses it" in msg
     msg = problems_of(groups=(StateGroup("g", ("Closed", "Attic")),
