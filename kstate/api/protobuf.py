@@ -78,12 +78,11 @@ _SCALARS = {
     # a Kubernetes message kstate has no schema for: kept as its encoded bytes
     "-": descriptor_pb2.FieldDescriptorProto.TYPE_BYTES,
 }
-_ZERO: dict[str, Any] = {"string": "", "bool": False, "int32": 0, "int64": 0, "bytes": b""}
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
 
 
-class NotRepresentable(Exception):  # noqa: N818 - a condition, not a failure of kstate
+class NotRepresentable(Exception):
     """The value has a field kstate cannot express in protobuf (the caller falls back
     to JSON); ``path`` is its JSON path."""
 
@@ -262,7 +261,7 @@ def _schema(name: str, parsed: list[tuple[str, int, str]],
 
 
 def _descriptor(schema: Schema) -> descriptor_pb2.DescriptorProto:
-    FDP = descriptor_pb2.FieldDescriptorProto  # noqa: N806
+    FDP = descriptor_pb2.FieldDescriptorProto  # noqa: N806 - protobuf's own name
     message = descriptor_pb2.DescriptorProto(name=schema.name)
     for f in schema.fields:
         if f.number == 0:
@@ -285,7 +284,7 @@ def _descriptor(schema: Schema) -> descriptor_pb2.DescriptorProto:
 
 def _set_type(field: descriptor_pb2.FieldDescriptorProto, type_: str) -> None:
     if type_ in _SCALARS:
-        field.type = _SCALARS[type_]  # type: ignore[assignment]
+        field.type = _SCALARS[type_]
     else:
         field.type = descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE
         field.type_name = f".{_PACKAGE}.{type_}"
@@ -387,17 +386,17 @@ def _fill_value(msg: Message, type_: str, value: Any, path: str) -> None:
             raise NotRepresentable(path, f"expected a time, got {codec.describe(value)}")
         if value:
             seconds, micros = _parse_time(value, path)
-            msg.seconds = seconds  # type: ignore[attr-defined]
-            msg.nanos = micros * 1000 if type_ == "MicroTime" else 0  # type: ignore[attr-defined]
+            msg.seconds = seconds
+            msg.nanos = micros * 1000 if type_ == "MicroTime" else 0
     elif type_ == "Quantity":
-        msg.string = _scalar("string", value, path)  # type: ignore[attr-defined]
+        msg.string = _scalar("string", value, path)
     elif type_ == "IntOrString":
         if isinstance(value, str):
-            msg.type, msg.strVal = 1, value  # type: ignore[attr-defined]
+            msg.type, msg.strVal = 1, value
         else:
-            msg.type, msg.intVal = 0, _scalar("int32", value, path)  # type: ignore[attr-defined]
+            msg.type, msg.intVal = 0, _scalar("int32", value, path)
     elif type_ == "RawExtension":
-        msg.raw = json.dumps(codec.thaw(value), separators=(",", ":"),  # type: ignore[attr-defined]
+        msg.raw = json.dumps(codec.thaw(value), separators=(",", ":"),
                              ensure_ascii=False).encode()
     else:
         _fill(msg, _schemas()[type_], value, path)
@@ -472,7 +471,7 @@ def _read_value(msg: Message, type_: str, path: str) -> Any:
         _no_unknown_fields(msg, type_, path)
         if not msg.ByteSize():
             return None  # Go's zero time: not set
-        seconds, nanos = msg.seconds, msg.nanos  # type: ignore[attr-defined]
+        seconds, nanos = msg.seconds, msg.nanos
         try:
             moment = _EPOCH + timedelta(seconds=seconds)
         except OverflowError:
@@ -483,15 +482,15 @@ def _read_value(msg: Message, type_: str, path: str) -> Any:
         return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
     if type_ == "Quantity":
         _no_unknown_fields(msg, type_, path)
-        return msg.string  # type: ignore[attr-defined]
+        return msg.string
     if type_ == "IntOrString":
         _no_unknown_fields(msg, type_, path)
-        if msg.type == 1:  # type: ignore[attr-defined]
-            return msg.strVal  # type: ignore[attr-defined]
-        return msg.intVal or None  # type: ignore[attr-defined]  # Go's zero: not set
+        if msg.type == 1:
+            return msg.strVal
+        return msg.intVal or None  # Go's zero: not set
     if type_ == "RawExtension":
         _no_unknown_fields(msg, type_, path)
-        raw = msg.raw  # type: ignore[attr-defined]
+        raw = msg.raw
         if raw.startswith(MAGIC):
             return decode_object(raw, path=path)
         try:
@@ -537,11 +536,11 @@ def _schema_for(api_version: str, kind: str) -> str:
 
 def _envelope(api_version: str, kind: str, raw: bytes) -> bytes:
     unknown = _new("Unknown")
-    unknown.typeMeta.apiVersion = api_version  # type: ignore[attr-defined]
-    unknown.typeMeta.kind = kind  # type: ignore[attr-defined]
-    unknown.raw = raw  # type: ignore[attr-defined]
-    unknown.contentEncoding = ""  # type: ignore[attr-defined]
-    unknown.contentType = ""  # type: ignore[attr-defined]
+    unknown.typeMeta.apiVersion = api_version
+    unknown.typeMeta.kind = kind
+    unknown.raw = raw
+    unknown.contentEncoding = ""
+    unknown.contentType = ""
     return MAGIC + unknown.SerializeToString()
 
 
@@ -571,8 +570,8 @@ def encode_watch_event(event_type: str, data: Mapping[str, Any]) -> bytes:
     """One frame of a protobuf watch stream: a 4-byte big-endian length, then the
     ``WatchEvent`` message whose ``object.raw`` is :func:`encode_object` of ``data``."""
     event = _new("WatchEvent")
-    event.type = event_type  # type: ignore[attr-defined]
-    event.object.raw = encode_object(data)  # type: ignore[attr-defined]
+    event.type = event_type
+    event.object.raw = encode_object(data)
     body = event.SerializeToString()
     return struct.pack(">I", len(body)) + body
 
@@ -586,22 +585,22 @@ def decode_object(body: bytes, *, path: str = "") -> dict[str, Any]:
                          f"4 bytes 'k8s\\x00', not {bytes(body[:4])!r}")
     unknown = _parse("Unknown", body[len(MAGIC):], path)
     _no_unknown_fields(unknown, "Unknown", path)
-    _no_unknown_fields(unknown.typeMeta, "TypeMeta", path)  # type: ignore[attr-defined]
-    api_version = unknown.typeMeta.apiVersion  # type: ignore[attr-defined]
-    kind = unknown.typeMeta.kind  # type: ignore[attr-defined]
-    if unknown.contentEncoding:  # type: ignore[attr-defined]
+    _no_unknown_fields(unknown.typeMeta, "TypeMeta", path)
+    api_version = unknown.typeMeta.apiVersion
+    kind = unknown.typeMeta.kind
+    if unknown.contentEncoding:
         raise BadRequest(f"{where}: content encoding "
-                         f"{unknown.contentEncoding!r} is not supported")  # type: ignore[attr-defined]
-    if unknown.contentType not in ("", MEDIA_TYPE):  # type: ignore[attr-defined]
+                         f"{unknown.contentEncoding!r} is not supported")
+    if unknown.contentType not in ("", MEDIA_TYPE):
         raise BadRequest(f"{where}: the envelope's content type "
-                         f"{unknown.contentType!r} is not {MEDIA_TYPE}")  # type: ignore[attr-defined]
+                         f"{unknown.contentType!r} is not {MEDIA_TYPE}")
     if not kind:
         raise BadRequest(f"{where}: the protobuf envelope names no kind (typeMeta.kind)")
     name = _schema_for(api_version, kind)
     if not name:
         raise BadRequest(f"{where}: kstate does not serve {kind!r} in "
                          f"{api_version or 'no apiVersion'!r}")
-    msg = _parse(name, unknown.raw, path)  # type: ignore[attr-defined]
+    msg = _parse(name, unknown.raw, path)
     try:
         data = _read(msg, _schemas()[name], path)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -621,7 +620,7 @@ def decode_watch_frames(stream: bytes) -> Iterator[tuple[str, dict[str, Any]]]:
             raise BadRequest(f"watch frame at byte {offset}: length {length} is larger "
                              f"than the {len(stream) - offset - 4} bytes that follow")
         event = _parse("WatchEvent", stream[offset + 4:offset + 4 + length], "")
-        yield event.type, decode_object(event.object.raw,  # type: ignore[attr-defined]
+        yield event.type, decode_object(event.object.raw,
                                         path="the watch event's object")
         offset += 4 + length
 
