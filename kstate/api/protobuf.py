@@ -261,7 +261,7 @@ def _schema(name: str, parsed: list[tuple[str, int, str]],
 
 
 def _descriptor(schema: Schema) -> descriptor_pb2.DescriptorProto:
-    FDP = descriptor_pb2.FieldDescriptorProto  # noqa: N806 - protobuf's own name
+    FDP = descriptor_pb2.FieldDescriptorProto
     message = descriptor_pb2.DescriptorProto(name=schema.name)
     for f in schema.fields:
         if f.number == 0:
