@@ -46,6 +46,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import reprlib
 import struct
 import types
 import typing
@@ -78,6 +79,7 @@ _SCALARS = {
     # a Kubernetes message kstate has no schema for: kept as its encoded bytes
     "-": descriptor_pb2.FieldDescriptorProto.TYPE_BYTES,
 }
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
 
@@ -336,6 +338,7 @@ def _fill(msg: Message, schema: Schema, data: Mapping[str, Any], path: str) -> N
                 raise NotRepresentable(where, "expected an object")
             entries = getattr(msg, key)
             for k, v in value.items():
+                k = _scalar("string", k, where)
                 if f.scalar:
                     entries[k] = _scalar(f.type, v, f"{where}[{k}]")
                 else:
@@ -368,6 +371,8 @@ def _scalar(type_: str, value: Any, path: str) -> Any:
             return b""
         raise NotRepresentable(path, "kstate has no protobuf schema for this field")
     if type_ == "string" and isinstance(value, str):
+        if _SURROGATE.search(value):  # not UTF-8: no protobuf string can hold it
+            raise NotRepresentable(path, "a lone UTF-16 surrogate is not valid UTF-8")
         return value
     if type_ == "bool" and isinstance(value, bool):
         return value
@@ -433,9 +438,9 @@ def _read(msg: Message, schema: Schema, path: str) -> dict[str, Any]:
             if not len(values):
                 continue
             if f.map:
-                value: Any = {k: (_read_scalar(f.type, v, f"{where}[{k}]") if f.scalar
-                                  else _read_value(v, f.type, f"{where}[{k}]"))
-                              for k, v in values.items()}
+                value: Any = {_text(k, where): (
+                    _read_scalar(f.type, v, f"{where}[{k}]") if f.scalar
+                    else _read_value(v, f.type, f"{where}[{k}]")) for k, v in values.items()}
             else:
                 value = [(_read_scalar(f.type, v, f"{where}[{i}]") if f.scalar
                           else _read_value(v, f.type, f"{where}[{i}]"))
@@ -456,7 +461,16 @@ def _read(msg: Message, schema: Schema, path: str) -> dict[str, Any]:
     return out
 
 
+def _text(value: Any, path: str) -> str:
+    # protobuf hands a proto2 string that is not UTF-8 back as bytes
+    if not isinstance(value, str):
+        raise BadRequest.at(path, f"{path or 'a string'}: not valid UTF-8")
+    return value
+
+
 def _read_scalar(type_: str, value: Any, path: str) -> Any:
+    if type_ == "string":
+        return _text(value, path)
     if type_ == "-":
         if value:
             raise BadRequest.at(path, f"{path}: kstate cannot read this field from "
@@ -482,11 +496,11 @@ def _read_value(msg: Message, type_: str, path: str) -> Any:
         return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
     if type_ == "Quantity":
         _no_unknown_fields(msg, type_, path)
-        return msg.string
+        return _text(msg.string, path)
     if type_ == "IntOrString":
         _no_unknown_fields(msg, type_, path)
         if msg.type == 1:
-            return msg.strVal
+            return _text(msg.strVal, path)
         return msg.intVal or None  # Go's zero: not set
     if type_ == "RawExtension":
         _no_unknown_fields(msg, type_, path)
@@ -548,6 +562,8 @@ def encode_object(data: Mapping[str, Any]) -> bytes:
     """Protobuf (``k8s\\x00`` + ``Unknown``) of an object's JSON, ``kind`` included;
     ``NotRepresentable`` if a field has no protobuf form in kstate."""
     api_version, kind = data.get("apiVersion", ""), data.get("kind", "")
+    if not isinstance(api_version, str) or not isinstance(kind, str):
+        raise NotRepresentable("kind", "apiVersion and kind must be strings")
     name = _schema_for(api_version, kind)
     if not name:
         raise NotRepresentable("kind", f"kstate has no protobuf message for {kind!r}")
@@ -586,20 +602,20 @@ def decode_object(body: bytes, *, path: str = "") -> dict[str, Any]:
     unknown = _parse("Unknown", body[len(MAGIC):], path)
     _no_unknown_fields(unknown, "Unknown", path)
     _no_unknown_fields(unknown.typeMeta, "TypeMeta", path)
-    api_version = unknown.typeMeta.apiVersion
-    kind = unknown.typeMeta.kind
+    api_version = _text(unknown.typeMeta.apiVersion, "typeMeta.apiVersion")
+    kind = _text(unknown.typeMeta.kind, "typeMeta.kind")
     if unknown.contentEncoding:
         raise BadRequest(f"{where}: content encoding "
-                         f"{unknown.contentEncoding!r} is not supported")
+                         f"{reprlib.repr(unknown.contentEncoding)} is not supported")
     if unknown.contentType not in ("", MEDIA_TYPE):
         raise BadRequest(f"{where}: the envelope's content type "
-                         f"{unknown.contentType!r} is not {MEDIA_TYPE}")
+                         f"{reprlib.repr(unknown.contentType)} is not {MEDIA_TYPE}")
     if not kind:
         raise BadRequest(f"{where}: the protobuf envelope names no kind (typeMeta.kind)")
     name = _schema_for(api_version, kind)
     if not name:
-        raise BadRequest(f"{where}: kstate does not serve {kind!r} in "
-                         f"{api_version or 'no apiVersion'!r}")
+        raise BadRequest(f"{where}: kstate does not serve {reprlib.repr(kind)} in "
+                         f"{reprlib.repr(api_version or 'no apiVersion')}")
     msg = _parse(name, unknown.raw, path)
     try:
         data = _read(msg, _schemas()[name], path)
@@ -620,7 +636,7 @@ def decode_watch_frames(stream: bytes) -> Iterator[tuple[str, dict[str, Any]]]:
             raise BadRequest(f"watch frame at byte {offset}: length {length} is larger "
                              f"than the {len(stream) - offset - 4} bytes that follow")
         event = _parse("WatchEvent", stream[offset + 4:offset + 4 + length], "")
-        yield event.type, decode_object(event.object.raw,
+        yield _text(event.type, "type"), decode_object(event.object.raw,
                                         path="the watch event's object")
         offset += 4 + length
 

@@ -23,7 +23,7 @@ from kstate.api import Namespace, ObjectMeta, protobuf, to_dict, with_meta
 from kstate.api.server.discovery import SERVED, Served
 from kstate.api.server.patch import merge_patch
 from tests.api.server.conftest import http_client, running_core
-from tests.api.server.helpers import BugLog, node, pod, rc, svc
+from tests.api.server.helpers import BugLog, as_protobuf, node, pod, rc, svc
 
 SEGMENTS = ["api", "apis", "v1", "v2", "v3", "namespaces", "default", "x", "pods", "watch",
             "status", "scale", "log", "binding", "bindings", "eviction", "finalize",
@@ -115,25 +115,6 @@ def encode(value: Any) -> bytes:
         return json.dumps(value, allow_nan=True).encode()
     except (ValueError, OverflowError):
         return b"{}"
-
-
-@st.composite
-def as_protobuf(draw: st.DrawFn, obj: dict[str, Any]) -> bytes | None:
-    """``obj`` in protobuf, whole or damaged (cut short, a byte changed, a byte added);
-    None if it has a value protobuf cannot carry (it is sent as JSON then)."""
-    try:
-        body = bytearray(protobuf.encode_object(obj))
-    except protobuf.NotRepresentable:
-        return None
-    damage = draw(st.sampled_from(["none", "none", "cut", "flip", "insert"]))
-    at = draw(st.integers(0, len(body) - 1))
-    if damage == "cut":
-        del body[at:]
-    elif damage == "flip":
-        body[at] = draw(st.integers(0, 255))
-    elif damage == "insert":
-        body.insert(at, draw(st.integers(0, 255)))
-    return bytes(body)
 
 
 valid_objects = st.builds(

@@ -109,6 +109,14 @@ async def test_an_object_protobuf_cannot_carry_is_served_as_json() -> None:
         only = await client.get(f"{PODS}/p", headers={**ADMIN, "Accept": PB})
         assert only.status == 406
         assert "spec.volumes" in (await decoded(only))["message"]
+        # A watch cannot change its media type mid-stream: it ends with an ERROR event.
+        watch = await client.get(f"{PODS}?watch=1", headers=KUBECTL)
+        head = await asyncio.wait_for(watch.content.readexactly(4), 5)
+        body = await asyncio.wait_for(watch.content.readexactly(struct.unpack(">I", head)[0]),
+                                      5)
+        ((kind, status),) = protobuf.decode_watch_frames(head + body)
+        assert (kind, status["code"]) == ("ERROR", 406) and "spec.volumes" in status["message"]
+        watch.close()
 
 
 async def test_patches_stay_json_and_table_requests_stay_json() -> None:
