@@ -119,7 +119,7 @@ class Field:
 
 @attrs.define
 class Schema:
-    """A message: its fields by JSON key and by number."""
+    """A message: its fields, by JSON key too."""
 
     name: str
     fields: list[Field]
@@ -397,12 +397,15 @@ def _fill_value(msg: Message, type_: str, value: Any, path: str) -> None:
         msg.string = _scalar("string", value, path)
     elif type_ == "IntOrString":
         if isinstance(value, str):
-            msg.type, msg.strVal = 1, value
+            msg.type, msg.strVal = 1, _scalar("string", value, path)
         else:
             msg.type, msg.intVal = 0, _scalar("int32", value, path)
-    elif type_ == "RawExtension":
-        msg.raw = json.dumps(codec.thaw(value), separators=(",", ":"),
-                             ensure_ascii=False).encode()
+    elif type_ == "RawExtension":  # (List items: JSON inside, which Go's decoders sniff)
+        try:
+            msg.raw = json.dumps(codec.thaw(value), separators=(",", ":"),
+                                 allow_nan=False).encode()
+        except ValueError as exc:
+            raise NotRepresentable(path, str(exc)) from None
     else:
         _fill(msg, _schemas()[type_], value, path)
 
@@ -454,8 +457,7 @@ def _read(msg: Message, schema: Schema, path: str) -> dict[str, Any]:
             continue
         else:
             value = _read_value(getattr(msg, key), f.type, where)
-        if value is None or (not f.keep_zero and value in ("", 0, False, {}, [])
-                             and type(value) is not float):
+        if value is None or (not f.keep_zero and value in ("", 0, False, {}, [])):
             continue
         out[key] = value
     return out
@@ -539,13 +541,10 @@ def _parse(name: str, data: bytes, path: str) -> Message:
 
 def _schema_for(api_version: str, kind: str) -> str:
     """The message name of an envelope's kind ("" if kstate has none)."""
-    if kind == "DeleteOptions":
+    if kind == "DeleteOptions" or REGISTRY.for_api(api_version, kind) is not None:
         return kind
-    base = kind[:-4] if kind.endswith("List") else kind
-    info = REGISTRY.for_api(api_version, base)
-    if info is None or (base != kind and not info.resource):
-        return ""
-    return kind
+    listed = REGISTRY.for_api(api_version, kind.removesuffix("List"))
+    return kind if kind.endswith("List") and listed is not None and listed.resource else ""
 
 
 def _envelope(api_version: str, kind: str, raw: bytes) -> bytes:

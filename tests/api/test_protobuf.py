@@ -16,9 +16,12 @@ from hypothesis import strategies as st
 from kstate.api import protobuf
 from kstate.api.codec import from_dict, to_dict, unknown_fields
 from kstate.api.meta import (
+    DeleteOptions,
     KubeObject,
+    List,
     ObjectMeta,
     ObjectReference,
+    Preconditions,
     Status,
     StatusCause,
     StatusDetails,
@@ -76,8 +79,11 @@ def test_subresource_and_machinery_kinds_round_trip() -> None:
                     details=StatusDetails(name="web", kind="pods", causes=(
                         StatusCause(reason="FieldValueInvalid", message="bad",
                                     field="spec.x"),)))
-    eviction = Eviction(metadata=ObjectMeta(name="p", namespace="default"))
-    for obj in (scale, status, eviction):
+    eviction = Eviction(metadata=ObjectMeta(name="p", namespace="default"),
+                        delete_options=DeleteOptions(grace_period_seconds=0, preconditions=(
+                            Preconditions(uid="u", resource_version="7"))))
+    listed = List(items=(scale, eviction))  # items travel as RawExtension
+    for obj in (scale, status, eviction, listed):
         assert _round_trip(obj) == obj
 
 
