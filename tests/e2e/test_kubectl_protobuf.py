@@ -1,7 +1,8 @@
 """Real kubectl speaking protobuf: every ``kubectl create <subcommand>`` whose kind the
 server serves succeeds, the rest get a clean NotFound (never UnsupportedMediaType), and
 kubectl's typed reads (``describe``, ``events``) get protobuf answers that print exactly
-what the same command prints from JSON.
+what the same command prints from JSON, and client-go's protobuf watch (``kubectl run
+-i`` waiting for its pod) sees the change it waits for.
 
 kubectl 1.32 and newer send typed creates as ``application/vnd.kubernetes.protobuf`` and
 accept ``application/vnd.kubernetes.protobuf,application/json``; 1.27 sends JSON. One
@@ -10,12 +11,14 @@ server for the module; each version creates its own objects (names end in its nu
 
 from __future__ import annotations
 
+import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from kstate.api.server import discovery
-from tests.e2e.test_kubectl import Kubectl, Server, kubectl_binary, start_apiserver
+from tests.e2e.test_kubectl import Kubectl, Server, _reader, kubectl_binary, start_apiserver
 
 pytestmark = pytest.mark.kubectl
 
@@ -118,3 +121,36 @@ def test_typed_reads_in_protobuf_print_what_json_prints(
             old.out("describe", *target, "-n", "reads")
     events = new.run("events", "-n", "reads", "-v=8")
     assert f"Content-Type: {PROTOBUF}" in events.stderr
+
+
+def test_a_protobuf_watch_drives_kubectl(server: Server,
+                                         tmp_path_factory: pytest.TempPathFactory) -> None:
+    """``kubectl run -i`` waits for its pod with client-go's informer: a protobuf list,
+    then a protobuf watch. Finishing the pod while it watches must end the wait."""
+    kubectl = _kubectl("1.33", server, tmp_path_factory)
+    proc = subprocess.Popen(
+        [kubectl.binary, "run", "watched", "--image=x", "-i", "--restart=Never",
+         "--pod-running-timeout=120s", "-v=8"], stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, env=kubectl.env())
+    lines = _reader(proc.stdout)
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not any(f"Content-Type: {PROTOBUF};stream=watch" in line for line in seen):
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            assert line is not None, "".join(seen)[-3000:]
+            seen.append(line)
+        kubectl.run("patch", "pod", "watched", "--subresource=status", "--type=merge",
+                    "-p", '{"status":{"phase":"Succeeded"}}')
+        proc.wait(60)  # well before --pod-running-timeout: the watch event arrived
+    finally:
+        proc.kill()
+        proc.wait()
+    while (line := lines.get(timeout=10)) is not None:
+        seen.append(line)
+    output = "".join(seen)
+    undecodable = [line for line in seen if "Unable to decode an event" in line
+                   and "use of closed network connection" not in line]  # (its own stop)
+    assert not undecodable, undecodable
+    assert "timed out waiting" not in output
+    assert "/pods/watched/log" in output  # it moved on to the finished pod's logs
