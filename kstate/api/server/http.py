@@ -105,7 +105,15 @@ def _media(part: str) -> tuple[str, dict[str, str]]:
 
 
 def negotiate(accept: str) -> Wanted:
-    """Pick the response format; ``NotAcceptable`` (406) if nothing offered fits."""
+    """Pick the response format; ``NotAcceptable`` (406) if nothing offered fits.
+
+    >>> negotiate("application/vnd.kubernetes.protobuf,application/json")
+    Wanted(format='protobuf', json_ok=True)
+    >>> negotiate("application/vnd.kubernetes.protobuf")
+    Wanted(format='protobuf', json_ok=False)
+    >>> negotiate("application/json;as=Table;v=v1;g=meta.k8s.io,application/json").format
+    'table'
+    """
     if not accept.strip():
         return Wanted("json")
     parts = accept.split(",")
@@ -115,8 +123,10 @@ def negotiate(accept: str) -> Wanted:
             continue
         as_, group = params.get("as", ""), params.get("g", "")
         if kind == PROTOBUF and not as_:  # (Table and partial metadata stay JSON)
+            later = [_media(rest) for rest in parts[i + 1:]]
             return Wanted("protobuf", json_ok=any(
-                _media(rest)[0] in _JSON_TYPES for rest in parts[i + 1:]))
+                k in _JSON_TYPES and not p.get("as") and p.get("q") not in ("0", "0.0")
+                for k, p in later))
         if kind == JSON and as_:
             if as_ == "Table" and group == "meta.k8s.io" and params.get("v") in (
                     "v1", "v1beta1"):

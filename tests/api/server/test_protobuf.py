@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from kstate.api import protobuf, to_dict
 from kstate.api.server.core import ApiCore
+from kstate.api.server.http import Wanted, negotiate
 from tests.api.server.conftest import ADMIN, http_client, running_core
 from tests.api.server.helpers import pod, svc
 
@@ -188,3 +189,12 @@ async def test_malformed_protobuf_is_a_400_and_nothing_is_stored() -> None:
         message = await _refused(core, client, f"{NAMESPACES}/dev",
                                  _envelope("Namespace", _len(1, _len(1, b"other"))), "PUT")
         assert "does not match the name on the URL" in message
+
+
+def test_negotiation_prefers_protobuf_only_when_asked_first() -> None:
+    assert negotiate(f"{PB},application/json") == Wanted("protobuf", json_ok=True)
+    assert negotiate(PB) == Wanted("protobuf", json_ok=False)
+    assert negotiate(f"{PB},application/json;q=0") == Wanted("protobuf", json_ok=False)
+    assert negotiate(f"application/json,{PB}") == Wanted("json")
+    assert negotiate(f"{PB};as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1;"
+                     "g=meta.k8s.io").format == "table"
