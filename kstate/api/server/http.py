@@ -10,9 +10,10 @@ What this layer owns:
 
 * request routing by Kubernetes' URL scheme (``requestinfo.py``) and discovery;
 * bearer-token authentication and the role matrix (``auth.py``) on every request;
-* bodies: JSON, YAML or Kubernetes protobuf (``protobuf.py``; creates and updates,
-  as in Kubernetes patches stay JSON), at most :data:`MAX_BODY_BYTES` (Kubernetes' 3 MiB request
-  limit; stored objects are further limited to 1.5 MiB by the store, both 413);
+* bodies: JSON, YAML, or Kubernetes protobuf (``protobuf.py``) for creates, updates
+  and delete options — patches stay JSON, as in Kubernetes —, at most
+  :data:`MAX_BODY_BYTES` (Kubernetes' 3 MiB request limit; stored objects are further
+  limited to 1.5 MiB by the store, both 413);
   duplicate and unknown fields per ``fieldValidation`` (``Strict`` 400, ``Warn``
   ``Warning`` header — Kubernetes' default —, ``Ignore``);
 * responses: JSON, YAML, protobuf (objects, lists, Status errors, and watch streams of
@@ -363,6 +364,15 @@ def _status_response(error: KstateError, info: RequestInfo | None,
 # ------------------------------------------------------------------ the application
 
 
+class _LastFrame(Exception):  # not an error: the stream's closing words
+    """The last frame of a watch stream, to be written before it ends."""
+
+    def __init__(self, frame: bytes) -> None:
+        super().__init__("the watch stream ends")
+        self.frame = frame
+
+
+
 class HttpApi:
     """The aiohttp application over an :class:`ApiCore` (build it with :meth:`app`)."""
 
@@ -707,7 +717,11 @@ class HttpApi:
         try:
             await response.prepare(request)
             async for event in stream:
-                line = self._watch_line(kind, event, wanted, first, request)
+                try:
+                    line = self._watch_line(kind, event, wanted, first, request)
+                except _LastFrame as last:
+                    await response.write(last.frame)
+                    break
                 first = first and event.type in ("BOOKMARK", "ERROR")
                 await response.write(line)
         except (ConnectionResetError, asyncio.CancelledError):
@@ -744,7 +758,8 @@ class HttpApi:
 
     def _watch_frame(self, event: WatchEvent) -> bytes:
         """A protobuf watch frame; an object protobuf cannot carry ends the stream with
-        an ERROR event saying so (the stream's media type cannot change mid-way)."""
+        an ERROR event saying so (:class:`_LastFrame`: the stream's media type cannot
+        change mid-way)."""
         if event.type == "ERROR":
             assert event.error is not None
             return protobuf.encode_watch_event("ERROR", status_of(event.error))
@@ -755,7 +770,7 @@ class HttpApi:
             error = NotAcceptable(f"{event.object.KIND} {event.object.metadata.name!r} "
                                   f"cannot be sent as protobuf ({exc}); watch with "
                                   f"Accept: {JSON}")
-            return protobuf.encode_watch_event("ERROR", status_of(error))
+            raise _LastFrame(protobuf.encode_watch_event("ERROR", status_of(error))) from None
 
     async def _create(self, request: web.Request, info: RequestInfo, kind: KindInfo,
                       namespace: str) -> web.StreamResponse:

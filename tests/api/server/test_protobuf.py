@@ -117,6 +117,7 @@ async def test_an_object_protobuf_cannot_carry_is_served_as_json() -> None:
                                       5)
         ((kind, status),) = protobuf.decode_watch_frames(head + body)
         assert (kind, status["code"]) == ("ERROR", 406) and "spec.volumes" in status["message"]
+        assert await asyncio.wait_for(watch.content.read(), 5) == b""  # and it ends there
         watch.close()
 
 
