@@ -249,8 +249,9 @@ def _schema(name: str, parsed: list[tuple[str, int, str]],
             tp, repeated, is_map = _schema_type(cls, info)
             # Zeros the JSON codec writes (``ready: false``) or that a pointer makes
             # meaningful (``replicas: 0``) are kept on input; others mean "not set".
-            keep = info.default is None or (info.omit == 0 and info.model is None
-                                             and not repeated and not is_map)
+            keep = info.default is None or (
+                info.omit == 0  # the codec's "omit only None": always written
+                and info.model is None and not repeated and not is_map)
             fields.append(Field(key, number, text or tp, repeated, is_map, keep_zero=keep))
         elif text:
             fields.append(Field(key, number, *_unmodelled_type(text)))
