@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["frozen", "quantity", "codec", "meta", "objects", "registry", "defaults",
-           "validation", "helpers", "manifests"]
+           "validation", "helpers", "manifests", "protobuf"]
 
 
 @pytest.mark.parametrize("name", MODULES)

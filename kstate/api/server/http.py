@@ -10,11 +10,14 @@ What this layer owns:
 
 * request routing by Kubernetes' URL scheme (``requestinfo.py``) and discovery;
 * bearer-token authentication and the role matrix (``auth.py``) on every request;
-* bodies: JSON or YAML, at most :data:`MAX_BODY_BYTES` (Kubernetes' 3 MiB request
-  limit; stored objects are further limited to 1.5 MiB by the store, both 413);
+* bodies: JSON, YAML, or Kubernetes protobuf (``protobuf.py``) for creates, updates
+  and delete options — patches stay JSON, as in Kubernetes —, at most
+  :data:`MAX_BODY_BYTES` (Kubernetes' 3 MiB request limit; stored objects are further
+  limited to 1.5 MiB by the store, both 413);
   duplicate and unknown fields per ``fieldValidation`` (``Strict`` 400, ``Warn``
   ``Warning`` header — Kubernetes' default —, ``Ignore``);
-* responses: JSON, YAML, ``Table`` for kubectl, ``PartialObjectMetadata``; chunked
+* responses: JSON, YAML, protobuf (objects, lists, Status errors, and watch streams of
+  length-prefixed frames), ``Table`` for kubectl, ``PartialObjectMetadata``; chunked
   watch streams (one JSON event per line); the pod log proxy;
 * every error as a ``Status`` object; an unexpected exception is logged and answered
   with a 500 ``Status`` — a bug, which the fuzz test shows clients cannot trigger;
@@ -24,6 +27,7 @@ What this layer owns:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -36,6 +40,7 @@ import attrs
 import yaml
 from aiohttp import web
 
+from kstate.api import protobuf
 from kstate.api.codec import decode, to_dict
 from kstate.api.meta import DeleteOptions, KubeObject, Preconditions
 from kstate.api.objects import Binding, Eviction, Scale
@@ -73,6 +78,7 @@ DELETED_HEADER = "Kstate-Deleted"
 
 JSON = "application/json"
 YAML = "application/yaml"
+PROTOBUF = protobuf.MEDIA_TYPE
 _JSON_TYPES = ("application/json", "*/*", "application/*", "")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
 
@@ -84,7 +90,10 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
 class Wanted:
     """The response format the client accepts (first acceptable in its ``Accept``)."""
 
-    format: str  # "json" | "yaml" | "table" | "partial"
+    format: str  # "json" | "yaml" | "table" | "partial" | "protobuf"
+    #: JSON is acceptable too (``application/vnd.kubernetes.protobuf,application/json``,
+    #: what Kubernetes' clients send): the answer for an object protobuf cannot carry
+    json_ok: bool = True
 
 
 def _media(part: str) -> tuple[str, dict[str, str]]:
@@ -97,14 +106,28 @@ def _media(part: str) -> tuple[str, dict[str, str]]:
 
 
 def negotiate(accept: str) -> Wanted:
-    """Pick the response format; ``NotAcceptable`` (406) if nothing offered fits."""
+    """Pick the response format; ``NotAcceptable`` (406) if nothing offered fits.
+
+    >>> negotiate("application/vnd.kubernetes.protobuf,application/json")
+    Wanted(format='protobuf', json_ok=True)
+    >>> negotiate("application/vnd.kubernetes.protobuf")
+    Wanted(format='protobuf', json_ok=False)
+    >>> negotiate("application/json;as=Table;v=v1;g=meta.k8s.io,application/json").format
+    'table'
+    """
     if not accept.strip():
         return Wanted("json")
-    for part in accept.split(","):
+    parts = accept.split(",")
+    for i, part in enumerate(parts):
         kind, params = _media(part)
         if params.get("q") in ("0", "0.0"):
             continue
         as_, group = params.get("as", ""), params.get("g", "")
+        if kind == PROTOBUF and not as_:  # (Table and partial metadata stay JSON)
+            later = [_media(rest) for rest in parts[i + 1:]]
+            return Wanted("protobuf", json_ok=any(
+                k in _JSON_TYPES and not p.get("as") and p.get("q") not in ("0", "0.0")
+                for k, p in later))
         if kind == JSON and as_:
             if as_ == "Table" and group == "meta.k8s.io" and params.get("v") in (
                     "v1", "v1beta1"):
@@ -118,10 +141,18 @@ def negotiate(accept: str) -> Wanted:
         if kind == YAML:
             return Wanted("yaml")
     raise NotAcceptable(f"only the following media types are accepted: {JSON}, {YAML}, "
-                        f"{JSON};as=Table;v=v1;g=meta.k8s.io")
+                        f"{PROTOBUF}, {JSON};as=Table;v=v1;g=meta.k8s.io")
 
 
 def _render(data: Any, wanted: Wanted, pretty: bool = False) -> tuple[bytes, str]:
+    if wanted.format == "protobuf":
+        try:
+            return protobuf.encode_object(data), PROTOBUF
+        except protobuf.NotRepresentable as exc:
+            if not wanted.json_ok:
+                raise NotAcceptable(f"{data.get('kind', 'the object')} cannot be served as "
+                                    f"protobuf ({exc}); accept {JSON}") from None
+            wanted = Wanted("json")
     if wanted.format == "yaml":
         return yaml.safe_dump(data, sort_keys=False).encode(), YAML
     if pretty:
@@ -316,15 +347,30 @@ def _dry_run(query: Mapping[str, str]) -> bool:
 # ------------------------------------------------------------------ Status objects
 
 
-def _status_response(error: KstateError, info: RequestInfo | None) -> web.Response:
-    body = json.dumps(status_of(error, info), separators=(",", ":")).encode()
+def _status_response(error: KstateError, info: RequestInfo | None,
+                     accept: str = "") -> web.Response:
+    status = status_of(error, info)
+    body, ctype = json.dumps(status, separators=(",", ":")).encode(), JSON
+    if PROTOBUF in accept:  # a protobuf client reads its errors as protobuf too
+        with contextlib.suppress(KstateError):
+            if negotiate(accept).format == "protobuf":
+                body, ctype = _render(status, Wanted("protobuf"))
     headers = {}
     if isinstance(error, ApiError) and error.retry_after:
         headers["Retry-After"] = str(error.retry_after)
-    return web.Response(status=error.code, body=body, content_type=JSON, headers=headers)
+    return web.Response(status=error.code, body=body, content_type=ctype, headers=headers)
 
 
 # ------------------------------------------------------------------ the application
+
+
+class _LastFrame(Exception):  # not an error: the stream's closing words
+    """The last frame of a watch stream, to be written before it ends."""
+
+    def __init__(self, frame: bytes) -> None:
+        super().__init__("the watch stream ends")
+        self.frame = frame
+
 
 
 class HttpApi:
@@ -370,12 +416,14 @@ class HttpApi:
             else:
                 response = await self._non_resource(request, info)
         except KstateError as exc:
-            response = _status_response(exc, info)
+            response = _status_response(exc, info, request.headers.get("Accept", ""))
         except web.HTTPRequestEntityTooLarge:
             response = _status_response(RequestTooLarge(
-                f"the request body is larger than {self.max_body_bytes:,} bytes"), info)
+                f"the request body is larger than {self.max_body_bytes:,} bytes"), info,
+                request.headers.get("Accept", ""))
         except web.HTTPException as exc:  # aiohttp's own (bad requests it parsed)
-            response = _status_response(_http_error(exc), info)
+            response = _status_response(_http_error(exc), info,
+                                        request.headers.get("Accept", ""))
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         except Exception:
@@ -444,7 +492,7 @@ class HttpApi:
 
     def _json(self, request: web.Request, data: Any, status: int = 200) -> web.Response:
         wanted = negotiate(request.headers.get("Accept", ""))
-        if wanted.format in ("table", "partial"):
+        if wanted.format in ("table", "partial", "protobuf"):  # discovery is JSON
             wanted = Wanted("json")
         body, ctype = _render(data, wanted, pretty=_bool(request.query, "pretty") or False)
         return web.Response(status=status, body=body, content_type=ctype)
@@ -517,14 +565,16 @@ class HttpApi:
                 raise UnsupportedMediaType(
                     f"the body of the request was in an unknown format - accepted media "
                     f"types include: {', '.join(PATCH_TYPES)}")
-        elif ctype not in (JSON, YAML, "application/x-yaml", "text/yaml"):
+        elif ctype not in (JSON, YAML, "application/x-yaml", "text/yaml", PROTOBUF):
             raise UnsupportedMediaType(
                 f"the body of the request was in an unknown format - accepted media types "
-                f"include: {JSON}, {YAML}")
+                f"include: {JSON}, {YAML}, {PROTOBUF}")
         body = await request.read()
         if not body.strip():
             raise BadRequest("the request body is empty")
         duplicates: list[str] = []
+        if ctype == PROTOBUF:  # (protobuf has no duplicate keys)
+            return protobuf.decode_object(body), ctype, duplicates
         if "yaml" in ctype:
             return _parse_yaml(body), ctype, duplicates
         return parse_json(body, duplicates=duplicates), ctype, duplicates
@@ -609,6 +659,16 @@ class HttpApi:
                 data = {"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
                         "metadata": meta, "items": items}
                 wanted = Wanted("json")
+            elif wanted.format == "protobuf":
+                try:
+                    return web.Response(body=protobuf.encode_list(
+                        kind.kind, kind.api_version, meta,
+                        [to_dict(o) for o in listed.items]), content_type=PROTOBUF)
+                except protobuf.NotRepresentable as exc:
+                    if not wanted.json_ok:
+                        raise NotAcceptable(f"{kind.kind}List cannot be served as protobuf "
+                                            f"({exc}); accept {JSON}") from None
+                    return self._list_response(request, kind, listed, Wanted("json"))
             elif wanted.format == "json" and not _bool(request.query, "pretty"):
                 # The hot path (informers' relists): items are the stored bytes with
                 # their resourceVersion spliced in, never decoded and re-encoded.
@@ -645,8 +705,9 @@ class HttpApi:
             send_initial_events=_bool(q, "sendInitialEvents"),
             timeout_seconds=float(timeout) if timeout is not None else self.watch_timeout)
         await stream.start()
+        ctype = protobuf.WATCH_MEDIA_TYPE if wanted.format == "protobuf" else JSON
         response = web.StreamResponse(status=200, headers={
-            "Content-Type": JSON, "Cache-Control": "no-cache, private"})
+            "Content-Type": ctype, "Cache-Control": "no-cache, private"})
         response.enable_chunked_encoding()
         task = asyncio.current_task()
         if task is not None:
@@ -656,7 +717,11 @@ class HttpApi:
         try:
             await response.prepare(request)
             async for event in stream:
-                line = self._watch_line(kind, event, wanted, first, request)
+                try:
+                    line = self._watch_line(kind, event, wanted, first, request)
+                except _LastFrame as last:
+                    await response.write(last.frame)
+                    break
                 first = first and event.type in ("BOOKMARK", "ERROR")
                 await response.write(line)
         except (ConnectionResetError, asyncio.CancelledError):
@@ -670,6 +735,8 @@ class HttpApi:
 
     def _watch_line(self, kind: KindInfo, event: WatchEvent, wanted: Wanted, first: bool,
                     request: web.Request) -> bytes:
+        if wanted.format == "protobuf":
+            return self._watch_frame(event)
         if event.type == "ERROR":
             assert event.error is not None
             obj: Any = status_of(event.error)
@@ -688,6 +755,22 @@ class HttpApi:
                              self.core.json_of(event.object), b"}\n"))
         return json.dumps({"type": event.type, "object": obj}, separators=(",", ":"),
                           ensure_ascii=False).encode() + b"\n"
+
+    def _watch_frame(self, event: WatchEvent) -> bytes:
+        """A protobuf watch frame; an object protobuf cannot carry ends the stream with
+        an ERROR event saying so (:class:`_LastFrame`: the stream's media type cannot
+        change mid-way)."""
+        if event.type == "ERROR":
+            assert event.error is not None
+            return protobuf.encode_watch_event("ERROR", status_of(event.error))
+        assert event.object is not None
+        try:
+            return protobuf.encode_watch_event(event.type, to_dict(event.object))
+        except protobuf.NotRepresentable as exc:
+            error = NotAcceptable(f"{event.object.KIND} {event.object.metadata.name!r} "
+                                  f"cannot be sent as protobuf ({exc}); watch with "
+                                  f"Accept: {JSON}")
+            raise _LastFrame(protobuf.encode_watch_event("ERROR", status_of(error))) from None
 
     async def _create(self, request: web.Request, info: RequestInfo, kind: KindInfo,
                       namespace: str) -> web.StreamResponse:
@@ -743,7 +826,9 @@ class HttpApi:
         if request.can_read_body:
             body = await request.read()
             if body.strip():
-                options = self._decode(DeleteOptions, parse_json(body), "DeleteOptions")
+                data = (protobuf.decode_object(body) if request.content_type == PROTOBUF
+                        else parse_json(body))
+                options = self._decode(DeleteOptions, data, "DeleteOptions")
         changes: dict[str, Any] = {}
         grace = _int(q, "gracePeriodSeconds")
         if grace is not None:

@@ -1,9 +1,12 @@
-"""Small object builders for the API server tests, and the log handler the fuzz runs use."""
+"""Small object builders for the API server tests, the log handler the fuzz runs use, and
+protobuf bodies damaged byte by byte."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
+
+from hypothesis import strategies as st
 
 from kstate.api import (
     Container,
@@ -22,6 +25,7 @@ from kstate.api import (
     ServicePort,
     ServiceSpec,
     from_dict,
+    protobuf,
 )
 from kstate.api.frozen import FrozenDict
 from kstate.api.registry import REGISTRY
@@ -88,3 +92,22 @@ class BugLog(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record.getMessage())
+
+
+@st.composite
+def as_protobuf(draw: st.DrawFn, obj: dict[str, Any]) -> bytes | None:
+    """``obj`` in protobuf, whole or damaged (cut short, a byte changed, a byte added);
+    None if it has a value protobuf cannot carry (it is sent as JSON then)."""
+    try:
+        body = bytearray(protobuf.encode_object(obj))
+    except protobuf.NotRepresentable:
+        return None
+    damage = draw(st.sampled_from(["none", "none", "cut", "flip", "insert"]))
+    at = draw(st.integers(0, len(body) - 1))
+    if damage == "cut":
+        del body[at:]
+    elif damage == "flip":
+        body[at] = draw(st.integers(0, 255))
+    elif damage == "insert":
+        body.insert(at, draw(st.integers(0, 255)))
+    return bytes(body)

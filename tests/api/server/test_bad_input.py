@@ -5,12 +5,17 @@ types); this file keeps the requests right and damages the *objects*: a valid Po
 ReplicationController, Service or Node document with values of the wrong type, huge
 numbers and strings, unicode (combining marks, right-to-left overrides, NULs, lone
 surrogates), NaN and infinities, deep nesting, fields missing or made up — created
-(POST), replaced (PUT), merge / strategic-merge / JSON patched (PATCH). For every answer:
+(POST), replaced (PUT), merge / strategic-merge / JSON patched (PATCH). Creates and
+updates also go as Kubernetes protobuf: the damaged document where protobuf can express
+the damage (a removed field), else the intact document's bytes cut short, changed or
+lengthened. For every answer:
 
 * no 5xx, and the server never logs a bug;
 * every rejection is a ``Status`` (``kind: Status``, ``status: Failure``, the HTTP
   code, a reason, a message) and names what is wrong with a field path: an Invalid
-  (422) and a body that does not decode (400) carry ``details.causes[].field``;
+  (422) and a JSON body that does not decode (400) carry ``details.causes[].field``
+  (protobuf bytes that do not decode often have no field to name: the message says
+  what is wrong with the bytes);
 * nothing half-written: after a rejection the store's revision has not moved (no key
   was written, no address allocated); after a success the stored object is valid;
 * the server still answers afterwards.
@@ -32,11 +37,11 @@ from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kstate.api import from_dict, to_dict, validate
+from kstate.api import from_dict, protobuf, to_dict, validate
 from kstate.api.registry import REGISTRY
 from kstate.api.server.core import ApiCore
 from tests.api.server.conftest import ADMIN, http_client, running_core
-from tests.api.server.helpers import BugLog, node, pod, rc, svc
+from tests.api.server.helpers import BugLog, as_protobuf, node, pod, rc, svc
 
 Path = tuple[str | int, ...]
 
@@ -182,18 +187,21 @@ def test_damaged_manifests_are_refused_cleanly_and_leave_nothing_behind() -> Non
             kind = data.draw(st.sampled_from(sorted(KINDS)))
             make, collection = KINDS[kind]
             verb = data.draw(st.sampled_from(["POST", "PUT", "merge", "strategic", "json"]))
+            in_protobuf = verb in ("POST", "PUT") and data.draw(st.booleans())
             # Damage a fixed document (what is drawn must not depend on the server's
             # state); a create gets a fresh name, an update the current resourceVersion.
             doc, where = data.draw(damaged(to_dict(make(TARGET))))
             if verb == "POST":
                 created[kind] += 1
                 _set_if_missing(doc, "name", f"new-{created[kind]}")
-                request = ("POST", collection, encode(doc), "application/json")
+                request = ("POST", collection,
+                           *_body(data, doc, make("new"), in_protobuf))
             elif verb == "PUT":
                 current = loop.run_until_complete(_current(client, f"{collection}/{TARGET}"))
                 _set_if_missing(doc, "resourceVersion",
                                 current["metadata"]["resourceVersion"])
-                request = ("PUT", f"{collection}/{TARGET}", encode(doc), "application/json")
+                request = ("PUT", f"{collection}/{TARGET}",
+                           *_body(data, doc, make(TARGET), in_protobuf))
             elif verb == "json":
                 op = data.draw(st.sampled_from(["replace", "add", "remove", "test"]))
                 value = data.draw(bad_values)
@@ -211,6 +219,7 @@ def test_damaged_manifests_are_refused_cleanly_and_leave_nothing_behind() -> Non
         check()
         # Not vacuous: damaged documents were refused, and some damage was harmless.
         assert SEEN["422"] > 5 and SEEN["400"] > 5 and SEEN["2xx"] > 5, SEEN
+        assert SEEN["protobuf bytes"] > 5, SEEN  # (most damage has no protobuf form)
         # And the server still answers.
         for _, collection in KINDS.values():
             response = loop.run_until_complete(client.get(collection, headers=ADMIN))
@@ -227,6 +236,21 @@ async def _start(stack: contextlib.AsyncExitStack) -> tuple[ApiCore, TestClient[
         await core.create(make(TARGET))
     client = await stack.enter_async_context(http_client(core, watch_timeout=0.2))
     return core, client
+
+
+def _body(data: st.DataObject, doc: dict[str, Any], intact: Any, in_protobuf: bool
+          ) -> tuple[bytes, str]:
+    """The request body: ``doc`` in JSON or protobuf; when protobuf cannot carry the
+    damage (a wrong type, a made-up field), the intact object's damaged bytes."""
+    if not in_protobuf:
+        return encode(doc), "application/json"
+    try:
+        body = protobuf.encode_object(doc)
+        SEEN["protobuf document"] += 1
+    except protobuf.NotRepresentable:
+        body = data.draw(as_protobuf(to_dict(intact)))
+        SEEN["protobuf bytes"] += 1
+    return body, protobuf.MEDIA_TYPE
 
 
 def _set_if_missing(doc: dict[str, Any], field: str, value: str) -> None:
@@ -256,7 +280,7 @@ async def _send(core: ApiCore, client: TestClient[Any, Any], kind: str, method: 
         assert response.status < 500, (method, url, body[:300], response.status, text)
         if response.status >= 400:
             SEEN[str(response.status)] += 1
-            _assert_status(response.status, json.loads(text), body)
+            _assert_status(response.status, json.loads(text), ctype)
             assert await core.store.revision() == before, (
                 "a refused request wrote to the store", method, url, body[:300], text)
         else:
@@ -267,10 +291,10 @@ async def _send(core: ApiCore, client: TestClient[Any, Any], kind: str, method: 
         response.close()
 
 
-def _assert_status(code: int, status: dict[str, Any], body: bytes) -> None:
+def _assert_status(code: int, status: dict[str, Any], ctype: str) -> None:
     assert status["kind"] == "Status" and status["status"] == "Failure", status
     assert status["code"] == code and status["reason"] and status["message"], status
-    if code in (400, 422):  # the document is at fault: say where
+    if code == 422 or (code == 400 and ctype != protobuf.MEDIA_TYPE):  # say where
         causes = status.get("details", {}).get("causes", [])
         assert causes and all(c.get("field") for c in causes), status
 

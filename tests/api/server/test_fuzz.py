@@ -1,8 +1,9 @@
 """Hypothesis fuzz of the HTTP layer: random methods, paths, query strings, headers,
-content types and bodies never get a 5xx or crash the server, and never reach the
-catch-all that logs a bug; every error is a ``Status``. The real aiohttp application runs
-in-process on loopback, over a core holding one object of each kind (so updates,
-patches, deletes and subresources have something to work on)."""
+content types and bodies (JSON, and Kubernetes protobuf whole, truncated or with bytes
+flipped) never get a 5xx or crash the server, and never reach the catch-all that logs a
+bug; every error is a ``Status`` (in protobuf when the client prefers it). The real
+aiohttp application runs in-process on loopback, over a core holding one object of each
+kind (so updates, patches, deletes and subresources have something to work on)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from kstate.api import Namespace, ObjectMeta, to_dict, with_meta
+from kstate.api import Namespace, ObjectMeta, protobuf, to_dict, with_meta
 from kstate.api.server.discovery import SERVED, Served
 from kstate.api.server.patch import merge_patch
 from tests.api.server.conftest import http_client, running_core
-from tests.api.server.helpers import BugLog, node, pod, rc, svc
+from tests.api.server.helpers import BugLog, as_protobuf, node, pod, rc, svc
 
 SEGMENTS = ["api", "apis", "v1", "v2", "v3", "namespaces", "default", "x", "pods", "watch",
             "status", "scale", "log", "binding", "bindings", "eviction", "finalize",
@@ -52,7 +53,9 @@ ACCEPTS = ["application/json", "application/yaml", "*/*", "",
            "application/json;as=Table;v=v1;g=meta.k8s.io",
            "application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json",
            "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io",
-           "application/vnd.kubernetes.protobuf", "text/html;q=0", "application/json;as=Nope"]
+           "application/vnd.kubernetes.protobuf", "text/html;q=0", "application/json;as=Nope",
+           "application/vnd.kubernetes.protobuf,application/json"]
+PROTOBUF = protobuf.MEDIA_TYPE
 TOKENS = ["Bearer admin-token", "Bearer view-token", "Bearer nope", "", "Bearer ",
           "Basic eA=="]
 
@@ -176,17 +179,25 @@ def test_no_input_gets_a_server_error() -> None:
             if structured:
                 ctype = "application/merge-patch+json" if method == "PATCH" else \
                     "application/json"
-                headers = {"Authorization": "Bearer admin-token", "Content-Type": ctype}
+                headers = {"Authorization": "Bearer admin-token", "Content-Type": ctype,
+                           "Accept": data.draw(st.sampled_from(
+                               ["application/json", PROTOBUF,
+                                f"{PROTOBUF},application/json"]))}
             else:
                 headers = {"Authorization": data.draw(st.sampled_from(TOKENS)),
                            "Content-Type": data.draw(st.sampled_from(CONTENT_TYPES) | text),
                            "Accept": data.draw(st.sampled_from(ACCEPTS) | text)}
             if structured and method in ("POST", "PUT") and data.draw(st.booleans()):
                 # The right kind, namespace and name, then perhaps damaged.
-                obj = to_dict(_object_for(served, ns, name or "new"))
-                body = encode(merge_patch(obj, data.draw(st.dictionaries(
-                    st.sampled_from(["metadata", "spec", "status"]), json_values,
-                    max_size=1))))
+                obj = merge_patch(to_dict(_object_for(served, ns, name or "new")),
+                                  data.draw(st.dictionaries(
+                                      st.sampled_from(["metadata", "spec", "status"]),
+                                      json_values, max_size=1)))
+                body = encode(obj)
+                if isinstance(obj, dict) and data.draw(st.booleans()):
+                    pb = data.draw(as_protobuf(obj))
+                    if pb is not None:
+                        body, headers["Content-Type"] = pb, PROTOBUF
             elif structured and method == "PATCH":
                 body = encode(data.draw(json_values))
             else:
@@ -233,7 +244,9 @@ async def _send(client: Any, method: str, segments: list[str], query: dict[str, 
         assert response.status < 500, (method, str(url), response.status,
                                        await response.text())
         if response.status >= 400 and method != "HEAD":
-            status = await response.json(content_type=None)
+            raw = await response.read()
+            status = (protobuf.decode_object(raw) if response.content_type == PROTOBUF
+                      else json.loads(raw))
             assert status["kind"] == "Status", status
     finally:
         response.close()

@@ -65,8 +65,7 @@ async def test_crud_round_trip_and_error_statuses() -> None:
                                    headers=ADMIN)
         assert method.status == 405 and (await method.json())["reason"] == "MethodNotAllowed"
 
-        accept = await client.get(PODS, headers={**ADMIN,
-                                                 "Accept": "application/vnd.kubernetes.protobuf"})
+        accept = await client.get(PODS, headers={**ADMIN, "Accept": "application/cbor"})
         assert accept.status == 406
 
         deleted = await client.delete(f"{PODS}/web", headers=ADMIN)
