@@ -45,15 +45,23 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
-def _changes(before: Any, after: Any) -> list[str]:
+GONE = "(gone)"
+
+
+def diff(before: Any, after: Any) -> list[tuple[str, Any, Any]]:
+    """What changed between two described states: ``(field, before, after)`` per dotted
+    field (``cache_lag.cm``), in field order; a field missing on one side is ``GONE``."""
     old, new = _flatten(before), _flatten(after)
+    return [(k, old.get(k, GONE), new.get(k, GONE))
+            for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+
+def _changes(before: Any, after: Any) -> list[str]:
     lines = []
-    for k in sorted(set(old) | set(new)):
-        if old.get(k) != new.get(k):
-            value = new.get(k, "(gone)")
-            if isinstance(value, list):
-                value = "; ".join(str(v) for v in value) or "(none)"
-            lines.append(f"{k}: {value}")
+    for k, _, value in diff(before, after):
+        if isinstance(value, list):
+            value = "; ".join(str(v) for v in value) or "(none)"
+        lines.append(f"{k}: {value}")
     return lines
 
 
@@ -120,4 +128,4 @@ def write_trace_graph(props: Iterable[PropertyResult], path: str) -> str:
     return path
 
 
-__all__ = ["summary", "trace_dot", "trace_text", "write_trace_graph"]
+__all__ = ["GONE", "diff", "summary", "trace_dot", "trace_text", "write_trace_graph"]

@@ -144,6 +144,15 @@ def test_progress_reports() -> None:
     assert "states" in seen[-1].line()
 
 
+def test_progress_line_shows_distinct_rate_queue_depth_and_a_reduction_only_when_active(
+        ) -> None:
+    plain = Progress(12_345, 40_000, 3_456, 9, 5.0)
+    assert plain.line() == "12,345 distinct  2,469 states/s  queue 3,456  depth 9  5.0s"
+    reduced = Progress(12_345, 40_000, 3_456, 9, 5.0, reduction=0.25)
+    assert reduced.line() == ("12,345 distinct  2,469 states/s  queue 3,456  depth 9  "
+                              "kept 25%  5.0s")
+
+
 # --------------------------------------------------------------------------- verdicts
 
 

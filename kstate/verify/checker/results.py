@@ -100,15 +100,20 @@ class Progress:
     queue: int
     depth: int
     elapsed: float
+    #: With a state-space reduction active (partial-order reduction): transitions kept
+    #: over transitions enabled so far; ``None`` when no reduction is running.
+    reduction: float | None = None
 
     @property
     def states_per_second(self) -> float:
         return self.distinct_states / self.elapsed if self.elapsed > 0 else 0.0
 
     def line(self) -> str:
-        """One status line, e.g. for a terminal's carriage-return progress display."""
-        return (f"{self.distinct_states:,} states  {self.states_per_second:,.0f}/s  "
-                f"queue {self.queue:,}  depth {self.depth}  {self.elapsed:.1f}s")
+        """One status line, e.g. for a terminal's carriage-return progress display:
+        ``12,345 distinct  2,100 states/s  queue 3,456  depth 9  5.9s``."""
+        reduced = "" if self.reduction is None else f"  kept {self.reduction:.0%}"
+        return (f"{self.distinct_states:,} distinct  {self.states_per_second:,.0f} states/s  "
+                f"queue {self.queue:,}  depth {self.depth}{reduced}  {self.elapsed:.1f}s")
 
 
 @attrs.frozen
