@@ -50,7 +50,7 @@ FAULTS = ("container_crash", "node_partition", "controller_restart")
 VERBS = ("scale", "delete_pod", "delete_rc", "cordon", "drain")
 PROPAGATIONS = ("Background", "Foreground", "Orphan")
 _TOP = {"name", "description", "nodes", "replication_controllers", "services", "script",
-        "faults", "watch_lag", "settings", "properties", "bounds", "symmetry"}
+        "faults", "watch_lag", "settings", "properties", "reachable", "bounds", "symmetry"}
 
 
 @attrs.frozen
@@ -74,6 +74,9 @@ class Scenario:
     properties: tuple[str, ...]
     bounds: Bounds
     symmetry: bool = False
+    #: ``sometimes`` goals (names in ``properties.REACHABLE``): states the search must
+    #: reach, so the scenario cannot pass vacuously.
+    reachable: tuple[str, ...] = ()
 
     def model(
         self,
@@ -84,15 +87,24 @@ class Scenario:
         properties: Sequence[str] | None = None,
     ) -> SystemModel:
         """The model of this scenario; the reconcilers can be swapped (seeded bugs) and
-        the checked properties narrowed (``properties``: names from the scenario's list)."""
+        the checked properties narrowed (``properties``: names from the scenario's
+        ``properties`` and ``reachable`` lists)."""
         from kstate.verify.system.symmetry import ClusterSymmetry
 
         rep = replication_fn or replication.reconcile
         ctx = props.PropertyContext(rep, self.settings.replication)
         use_symmetry = self.symmetry if symmetry is None else symmetry
+        wanted = set(self.properties + self.reachable if properties is None else properties)
+        checked = props.build([p for p in self.properties if p in wanted], ctx) + \
+            props.build([r for r in self.reachable if r in wanted], ctx, field="reachable")
+        unknown = wanted - set(self.properties) - set(self.reachable)
+        if unknown:
+            raise ModelError(f"not in the scenario's properties or reachable goals: "
+                             f"{', '.join(sorted(unknown))}", model=self.name,
+                             field="properties")
         return SystemModel(
             self.initial_world(),
-            props.build(self.properties if properties is None else properties, ctx),
+            checked,
             self.settings,
             name=self.name,
             replication_fn=rep,
@@ -208,14 +220,22 @@ def parse_scenario(data: Any, default_name: str = "scenario") -> Scenario:
     script = _script(data.get("script", []), rc_names, set(nodes))
     properties = tuple(_str(p, f"properties[{i}]") for i, p in
                        enumerate(_list(data.get("properties", []), "properties")))
-    props.build(properties, props.PropertyContext(replication.reconcile))  # names exist
+    reachable = tuple(_str(p, f"reachable[{i}]") for i, p in
+                      enumerate(_list(data.get("reachable", []), "reachable")))
+    ctx = props.PropertyContext(replication.reconcile)
+    props.build(properties, ctx)  # the names exist
+    props.build(reachable, ctx, field="reachable")
+    clash = sorted(set(properties) & set(reachable))
+    if clash:
+        raise ModelError(f"{clash[0]!r} is both a property and a reachable goal",
+                         field="reachable")
     settings = _settings(data.get("settings", {}), watch_lag)
     bounds = _bounds(data.get("bounds", {}))
     symmetry = data.get("symmetry", False)
     if not isinstance(symmetry, bool):
         raise ModelError("must be true or false", field="symmetry")
     return Scenario(name, str(data.get("description", "")), nodes, rcs, services, script,
-                    faults, watch_lag, settings, properties, bounds, symmetry)
+                    faults, watch_lag, settings, properties, bounds, symmetry, reachable)
 
 
 def _list(value: Any, field: str) -> list[Any]:
