@@ -32,8 +32,9 @@ def summary(result: CheckResult) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     table = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
                       for r in rows)
+    coverage = "".join(f"\n{line}" for line in result.coverage_lines())
     warnings = "".join(f"\nwarning: {w}" for w in result.warnings)
-    return f"{head}\n{table}{warnings}"
+    return f"{head}\n{table}{coverage}{warnings}"
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:

@@ -91,9 +91,14 @@ def test_cli_exit_codes_summary_and_json(tmp_path: Path) -> None:
     done = kstate("verify", str(SCENARIOS / "crash-loop.yaml"))
     assert done.returncode == 0, done.stderr
     assert "PROPERTY" in done.stdout and "HOLDS" in done.stdout
+    # Coverage: crashes happened; with watch_lag 0 no watch event is ever in flight.
+    assert "coverage (times fired): Crash" in done.stdout
+    assert "never fired: NodeLifecycle, GC, NodeReady, Deliver" in done.stdout
     done = kstate("verify", str(SCENARIOS / "crash-loop.yaml"), "--json")
     result = json.loads(done.stdout)
     assert result["distinctStates"] == PINNED["crash-loop"][1]
+    assert sum(result["coverage"].values()) == result["transitions"]
+    assert result["coverage"]["Crash"] > 0 and "Deliver" in result["neverFired"]
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nfaults: {meteor: 1}\n")
