@@ -104,8 +104,10 @@ class Explorer:
         try:
             result = self._check(progress)
             traces = self.traces_of(result)
-        except KstateError as exc:
-            self.error, self.status = str(exc), "error"
+        except Exception as exc:  # shown on the page: the thread must not die silently
+            known = isinstance(exc, KstateError)
+            self.error = str(exc) if known else f"{type(exc).__name__}: {exc}"
+            self.status = "error"
             return
         with self._lock:
             self.traces.extend(traces)
@@ -246,6 +248,8 @@ def app(explorer: Explorer) -> web.Application:
 async def start(explorer: Explorer, host: str = "127.0.0.1",
                 port: int = 0) -> tuple[web.AppRunner, str]:
     """Serve on ``host:port`` (0: any free port); returns the runner and the page's URL."""
+    if isinstance(port, bool) or not 0 <= port <= 65535:
+        raise ModelError(f"must be 0-65535 (0: any free port), got {port}", field="port")
     runner = web.AppRunner(app(explorer), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -150,7 +151,26 @@ def test_cli_explore_bad_input_exits_2(tmp_path: Path) -> None:
     assert done.returncode == 2 and "schema" in done.stderr
     done = run(str(STALE_CACHE), "--result", str(tmp_path / "bad.json"))
     assert done.returncode == 2 and "--result goes with --explore" in done.stderr
+    done = run(str(STALE_CACHE), "--explore", "--port", "70000")
+    assert done.returncode == 2 and "port: must be 0-65535" in done.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run(str(STALE_CACHE), "--explore", "--port", str(port))
+    assert done.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_check_that_crashes_is_reported_not_swallowed() -> None:
+    def crash(_progress: Any) -> Any:
+        raise RuntimeError("model bug")
+    explorer = Explorer(broken_model(), check=crash)
+    thread = explorer.start()
+    assert thread is not None
+    thread.join(timeout=60)
+    assert explorer.about()["check"] == {"status": "error", "progress": "", "summary": "",
+                                         "error": "RuntimeError: model bug"}
 
 
 # --------------------------------------------------------------------------- the page
