@@ -73,7 +73,13 @@ def test_every_shipped_scenario_loads() -> None:
     ({"settings": {"grace": 3}}, "settings.grace", "unknown setting 'grace'"),
     ({"bounds": {"depth": 3}}, "bounds.depth", "unknown bound 'depth'"),
     ({"replication_controllers": [{"name": "web", "replica": 2}]},
-     "replication_controllers[0]", "expected {name: ..., replicas: N}"),
+     "replication_controllers[0].replica", "unknown field 'replica'; known: name, replicas"),
+    ({"replication_controllers": ["web"]}, "replication_controllers[0]",
+     "expected {name: ..., replicas: N}"),
+    ({"script": [{"scale": {"rc": "web", "replicas": 2, "grace": 0}}]},
+     "script[0].scale.grace", "unknown field 'grace'; known: rc, replicas"),
+    ({"script": [{"delete_rc": {"rc": "web", "propagate": "Orphan"}}]},
+     "script[0].delete_rc.propagate", "known: rc, propagation"),
 ])
 def test_bad_scenarios_name_the_field(data: dict[str, Any], field: str, message: str) -> None:
     with pytest.raises(ModelError) as info:

@@ -238,6 +238,17 @@ def parse_scenario(data: Any, default_name: str = "scenario") -> Scenario:
                     faults, watch_lag, settings, properties, bounds, symmetry, reachable)
 
 
+_STEP_ARGS = {"scale": ("rc", "replicas"), "delete_pod": ("rc",),
+              "delete_rc": ("rc", "propagation")}
+
+
+def _known_keys(value: Mapping[str, Any], known: Sequence[str], where: str) -> None:
+    for k in value:
+        if k not in known:
+            raise ModelError(f"unknown field {k!r}; known: {', '.join(known)}",
+                             field=f"{where}.{k}")
+
+
 def _list(value: Any, field: str) -> list[Any]:
     if not isinstance(value, list):
         raise ModelError(f"expected a list, got {type(value).__name__}", field=field)
@@ -273,8 +284,9 @@ def _rcs(value: Any) -> tuple[tuple[str, int], ...]:
     out = []
     for i, item in enumerate(_list(value, "replication_controllers")):
         where = f"replication_controllers[{i}]"
-        if not isinstance(item, Mapping) or set(item) - {"name", "replicas"}:
+        if not isinstance(item, Mapping):
             raise ModelError("expected {name: ..., replicas: N}", field=where)
+        _known_keys(item, ("name", "replicas"), where)
         out.append((_str(item.get("name"), f"{where}.name"),
                     _int(item.get("replicas", 1), f"{where}.replicas", maximum=5)))
     if len({n for n, _ in out}) != len(out):
@@ -312,6 +324,7 @@ def _script(value: Any, rcs: set[str], nodes: set[str]) -> tuple[tuple[Any, ...]
             continue
         if not isinstance(args, Mapping):
             raise ModelError("expected a mapping", field=f"{where}.{verb}")
+        _known_keys(args, _STEP_ARGS[verb], f"{where}.{verb}")
         rc = _str(args.get("rc"), f"{where}.{verb}.rc")
         if rc not in rcs:
             raise ModelError(f"no RC {rc!r}", field=f"{where}.{verb}.rc")
