@@ -201,8 +201,6 @@ def _cmd_image(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from kstate.errors import ModelError
     from kstate.verify import report
-    from kstate.verify.checker import Checker, Kind
-    from kstate.verify.system import load_scenario
 
     try:
         if args.replay:
@@ -212,27 +210,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             print(json.dumps(outcome.to_json(), indent=2) if args.json else outcome.text())
             # As for a check: 1 when the property fails (here: on the engine).
             return 1 if outcome.reproduced else 0
+        if args.explore:
+            return _explore(args)
+        if args.result:
+            raise UsageError("--result goes with --explore")
         if not args.scenario:
             raise UsageError("give a SCENARIO.yaml (or --replay TRACE.json)")
-        scenario = load_scenario(args.scenario)
-        model = scenario.model()
-        liveness = any(Kind(p.kind).liveness for p in model.properties())
-        symmetry = args.symmetry
-        if symmetry is None:
-            symmetry = scenario.symmetry and not liveness
-        checker: Any = Checker(model).symmetry(symmetry)
-        if args.simulate:
-            checker = checker.simulate(walks=args.simulate, depth=args.walk_depth,
-                                       seed=args.seed)
-        elif args.dfs:
-            checker = checker.dfs()
-        else:
-            checker = checker.bfs()
-        bounds = scenario.bounds
-        checker = checker.workers(args.workers) if args.workers else checker
-        checker = checker.max_depth(args.max_depth or bounds.max_depth)
-        checker = checker.max_states(args.max_states or bounds.max_states)
-        checker = checker.timeout(args.timeout or bounds.timeout)
+        checker = _checker(args, args.scenario)
         if not args.json:
             checker = checker.progress(_progress_printer(), interval=1.0)
         result = checker.run()
@@ -257,6 +241,66 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print(f"wrote {written}" if written else "no counterexample to draw",
               file=sys.stderr)
     return 1 if any(p.verdict.failed for p in result.properties) else 0
+
+
+def _checker(args: argparse.Namespace, scenario_path: str) -> Any:
+    """The scenario's model under the options of ``kstate verify`` (a ``Checker``)."""
+    from kstate.verify.checker import Checker, Kind
+    from kstate.verify.system import load_scenario
+
+    scenario = load_scenario(scenario_path)
+    model = scenario.model()
+    liveness = any(Kind(p.kind).liveness for p in model.properties())
+    symmetry = args.symmetry
+    if symmetry is None:
+        symmetry = scenario.symmetry and not liveness
+    checker: Any = Checker(model).symmetry(symmetry)
+    if args.simulate:
+        checker = checker.simulate(walks=args.simulate, depth=args.walk_depth, seed=args.seed)
+    elif args.dfs:
+        checker = checker.dfs()
+    else:
+        checker = checker.bfs()
+    bounds = scenario.bounds
+    checker = checker.workers(args.workers) if args.workers else checker
+    checker = checker.max_depth(args.max_depth or bounds.max_depth)
+    checker = checker.max_states(args.max_states or bounds.max_states)
+    return checker.timeout(args.timeout or bounds.timeout)
+
+
+def _explore(args: argparse.Namespace) -> int:
+    """``--explore``: serve the state-graph explorer; its counterexamples come from a
+    ``--json`` result file (``--result``) or from running the check in the background."""
+    from kstate.errors import ModelError
+    from kstate.verify import explore
+    from kstate.verify.checker import CheckResult
+    from kstate.verify.system import load_scenario
+
+    result = None
+    scenario_path = args.scenario
+    if args.result:
+        try:
+            doc = json.loads(Path(args.result).read_text())
+        except OSError as exc:
+            raise ModelError(f"cannot read: {exc.strerror or exc}", field=args.result) from None
+        except ValueError as exc:
+            raise ModelError(f"not JSON: {exc}", field=args.result) from None
+        result = CheckResult.from_json(doc)
+        scenario_path = scenario_path or doc.get("scenario")
+    if not scenario_path:
+        raise UsageError("give a SCENARIO.yaml to explore")
+    model = load_scenario(scenario_path).model()
+    if result is not None:
+        explorer = explore.Explorer(model)
+        explorer.traces.extend(explorer.traces_of(result))
+    else:
+        # The check gets its own model: the explorer's requests run beside it.
+        checker = _checker(args, scenario_path)
+        explorer = explore.Explorer(
+            model, check=lambda progress: checker.progress(progress, interval=1.0).run())
+    explore.serve(explorer, args.port,
+                  lambda url: print(f"explorer on {url} (Ctrl-C stops it)", flush=True))
+    return 0
 
 
 def _progress_printer() -> Callable[[Any], None]:
@@ -458,6 +502,14 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     verify.add_argument("--trace-graph", metavar="FILE",
                         help="draw the counterexample (.svg, .png or .dot)")
+    verify.add_argument("--explore", action="store_true",
+                        help="serve a local web page to walk the state graph and play the "
+                             "counterexamples step by step (127.0.0.1 only)")
+    verify.add_argument("--port", type=int, default=8008, metavar="N",
+                        help="--explore: the port to serve on (default 8008; 0: any free port)")
+    verify.add_argument("--result", metavar="RESULT.json",
+                        help="--explore: play the counterexamples of this --json result "
+                             "instead of running the check")
     verify.add_argument("--replay", metavar="TRACE.json",
                         help="replay a counterexample (a --json result, or a file with "
                              "one trace) on the in-process engine")

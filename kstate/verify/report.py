@@ -32,8 +32,9 @@ def summary(result: CheckResult) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     table = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
                       for r in rows)
+    coverage = "".join(f"\n{line}" for line in result.coverage_lines())
     warnings = "".join(f"\nwarning: {w}" for w in result.warnings)
-    return f"{head}\n{table}{warnings}"
+    return f"{head}\n{table}{coverage}{warnings}"
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -45,15 +46,23 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
-def _changes(before: Any, after: Any) -> list[str]:
+GONE = "(gone)"
+
+
+def diff(before: Any, after: Any) -> list[tuple[str, Any, Any]]:
+    """What changed between two described states: ``(field, before, after)`` per dotted
+    field (``cache_lag.cm``), in field order; a field missing on one side is ``GONE``."""
     old, new = _flatten(before), _flatten(after)
+    return [(k, old.get(k, GONE), new.get(k, GONE))
+            for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+
+def _changes(before: Any, after: Any) -> list[str]:
     lines = []
-    for k in sorted(set(old) | set(new)):
-        if old.get(k) != new.get(k):
-            value = new.get(k, "(gone)")
-            if isinstance(value, list):
-                value = "; ".join(str(v) for v in value) or "(none)"
-            lines.append(f"{k}: {value}")
+    for k, _, value in diff(before, after):
+        if isinstance(value, list):
+            value = "; ".join(str(v) for v in value) or "(none)"
+        lines.append(f"{k}: {value}")
     return lines
 
 
@@ -120,4 +129,4 @@ def write_trace_graph(props: Iterable[PropertyResult], path: str) -> str:
     return path
 
 
-__all__ = ["summary", "trace_dot", "trace_text", "write_trace_graph"]
+__all__ = ["GONE", "diff", "summary", "trace_dot", "trace_text", "write_trace_graph"]

@@ -144,6 +144,15 @@ def test_progress_reports() -> None:
     assert "states" in seen[-1].line()
 
 
+def test_progress_line_shows_distinct_rate_queue_depth_and_a_reduction_only_when_active(
+        ) -> None:
+    plain = Progress(12_345, 40_000, 3_456, 9, 5.0)
+    assert plain.line() == "12,345 distinct  2,469 states/s  queue 3,456  depth 9  5.0s"
+    reduced = Progress(12_345, 40_000, 3_456, 9, 5.0, reduction=0.25)
+    assert reduced.line() == ("12,345 distinct  2,469 states/s  queue 3,456  depth 9  "
+                              "kept 25%  5.0s")
+
+
 # --------------------------------------------------------------------------- verdicts
 
 
@@ -273,3 +282,53 @@ def test_model_errors_from_workers_propagate() -> None:
 
     with pytest.raises(ValueError, match="boom at 30"):
         check(Boom(top=60), workers=2)
+
+
+# --------------------------------------------------------------------------- coverage
+
+
+class Declared(Counter):
+    """Counter that also declares a Reset family it never fires (reset=False)."""
+
+    def action_families(self) -> list[str]:
+        return ["Inc", "Reset"]
+
+
+@pytest.mark.parametrize("options", [
+    {"strategy": "bfs", "vectorised": False}, {"strategy": "bfs", "workers": 2,
+                                                "vectorised": False},
+    {"strategy": "dfs"}, {"strategy": "simulate", "walks": 20, "workers": 2},
+])
+def test_coverage_counts_every_transition_by_family(options: dict[str, Any]) -> None:
+    r = check(TwoPhase(3), **options)
+    # every successor computed; a simulation also counts each walk's initial state
+    starts = options.get("walks", r.initial_states)
+    assert sum(n for _, n in r.coverage) == r.states_generated - starts
+    assert [f for f, _ in r.coverage] == sorted(f for f, _ in r.coverage)
+    if options["strategy"] == "bfs":  # exhaustive: the same counts on any worker count
+        assert dict(r.coverage) == {
+            "RMChooseToAbort": 156, "RMPrepare": 156, "RMRcvAbortMsg": 648,
+            "RMRcvCommitMsg": 24, "TMAbort": 64, "TMCommit": 1, "TMRcvPrepared": 96}
+
+
+def test_coverage_lists_declared_families_that_never_fired_and_round_trips() -> None:
+    r = check(Declared(top=3))
+    assert r.coverage == (("Inc", 3),) and r.never_fired == ("Reset",)
+    assert "never fired: Reset" in r.summary() and "Inc 3" in r.summary()
+    doc = json.loads(json.dumps(r.to_json()))
+    assert doc["coverage"] == {"Inc": 3} and doc["neverFired"] == ["Reset"]
+    back = CheckResult.from_json(doc)
+    assert (back.coverage, back.never_fired) == (r.coverage, r.never_fired)
+    # Fairness entries are the default declaration.
+    assert check(Counter(top=2, fair=["Inc", "Reset"])).never_fired == ("Reset",)
+    # Results written before coverage existed still load; a bad count is named.
+    old = {k: v for k, v in doc.items() if k not in ("coverage", "neverFired")}
+    assert CheckResult.from_json(old).coverage == ()
+    with pytest.raises(ModelError) as info:
+        CheckResult.from_json({**doc, "coverage": {"Inc": "3"}})
+    assert info.value.field == "coverage.Inc"
+
+
+def test_the_vectorised_path_does_not_count_coverage() -> None:
+    r = check(PackedTwoPhase(3))
+    assert r.coverage == () and r.never_fired == ()

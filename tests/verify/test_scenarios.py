@@ -39,7 +39,11 @@ def test_shipped_scenario_counts_and_verdicts(name: str) -> None:
     result = check(model, symmetry=scenario.symmetry and not liveness, max_depth=depth)
     assert not [p.name for p in result.properties if p.verdict.failed]
     expected = "holds" if depth is None else "bounded"
-    assert {p.verdict.value for p in result.properties} == {expected}
+    claims = [p for p in result.properties if p.kind != "sometimes"]
+    goals = [p for p in result.properties if p.kind == "sometimes"]
+    assert {p.verdict.value for p in claims} == {expected}
+    # Every shipped scenario states a reachability goal, and reaches it: no vacuous pass.
+    assert goals and {p.verdict.value for p in goals} == {"witnessed"}
     assert (result.distinct_states, result.states_generated) == (distinct, generated), (
         f"{name}: the state space changed; if intended, re-pin it")
 
@@ -63,6 +67,19 @@ def test_every_shipped_scenario_loads() -> None:
     ({"bounds": {"timeout": "soon"}}, "bounds.timeout", "positive number"),
     ({"services": ["db"]}, "services[0]", "no RC has that name"),
     ({"colour": "blue"}, "colour", "unknown field"),
+    ({"reachable": ["happiness"]}, "reachable[0]", "unknown goal 'happiness'"),
+    ({"reachable": "script_done"}, "reachable", "expected a list"),
+    ({"properties": ["script_done"]}, "properties[0]", "unknown property 'script_done'"),
+    ({"settings": {"grace": 3}}, "settings.grace", "unknown setting 'grace'"),
+    ({"bounds": {"depth": 3}}, "bounds.depth", "unknown bound 'depth'"),
+    ({"replication_controllers": [{"name": "web", "replica": 2}]},
+     "replication_controllers[0].replica", "unknown field 'replica'; known: name, replicas"),
+    ({"replication_controllers": ["web"]}, "replication_controllers[0]",
+     "expected {name: ..., replicas: N}"),
+    ({"script": [{"scale": {"rc": "web", "replicas": 2, "grace": 0}}]},
+     "script[0].scale.grace", "unknown field 'grace'; known: rc, replicas"),
+    ({"script": [{"delete_rc": {"rc": "web", "propagate": "Orphan"}}]},
+     "script[0].delete_rc.propagate", "known: rc, propagation"),
 ])
 def test_bad_scenarios_name_the_field(data: dict[str, Any], field: str, message: str) -> None:
     with pytest.raises(ModelError) as info:
@@ -80,15 +97,27 @@ def test_cli_exit_codes_summary_and_json(tmp_path: Path) -> None:
     done = kstate("verify", str(SCENARIOS / "crash-loop.yaml"))
     assert done.returncode == 0, done.stderr
     assert "PROPERTY" in done.stdout and "HOLDS" in done.stdout
+    # Coverage: crashes happened; with watch_lag 0 no watch event is ever in flight.
+    assert "coverage (times fired): Crash" in done.stdout
+    assert "never fired: NodeLifecycle, GC, NodeReady, Deliver" in done.stdout
     done = kstate("verify", str(SCENARIOS / "crash-loop.yaml"), "--json")
     result = json.loads(done.stdout)
     assert result["distinctStates"] == PINNED["crash-loop"][1]
+    assert sum(result["coverage"].values()) == result["transitions"]
+    assert result["coverage"]["Crash"] > 0 and "Deliver" in result["neverFired"]
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nfaults: {meteor: 1}\n")
     done = kstate("verify", str(bad))
     assert done.returncode == 2
     assert "faults.meteor" in done.stderr and "Traceback" not in done.stderr
+    for text, field in (("colour: blue\n", "colour: unknown field 'colour'"),
+                        ("reachable: [happiness]\n", "reachable[0]: unknown goal"),
+                        ("settings: {grace: 3}\n", "settings.grace: unknown setting")):
+        bad.write_text("name: x\n" + text)
+        done = kstate("verify", str(bad))
+        assert done.returncode == 2 and field in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
     bad.write_text("name: [unclosed\n")
     done = kstate("verify", str(bad))
     assert done.returncode == 2 and "invalid YAML" in done.stderr

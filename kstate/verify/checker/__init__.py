@@ -34,7 +34,7 @@ from kstate.verify.checker.model import (
     to_jsonable,
     true,
 )
-from kstate.verify.checker.replay import replay, validate_trace
+from kstate.verify.checker.replay import locate, replay, validate_trace
 from kstate.verify.checker.results import (
     CheckResult,
     Progress,
@@ -72,6 +72,7 @@ __all__ = [
     "eventually",
     "family_of",
     "leads_to",
+    "locate",
     "replay",
     "run",
     "sometimes",

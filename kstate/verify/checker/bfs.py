@@ -32,7 +32,7 @@ import multiprocessing as mp
 import pickle
 import sys
 import traceback
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -43,6 +43,7 @@ import numpy.typing as npt
 
 from kstate.errors import ModelError
 from kstate.verify.checker.core import (
+    Coverage,
     Findings,
     Spec,
     StopPolicy,
@@ -96,6 +97,7 @@ class Batch:
     deadlocks: list[int]
     labels: npt.NDArray[np.int32] | None  # expander-local action ids (liveness only)
     new_labels: list[str]
+    fired: Counter[str]  # action name -> successors computed (coverage)
 
 
 class Expander:
@@ -133,6 +135,8 @@ class Expander:
             before = len(pairs)
             pairs.extend(actions(s))
             counts.append(len(pairs) - before)
+        fired = Coverage()
+        fired.count(pairs)
         states = [t for _, t in pairs]
         try:
             fps = self.spec.fingerprints(states)
@@ -171,7 +175,8 @@ class Expander:
                 local.append(j)
             labels = np.array(local, np.int32)
         self.inflight.append(states)
-        return Batch(generated, fps, keys, ids.copy(), deadlocks, labels, new_labels)
+        return Batch(generated, fps, keys, ids.copy(), deadlocks, labels, new_labels,
+                     fired.fired)
 
     def rewind(self, batch: Batch) -> None:
         """Forget the last (unsent) batch: its states stay unexpanded."""
@@ -243,7 +248,7 @@ class VectorExpander(Expander):
             order = np.argsort(keys, kind="stable")  # the coordinator relies on key order
             nxt, fps, keys = nxt[order], fps[order], keys[order]
         self.inflight.append(nxt)
-        return Batch(generated, fps, keys, ids.copy(), deadlocks, None, [])
+        return Batch(generated, fps, keys, ids.copy(), deadlocks, None, [], Counter())
 
     def accept(self, keep: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint64]:
         new = self.inflight.popleft()[keep]
@@ -382,6 +387,7 @@ class Bfs:
         self.label_map: list[list[int]] = [[] for _ in range(workers)]
         # outcome
         self.generated = 0
+        self.coverage = Coverage()
         self.expanded = 0
         self.deadlocks: list[int] = []
         self.first_deadlock: int | None = None
@@ -503,6 +509,7 @@ class Bfs:
     def _absorb(self, w: int, b: Batch, probe: bool) -> npt.NDArray[np.bool_]:
         n = b.fps.size
         self.generated += b.generated
+        self.coverage.merge(b.fired)
         self.expanded += b.expanded.size
         self.deadlocks.extend(b.deadlocks)
         keys = mix(b.fps)
@@ -732,6 +739,7 @@ class Bfs:
         props = verdicts(spec, found, complete, note=note)
         elapsed = self.lim.now() - self.t0
         distinct = self.table.size
+        coverage, never = self.coverage.report(spec) if not spec.vector else ((), ())
         nbytes = self.table.nbytes + sum(a.nbytes for a in self.fps) + sum(
             a.nbytes for a in self.keys)
         if spec.liveness:
@@ -752,6 +760,8 @@ class Bfs:
             properties=props,
             bytes_per_state=nbytes / distinct,
             warnings=tuple(warnings),
+            coverage=coverage,
+            never_fired=never,
         )
 
     def _graph(self) -> Graph:

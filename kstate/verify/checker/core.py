@@ -14,7 +14,9 @@ which keeps the per-state cost of exploration to a fingerprint and a parent poin
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any, Protocol
 
 import attrs
@@ -22,7 +24,15 @@ import numpy as np
 import numpy.typing as npt
 
 from kstate.errors import ModelError
-from kstate.verify.checker.model import INIT, FairnessSpec, Kind, Model, Property, VectorModel
+from kstate.verify.checker.model import (
+    INIT,
+    FairnessSpec,
+    Kind,
+    Model,
+    Property,
+    VectorModel,
+    family_of,
+)
 from kstate.verify.checker.results import PropertyResult, Step, Verdict
 
 #: The pseudo-property under which deadlocks are reported.
@@ -78,6 +88,7 @@ class Spec:
     fairness: FairnessSpec
     vector: bool = False  # expand with VectorModel.successors_array
     vector_preds: dict[int, Callable[[Any], Any]] = attrs.Factory(dict)
+    families: tuple[str, ...] = ()  # what the model may fire (Model.action_families)
 
     @property
     def label(self) -> str:
@@ -141,6 +152,7 @@ class Spec:
                                   warn_unused=model.warn_unused_fairness),
             vector=vectorised and isinstance(model, VectorModel) and not liveness,
             vector_preds=vector_preds,
+            families=tuple(model.action_families()),
         )
 
     # ------------------------------------------------------------------ state plumbing
@@ -235,6 +247,40 @@ def first_set(bits: Bits, bit: int, want: bool) -> int:
     col = (bits >> np.uint64(bit)) & np.uint64(1)
     hits = np.flatnonzero(col == (1 if want else 0))
     return int(hits[0]) if hits.size else -1
+
+
+# --------------------------------------------------------------------------- coverage
+
+_NAME = itemgetter(0)
+
+
+class Coverage:
+    """How often each action fired — every successor computed, self-loops and
+    duplicates included (they sum to ``states_generated - initial_states``) — reported
+    per family, with the model's families that never fired (TLC's coverage report).
+
+    Counted per action *name* while exploring (a C-level count over the names
+    ``actions`` returned, no string work per transition) and folded into families at
+    the end.
+    """
+
+    def __init__(self) -> None:
+        self.fired: Counter[str] = Counter()
+
+    def count(self, successors: Iterable[tuple[str, Any]]) -> None:
+        self.fired.update(map(_NAME, successors))
+
+    def merge(self, fired: Mapping[str, int]) -> None:
+        self.fired.update(fired)
+
+    def report(self, spec: Spec) -> tuple[tuple[tuple[str, int], ...], tuple[str, ...]]:
+        """``((family, times fired), ...)`` by family name, and the never-fired families
+        (declared by the model, in its order)."""
+        families: Counter[str] = Counter()
+        for name, n in self.fired.items():
+            families[family_of(name)] += n
+        never = tuple(f for f in spec.families if not families[f])
+        return tuple(sorted((f, n) for f, n in families.items() if n)), never
 
 
 # --------------------------------------------------------------------------- traces

@@ -24,6 +24,7 @@ import numpy as np
 from kstate.errors import ModelError
 from kstate.verify.checker.bfs import ROOT, SUCC_BITS, SUCC_MASK
 from kstate.verify.checker.core import (
+    Coverage,
     Findings,
     Spec,
     StopPolicy,
@@ -79,6 +80,7 @@ class Dfs:
                 found.setdefault(index, i)
             stack.append((s, i))
         generated = len(init_states)
+        coverage = Coverage()
         unexplored = False
         stop: StopReason | None = None
         steps = 0
@@ -108,6 +110,7 @@ class Dfs:
             expanded[sid] = 1
             succ = list(model.actions(s))
             generated += len(succ)
+            coverage.count(succ)
             if len(succ) > SUCC_MASK:
                 raise ModelError(f"a state has more than {SUCC_MASK} successors",
                                  model=spec.label, field="actions")
@@ -183,9 +186,11 @@ class Dfs:
         elapsed = now() - t0
         props = verdicts(spec, findings, complete,
                          note=f"search stopped ({stop.value}) before this was decided")
+        fired, never = coverage.report(spec)
         return CheckResult(
             model=spec.label, strategy="dfs", workers=1, symmetry=spec.canon is not None,
             complete=complete, stop_reason=stop, distinct_states=len(fps),
             states_generated=generated, initial_states=len(init_states),
             depth=max(depth), queue_left=len(stack), elapsed=elapsed, properties=props,
-            bytes_per_state=0.0, warnings=tuple(warnings))
+            bytes_per_state=0.0, warnings=tuple(warnings),
+            coverage=fired, never_fired=never)

@@ -190,6 +190,12 @@ class Model(Generic[S]):
         ``ALL_ACTIONS``. Liveness is checked under these assumptions only."""
         return ()
 
+    def action_families(self) -> Sequence[str]:
+        """Every action family the model may fire — the coverage report lists those that
+        never fired (TLC's coverage). Default: the families named in ``fairness()``;
+        families that fire are reported whether listed or not."""
+        return tuple(dict.fromkeys(family_of(e) for e in self.fairness() if e != ALL_ACTIONS))
+
     def canonical(self, state: S) -> S:
         """The representative of ``state``'s symmetry class (identity: no symmetry)."""
         return state

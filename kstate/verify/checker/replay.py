@@ -45,22 +45,44 @@ def replay(model: Model[Any], trace: Sequence[Step]) -> list[Step]:
 
     Steps are matched by action name and ``model.describe(state) == step.state``.
     """
+    return locate(model, trace)[1]
+
+
+def locate(model: Model[Any], trace: Sequence[Step]) -> tuple[list[int], list[Step]]:
+    """Where ``trace`` goes in the state graph: the index of its initial state among
+    ``initial_states()``, then at each step the index of the successor taken among
+    ``actions(state)`` — and the steps with their raw states (``replay``).
+
+    A step carrying its raw state (in-process) is matched by that state; one read back
+    from JSON by action name and ``model.describe``. The indexes are what the explorer
+    (``kstate verify --explore``) puts in its URLs.
+    """
     if not trace:
         raise ModelError("empty trace", model=model.label, field="trace")
-    matches = [s for s in model.initial_states() if model.describe(s) == trace[0].state]
-    if not matches:
+    first = trace[0]
+    initial = list(model.initial_states())
+    starts = [i for i, s in enumerate(initial) if _same(model, s, first)]
+    if not starts:
         raise ModelError("no initial state matches", model=model.label, field="trace[0].state")
-    cur = matches[0]
-    out = [Step(INIT, trace[0].state, cur)]
+    cur = initial[starts[0]]
+    path, out = [starts[0]], [Step(INIT, first.state, cur)]
     for i, step in enumerate(trace[1:], start=1):
-        named = [t for name, t in model.actions(cur) if name == step.action]
+        named = [(j, t) for j, (name, t) in enumerate(model.actions(cur))
+                 if name == step.action]
         if not named:
             raise ModelError(f"action {step.action!r} is not enabled here", model=model.label,
                              field=f"trace[{i}].action")
-        same = [t for t in named if model.describe(t) == step.state]
+        same = [(j, t) for j, t in named if _same(model, t, step)]
         if not same:
             raise ModelError(f"{step.action!r} leads to a different state", model=model.label,
                              field=f"trace[{i}].state")
-        cur = same[0]
+        j, cur = same[0]
+        path.append(j)
         out.append(Step(step.action, step.state, cur))
-    return out
+    return path, out
+
+
+def _same(model: Model[Any], state: Any, step: Step) -> bool:
+    if step.raw is not None:
+        return bool(state == step.raw)
+    return bool(model.describe(state) == step.state)

@@ -100,15 +100,20 @@ class Progress:
     queue: int
     depth: int
     elapsed: float
+    #: With a state-space reduction active (partial-order reduction): transitions kept
+    #: over transitions enabled so far; ``None`` when no reduction is running.
+    reduction: float | None = None
 
     @property
     def states_per_second(self) -> float:
         return self.distinct_states / self.elapsed if self.elapsed > 0 else 0.0
 
     def line(self) -> str:
-        """One status line, e.g. for a terminal's carriage-return progress display."""
-        return (f"{self.distinct_states:,} states  {self.states_per_second:,.0f}/s  "
-                f"queue {self.queue:,}  depth {self.depth}  {self.elapsed:.1f}s")
+        """One status line, e.g. for a terminal's carriage-return progress display:
+        ``12,345 distinct  2,100 states/s  queue 3,456  depth 9  5.9s``."""
+        reduced = "" if self.reduction is None else f"  kept {self.reduction:.0%}"
+        return (f"{self.distinct_states:,} distinct  {self.states_per_second:,.0f} states/s  "
+                f"queue {self.queue:,}  depth {self.depth}{reduced}  {self.elapsed:.1f}s")
 
 
 @attrs.frozen
@@ -128,6 +133,11 @@ class CheckResult:
     properties: tuple[PropertyResult, ...]
     bytes_per_state: float = 0.0  # the checker's own bookkeeping (tables, parents)
     warnings: tuple[str, ...] = ()
+    #: ``(family, times fired)`` per action family, by name: successors computed, so
+    #: they sum to ``transitions``. Empty when not counted (the vectorised BFS path).
+    coverage: tuple[tuple[str, int], ...] = ()
+    #: the model's action families (``Model.action_families``) that never fired
+    never_fired: tuple[str, ...] = ()
 
     @property
     def transitions(self) -> int:
@@ -161,7 +171,18 @@ class CheckResult:
         for p in self.properties:
             lines.append(f"  {p.name:<24} {p.kind:<10} {p.verdict.value}"
                          + (f" ({len(p.trace)} states)" if p.trace else ""))
+        lines.extend(self.coverage_lines())
         return "\n".join(lines)
+
+    def coverage_lines(self) -> list[str]:
+        """``coverage: Deliver 1,234  Sync 56 ...`` and ``never fired: Heal, ...``."""
+        out = []
+        if self.coverage:
+            out.append("coverage (times fired): " + "  ".join(
+                f"{family} {n:,}" for family, n in self.coverage))
+        if self.never_fired:
+            out.append("never fired: " + ", ".join(self.never_fired))
+        return out
 
     # ------------------------------------------------------------------ JSON
 
@@ -184,6 +205,8 @@ class CheckResult:
             "statesPerSecond": self.states_per_second,
             "bytesPerState": self.bytes_per_state,
             "warnings": list(self.warnings),
+            "coverage": dict(self.coverage),
+            "neverFired": list(self.never_fired),
             "properties": [_property_json(p) for p in self.properties],
         }
 
@@ -211,9 +234,27 @@ class CheckResult:
             elapsed=float(_get(data, "elapsed", (int, float))),
             bytes_per_state=float(_get(data, "bytesPerState", (int, float))),
             warnings=tuple(_get(data, "warnings", list)),
+            coverage=_coverage(data.get("coverage", {})),
+            never_fired=tuple(_names(data.get("neverFired", []), "neverFired")),
             properties=tuple(_property_from(p, f"properties[{i}]")
                              for i, p in enumerate(props)),
         )
+
+
+def _coverage(data: Any) -> tuple[tuple[str, int], ...]:
+    if not isinstance(data, Mapping):
+        raise ModelError("must be an object of action family -> count", field="coverage")
+    for family, n in data.items():
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise ModelError(f"has the wrong type ({type(n).__name__})",
+                             field=f"coverage.{family}")
+    return tuple(sorted(data.items()))
+
+
+def _names(data: Any, field: str) -> list[str]:
+    if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
+        raise ModelError("must be a list of names", field=field)
+    return data
 
 
 def _property_json(p: PropertyResult) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import attrs
 import numpy as np
 
 from kstate.errors import ModelError
-from kstate.verify.checker.core import Findings, Spec, StopPolicy, verdicts
+from kstate.verify.checker.core import Coverage, Findings, Spec, StopPolicy, verdicts
 from kstate.verify.checker.model import INIT, Kind
 from kstate.verify.checker.results import CheckResult, Progress, Step, StopReason
 
@@ -46,6 +46,7 @@ class _Walks:
     timed_out: bool = False
     found: dict[int, tuple[int, Trace]] = attrs.Factory(dict)  # prop -> (walk, trace)
     deadlock: tuple[int, Trace] | None = None
+    fired: Coverage = attrs.Factory(Coverage)
 
 
 def _walk_range(spec: Spec, o: Options, inits: list[Any], mine: range,
@@ -79,6 +80,7 @@ def _walk_range(spec: Spec, o: Options, inits: list[Any], mine: range,
                 break
             succ = list(model.actions(s))
             out.generated += len(succ)
+            out.fired.count(succ)
             if not succ:
                 if spec.deadlock and out.deadlock is None and not model.terminal(s):
                     out.deadlock = (i, list(trace))
@@ -94,6 +96,7 @@ def _merge(parts: list[_Walks]) -> _Walks:
     for p in parts:
         out.seen |= p.seen
         out.generated += p.generated
+        out.fired.merge(p.fired.fired)
         out.longest = max(out.longest, p.longest)
         out.walks += p.walks
         out.timed_out |= p.timed_out
@@ -140,6 +143,7 @@ class Simulation:
         stop = StopReason.TIMEOUT if result.timed_out else StopReason.WALKS
         props = verdicts(spec, found, complete=False, liveness_checked=False,
                          note=f"not found in {result.walks} random walks")
+        fired, never = result.fired.report(spec)
         warnings = []
         if o.stop is not StopPolicy.DECIDED:
             warnings.append("simulation always runs every walk; stop policy ignored")
@@ -148,7 +152,8 @@ class Simulation:
             symmetry=spec.canon is not None, complete=False, stop_reason=stop,
             distinct_states=len(result.seen), states_generated=result.generated,
             initial_states=len(inits), depth=result.longest, queue_left=0,
-            elapsed=o.clock.now() - t0, properties=props, warnings=tuple(warnings))
+            elapsed=o.clock.now() - t0, properties=props, warnings=tuple(warnings),
+            coverage=fired, never_fired=never)
 
     def _steps(self, trace: Trace) -> list[Step]:
         d = self.spec.model.describe

@@ -9,6 +9,9 @@ Safety (``always``): checked in every reachable state; history facts (an over-cr
 an illegal write) are recorded by the abstract API as they happen (``World.flags``).
 Liveness (``converges``): under weak fairness of the system's components, once the
 user's script is done and every node is reachable again, the cluster settles.
+Reachability (``sometimes``, a scenario's ``reachable:`` list, from ``REACHABLE``): some
+explored state gets there — so a scenario whose interesting part never happens (a fault
+that never fires, pods that never become Ready) cannot pass vacuously.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from kstate.api.helpers import selector_matches
+from kstate.api.helpers import get_condition, selector_matches
 from kstate.api.lifecycle import pod_state
-from kstate.api.objects import Endpoints, ReplicationController, Service
+from kstate.api.objects import Endpoints, Node, Pod, ReplicationController, Service
 from kstate.control.pods import is_active
 from kstate.control.replication import (
     ReplicationSettings,
@@ -27,7 +30,7 @@ from kstate.control.replication import (
     rc_key,
 )
 from kstate.errors import ModelError
-from kstate.verify.checker import Property, always
+from kstate.verify.checker import Property, always, sometimes
 from kstate.verify.checker import converges as converges_to
 from kstate.verify.system.world import World
 
@@ -227,17 +230,66 @@ LIBRARY: dict[str, Factory] = {
 }
 
 
-def build(names: Sequence[str], ctx: PropertyContext) -> list[Property[World]]:
-    """The named properties; an unknown name is a ``ModelError`` listing the library."""
-    out = []
+# --------------------------------------------------------------------------- reachability
+
+
+def _replicas_ready(w: World) -> bool:
+    return bool(w.objects("ReplicationController")) and _at_replicas(w)
+
+
+def _node_not_ready(w: World) -> bool:
+    for node in w.nodes():
+        cond = get_condition(node.status.conditions, "Ready") if isinstance(node, Node) \
+            else None
+        if cond is None or cond.status != "True":
+            return True
+    return False
+
+
+def _container_restarted(w: World) -> bool:
+    return any(s.restart_count > 0 for p in w.pods() if isinstance(p, Pod)
+               for s in p.status.container_statuses)
+
+
+def _endpoints_ready(w: World) -> bool:
+    return any(_endpoint_names(e) for e in w.objects("Endpoints") if isinstance(e, Endpoints))
+
+
+#: name -> (predicate, what a witness shows). Each becomes ``sometimes(name, predicate)``.
+REACHABLE: dict[str, tuple[Callable[[World], bool], str]] = {
+    "replicas_ready": (_replicas_ready,
+                       "every RC has exactly its replicas, all Ready"),
+    "script_done": (lambda w: not w.script, "the user's script ran to its end"),
+    "faults_spent": (lambda w: all(n == 0 for n in w.budget.values()),
+                     "every fault the scenario allows has happened"),
+    "node_not_ready": (_node_not_ready, "some node is marked not Ready (Unknown or False)"),
+    "container_restarted": (_container_restarted,
+                            "some pod reports a container restart"),
+    "endpoints_ready": (_endpoints_ready, "some Service has a ready endpoint"),
+}
+
+
+def build(names: Sequence[str], ctx: PropertyContext, *,
+          field: str = "properties") -> list[Property[World]]:
+    """The named properties — from ``LIBRARY``, or with ``field="reachable"`` from
+    ``REACHABLE`` — and an unknown name is a ``ModelError`` listing the library."""
+    out: list[Property[World]] = []
     for i, name in enumerate(names):
-        factory = LIBRARY.get(name)
-        if factory is None:
-            raise ModelError(
-                f"unknown property {name!r}; the library has: {', '.join(LIBRARY)}",
-                field=f"properties[{i}]")
-        out.append(factory(ctx))
+        if field == "reachable":
+            goal = REACHABLE.get(name)
+            if goal is not None:
+                out.append(sometimes(name, goal[0]))
+                continue
+            known = ", ".join(REACHABLE)
+        else:
+            factory = LIBRARY.get(name)
+            if factory is not None:
+                out.append(factory(ctx))
+                continue
+            known = ", ".join(LIBRARY)
+        raise ModelError(f"unknown {'goal' if field == 'reachable' else 'property'} "
+                         f"{name!r}; the library has: {known}", field=f"{field}[{i}]")
     return out
 
 
-__all__ = ["LIBRARY", "PropertyContext", "build"]
+__all__ = ["LIBRARY", "REACHABLE", "PropertyContext", "build"]

@@ -50,7 +50,7 @@ FAULTS = ("container_crash", "node_partition", "controller_restart")
 VERBS = ("scale", "delete_pod", "delete_rc", "cordon", "drain")
 PROPAGATIONS = ("Background", "Foreground", "Orphan")
 _TOP = {"name", "description", "nodes", "replication_controllers", "services", "script",
-        "faults", "watch_lag", "settings", "properties", "bounds", "symmetry"}
+        "faults", "watch_lag", "settings", "properties", "reachable", "bounds", "symmetry"}
 
 
 @attrs.frozen
@@ -74,6 +74,9 @@ class Scenario:
     properties: tuple[str, ...]
     bounds: Bounds
     symmetry: bool = False
+    #: ``sometimes`` goals (names in ``properties.REACHABLE``): states the search must
+    #: reach, so the scenario cannot pass vacuously.
+    reachable: tuple[str, ...] = ()
 
     def model(
         self,
@@ -84,15 +87,24 @@ class Scenario:
         properties: Sequence[str] | None = None,
     ) -> SystemModel:
         """The model of this scenario; the reconcilers can be swapped (seeded bugs) and
-        the checked properties narrowed (``properties``: names from the scenario's list)."""
+        the checked properties narrowed (``properties``: names from the scenario's
+        ``properties`` and ``reachable`` lists)."""
         from kstate.verify.system.symmetry import ClusterSymmetry
 
         rep = replication_fn or replication.reconcile
         ctx = props.PropertyContext(rep, self.settings.replication)
         use_symmetry = self.symmetry if symmetry is None else symmetry
+        wanted = set(self.properties + self.reachable if properties is None else properties)
+        checked = props.build([p for p in self.properties if p in wanted], ctx) + \
+            props.build([r for r in self.reachable if r in wanted], ctx, field="reachable")
+        unknown = wanted - set(self.properties) - set(self.reachable)
+        if unknown:
+            raise ModelError(f"not in the scenario's properties or reachable goals: "
+                             f"{', '.join(sorted(unknown))}", model=self.name,
+                             field="properties")
         return SystemModel(
             self.initial_world(),
-            props.build(self.properties if properties is None else properties, ctx),
+            checked,
             self.settings,
             name=self.name,
             replication_fn=rep,
@@ -208,14 +220,33 @@ def parse_scenario(data: Any, default_name: str = "scenario") -> Scenario:
     script = _script(data.get("script", []), rc_names, set(nodes))
     properties = tuple(_str(p, f"properties[{i}]") for i, p in
                        enumerate(_list(data.get("properties", []), "properties")))
-    props.build(properties, props.PropertyContext(replication.reconcile))  # names exist
+    reachable = tuple(_str(p, f"reachable[{i}]") for i, p in
+                      enumerate(_list(data.get("reachable", []), "reachable")))
+    ctx = props.PropertyContext(replication.reconcile)
+    props.build(properties, ctx)  # the names exist
+    props.build(reachable, ctx, field="reachable")
+    clash = sorted(set(properties) & set(reachable))
+    if clash:
+        raise ModelError(f"{clash[0]!r} is both a property and a reachable goal",
+                         field="reachable")
     settings = _settings(data.get("settings", {}), watch_lag)
     bounds = _bounds(data.get("bounds", {}))
     symmetry = data.get("symmetry", False)
     if not isinstance(symmetry, bool):
         raise ModelError("must be true or false", field="symmetry")
     return Scenario(name, str(data.get("description", "")), nodes, rcs, services, script,
-                    faults, watch_lag, settings, properties, bounds, symmetry)
+                    faults, watch_lag, settings, properties, bounds, symmetry, reachable)
+
+
+_STEP_ARGS = {"scale": ("rc", "replicas"), "delete_pod": ("rc",),
+              "delete_rc": ("rc", "propagation")}
+
+
+def _known_keys(value: Mapping[str, Any], known: Sequence[str], where: str) -> None:
+    for k in value:
+        if k not in known:
+            raise ModelError(f"unknown field {k!r}; known: {', '.join(known)}",
+                             field=f"{where}.{k}")
 
 
 def _list(value: Any, field: str) -> list[Any]:
@@ -253,8 +284,9 @@ def _rcs(value: Any) -> tuple[tuple[str, int], ...]:
     out = []
     for i, item in enumerate(_list(value, "replication_controllers")):
         where = f"replication_controllers[{i}]"
-        if not isinstance(item, Mapping) or set(item) - {"name", "replicas"}:
+        if not isinstance(item, Mapping):
             raise ModelError("expected {name: ..., replicas: N}", field=where)
+        _known_keys(item, ("name", "replicas"), where)
         out.append((_str(item.get("name"), f"{where}.name"),
                     _int(item.get("replicas", 1), f"{where}.replicas", maximum=5)))
     if len({n for n, _ in out}) != len(out):
@@ -292,6 +324,7 @@ def _script(value: Any, rcs: set[str], nodes: set[str]) -> tuple[tuple[Any, ...]
             continue
         if not isinstance(args, Mapping):
             raise ModelError("expected a mapping", field=f"{where}.{verb}")
+        _known_keys(args, _STEP_ARGS[verb], f"{where}.{verb}")
         rc = _str(args.get("rc"), f"{where}.{verb}.rc")
         if rc not in rcs:
             raise ModelError(f"no RC {rc!r}", field=f"{where}.{verb}.rc")
