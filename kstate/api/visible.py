@@ -40,13 +40,12 @@ delete, cordon, drain); only status fields are written through :func:`show`.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 from typing import TypeVar
 
 import attrs
 
-from kstate.api.helpers import get_condition, set_condition
+from kstate.api.helpers import set_condition
 from kstate.api.objects import Node, NodeCondition, Pod, PodCondition
 from kstate.clock import parse_rfc3339, rfc3339
 from kstate.machines import NODE, POD, MachineDef
@@ -105,12 +104,33 @@ def _parse(machine: MachineDef, state: str, visible: Mapping[str, str]) -> Shown
     return Shown(state, conditions=tuple(conditions), **fields)  # type: ignore[arg-type]
 
 
-def _table(machine: MachineDef) -> dict[str, Shown]:
-    return {s.name: _parse(machine, s.name, s.visible) for s in machine.states}
+class Table(dict[str, Shown]):
+    """state -> what it shows, remembering which states an object's deletion mark, node
+    and phase leave possible (the checker reads millions of objects; a dozen attribute
+    tests per state were most of the cost). Replacing an entry forgets what it knew."""
+
+    def __init__(self, shown: Mapping[str, Shown]) -> None:
+        super().__init__(shown)
+        self.candidates: dict[tuple[str, str, str], tuple[Shown, ...]] = {}
+
+    def __setitem__(self, state: str, shown: Shown) -> None:
+        super().__setitem__(state, shown)
+        self.candidates.clear()
+
+    def remember(self, key: tuple[str, str, str],
+                 candidates: tuple[Shown, ...]) -> tuple[Shown, ...]:
+        if len(self.candidates) > 256:  # phases are free text: stay small whatever comes
+            self.candidates.clear()
+        self.candidates[key] = candidates
+        return candidates
+
+
+def _table(machine: MachineDef) -> Table:
+    return Table({s.name: _parse(machine, s.name, s.visible) for s in machine.states})
 
 
 #: machine name -> state -> what it shows; the pod and node machines' whole mapping.
-SHOWN: dict[str, dict[str, Shown]] = {"pod": _table(POD), "node": _table(NODE)}
+SHOWN: dict[str, Table] = {"pod": _table(POD), "node": _table(NODE)}
 
 #: The order states are tried when reading an object: a state whose fields are a special
 #: case of another's comes first (a terminating pod is still Running underneath; a
@@ -139,44 +159,13 @@ def _condition_matches(declared: str, status: str | None) -> bool:
     return status == declared
 
 
-def _pod_matches(s: Shown, pod: Pod, now: float | None, strict: bool = True) -> bool:
-    meta, status = pod.metadata, pod.status
-    if s.absent:
-        return False
-    if s.deletion:
-        deadline_passed = (now is not None and bool(meta.deletion_timestamp)
-                           and parse_rfc3339(meta.deletion_timestamp) <= now)
-        if not meta.deletion_timestamp or (s.deletion == "past") != deadline_passed:
-            return False
-    if s.node_name and (s.node_name == "set") != bool(pod.spec.node_name):
-        return False
-    # Kubernetes sets phase Pending on create; an object without one is that.
-    if s.phase and (status.phase or "Pending") not in s.phase:
-        return False
-    if not strict:
-        return True
-    if s.waiting and not any(c.state.waiting and c.state.waiting.reason in s.waiting
-                             for c in status.container_statuses):
-        return False
-    for type_, declared in s.conditions:
-        cond = get_condition(status.conditions, type_)
-        if not _condition_matches(declared, cond.status if cond is not None else None):
-            return False
-    return True
-
-
-def _node_matches(s: Shown, node: Node) -> bool:
-    if s.absent:
-        return False
-    if s.unschedulable and (s.unschedulable == "true") != bool(node.spec.unschedulable):
-        return False
-    if s.annotation and s.annotation not in node.metadata.annotations:
-        return False
-    for type_, declared in s.conditions:
-        cond = get_condition(node.status.conditions, type_)
-        if not _condition_matches(declared, cond.status if cond is not None else None):
-            return False
-    return True
+def _identity(s: Shown, key: tuple[str, str, str]) -> bool:
+    """Whether ``s`` can be the state of an object whose deletion mark, node and phase
+    are ``key`` (``""``: the machine has no such field)."""
+    deletion, bound, phase = key
+    return not (s.absent or (s.deletion and s.deletion != deletion)
+                or (s.node_name and s.node_name != bound)
+                or (s.phase and phase not in s.phase))
 
 
 def read(obj: Pod | Node, now: float | None = None) -> str:
@@ -188,16 +177,46 @@ def read(obj: Pod | Node, now: float | None = None) -> str:
     is what a user reads first.
     """
     if isinstance(obj, Pod):
-        order = READ_ORDER["pod"]
-        table = SHOWN["pod"]
-        found = itertools.chain(
-            (name for name in order if _pod_matches(table[name], obj, now)),
-            (name for name in order if _pod_matches(table[name], obj, now, strict=False)))
+        machine = "pod"
+        meta = obj.metadata
+        deletion = ""
+        if meta.deletion_timestamp:
+            passed = now is not None and parse_rfc3339(meta.deletion_timestamp) <= now
+            deletion = "past" if passed else "future"
+        # Kubernetes sets phase Pending on create; an object without one is that.
+        key = (deletion, "set" if obj.spec.node_name else "unset", obj.status.phase or "Pending")
     else:
-        order = READ_ORDER["node"]
-        table = SHOWN["node"]
-        found = (name for name in order if _node_matches(table[name], obj))
-    return next(found, order[-1])
+        machine, key = "node", ("", "", "")
+    table = SHOWN[machine]
+    candidates = table.candidates.get(key)
+    if candidates is None:
+        candidates = table.remember(key, tuple(
+            table[name] for name in READ_ORDER[machine] if _identity(table[name], key)))
+    waiting: set[str] | None = None
+    conditions: dict[str, str] | None = None
+    for s in candidates:
+        if s.waiting:
+            if waiting is None:
+                waiting = {c.state.waiting.reason for c in obj.status.container_statuses
+                           if c.state.waiting} if isinstance(obj, Pod) else set()
+            if waiting.isdisjoint(s.waiting):
+                continue
+        if s.unschedulable or s.annotation:
+            assert isinstance(obj, Node)
+            if s.unschedulable != ("true" if obj.spec.unschedulable else "false") or (
+                    s.annotation and s.annotation not in obj.metadata.annotations):
+                continue
+        if s.conditions:
+            if conditions is None:
+                conditions = {c.type: c.status for c in obj.status.conditions}
+            for type_, declared in s.conditions:
+                if not _condition_matches(declared, conditions.get(type_)):
+                    break
+            else:
+                return s.state
+            continue
+        return s.state
+    return candidates[0].state if candidates else READ_ORDER[machine][-1]
 
 
 # --------------------------------------------------------------------------- write

@@ -48,11 +48,11 @@ def report_ready(node: Node, now: float, ready: bool = True,
     Fires the Node machine's ``heartbeat`` so a write is always a legal move, and shows
     the state it leads to through the one mapping (``kstate.api.visible``).
     """
+    current = get_condition(node.status.conditions, "Ready")
+    if current is not None and current.status == ("True" if ready else "False"):
+        return None  # the agent's own report, unchanged: nothing to write
     after = fire("node", node_state(node), "heartbeat", heartbeat_facts(node, ready),
                  obj=object_name(node))
-    current = get_condition(node.status.conditions, "Ready")
-    if current is not None and current.status == visible.shown("node", after).condition("Ready"):
-        return None
     return visible.show(node, after, now,
                         reason="KubeletReady" if ready else "KubeletNotReady",
                         message=message)
