@@ -40,8 +40,8 @@ delete, cordon, drain); only status fields are written through :func:`show`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import attrs
 
@@ -232,31 +232,30 @@ def show(obj: Shows, state: str, now: float, *, reason: str = "", message: str =
     ``lastHeartbeatTime``, ``now`` when not given). Fields a state does not declare are
     kept."""
     stamp = rfc3339(now)
+    condition: Callable[[str, str], PodCondition | NodeCondition]
     if isinstance(obj, Pod):
         s = shown("pod", state)
-        status = obj.status
-        phase = status.phase if status.phase in s.phase or not s.phase else s.phase[0]
-        conditions = status.conditions
-        for type_, value in s.conditions:
-            if value == "absent":
-                conditions = tuple(c for c in conditions if c.type != type_)
-                continue
-            conditions = set_condition(conditions, PodCondition(
-                type=type_, status=value, reason=reason, message=message,
-                last_transition_time=stamp))
-        return attrs.evolve(obj, status=attrs.evolve(status, phase=phase,
-                                                     conditions=conditions))
-    s = shown("node", state)
-    node_conditions = obj.status.conditions
+        phase = obj.status.phase
+        phase = phase if phase in s.phase or not s.phase else s.phase[0]
+        changes: dict[str, Any] = {"phase": phase}
+        def condition(type_: str, status: str) -> PodCondition | NodeCondition:
+            return PodCondition(type=type_, status=status, reason=reason, message=message,
+                                last_transition_time=stamp)
+    else:
+        s = shown("node", state)
+        changes = {}
+        def condition(type_: str, status: str) -> PodCondition | NodeCondition:
+            return NodeCondition(type=type_, status=status, reason=reason, message=message,
+                                 last_heartbeat_time=stamp if heartbeat is None else heartbeat,
+                                 last_transition_time=stamp)
+    conditions = obj.status.conditions
     for type_, value in s.conditions:
         if value == "absent":
-            node_conditions = tuple(c for c in node_conditions if c.type != type_)
-            continue
-        node_conditions = set_condition(node_conditions, NodeCondition(
-            type=type_, status=value, reason=reason, message=message,
-            last_heartbeat_time=stamp if heartbeat is None else heartbeat,
-            last_transition_time=stamp))
-    return attrs.evolve(obj, status=attrs.evolve(obj.status, conditions=node_conditions))
+            conditions = tuple(c for c in conditions if c.type != type_)
+        else:
+            conditions = set_condition(conditions, condition(type_, value))  # type: ignore[arg-type]
+    return attrs.evolve(obj, status=attrs.evolve(obj.status, conditions=conditions,
+                                                 **changes))
 
 
 def waiting_reason(state: str) -> str:
