@@ -333,7 +333,9 @@ def scores(pod: PodFacts, infos: Sequence[NodeInfo], weights: Weights) -> list[i
 
 def tie_key(pod: PodFacts, node: NodeFacts) -> int:
     """Among equal scores the node with the largest ``mix(pod, node)`` wins: a
-    deterministic stand-in for Kubernetes' random pick among the best nodes."""
+    deterministic stand-in for Kubernetes' random pick among the best nodes.
+    ``scheduler.pick`` computes it for all tied nodes at once (``vectorised.mix_array``
+    over the snapshot's node hashes); this is its one-node definition."""
     return mix(pod.hash, node.hash)
 
 
