@@ -368,9 +368,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.reference_pods:
         log(f"plain-Python engine on {args.reference_pods} pods ...")
         slow = run(nodes, init, pod_sets[workloads[0].name][: args.reference_pods],
-                   SchedulerSettings(vectorised=False), args.lag)
+                   SchedulerSettings(vectorise_from=sys.maxsize), args.lag)
         reference_row = [
-            f"- plain-Python reference engine (same decisions, `vectorised=False`), "
+            f"- plain-Python reference engine (same decisions, `vectorise_from=sys.maxsize`), "
             f"{args.reference_pods} pods, one run: **{slow.throughput:,.0f} pods/s** "
             f"({slow.throughput / ANCHOR:.2f}x the anchor; the numpy engine is "
             f"{statistics.median(r.throughput for r in basic.runs) / slow.throughput:.0f}x "

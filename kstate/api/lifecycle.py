@@ -30,7 +30,8 @@ from typing import Any, Literal, Protocol
 import attrs
 
 from kstate import machines
-from kstate.api.helpers import get_condition
+from kstate.api import visible
+from kstate.api.facts import FOREGROUND, ORPHAN, facts_for
 from kstate.api.meta import KubeObject
 from kstate.api.objects import Endpoints, Node, Pod, ReplicationController, Service
 from kstate.clock import parse_rfc3339, rfc3339
@@ -46,10 +47,8 @@ _executor: contextvars.ContextVar[Executor] = contextvars.ContextVar(
 MACHINE_OF_KIND = {"Pod": "pod", "ReplicationController": "rc", "Service": "service",
                    "Node": "node"}
 
-DRAINING_ANNOTATION = "kstate.io/draining"
-
-_PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull",
-                           "InvalidImageName"})
+#: The drain mark, as the Node machine's Draining state declares it.
+DRAINING_ANNOTATION = visible.shown("node", "Draining").annotation
 
 
 class _Fires(Protocol):
@@ -86,34 +85,13 @@ def object_name(obj: KubeObject) -> str:
 # ------------------------------------------------------------------------ observe
 
 
-def _past(timestamp: str, now: float | None) -> bool:
-    return now is not None and bool(timestamp) and parse_rfc3339(timestamp) <= now
-
-
 def pod_state(pod: Pod, now: float | None = None) -> str:
-    """The Pod machine state its fields show.
+    """The Pod machine state its fields show (the one mapping: ``kstate.api.visible``).
 
     ``now`` distinguishes Killing (the deletion deadline — Kubernetes stores
     ``deletionTimestamp`` as *request time + grace* — has passed) from Terminating.
     """
-    meta, status = pod.metadata, pod.status
-    if meta.deletion_timestamp:
-        return "Killing" if _past(meta.deletion_timestamp, now) else "Terminating"
-    if not pod.spec.node_name:
-        return "Pending"
-    if status.phase in ("Succeeded", "Failed", "Unknown"):
-        return status.phase
-    waiting = {c.state.waiting.reason for c in status.container_statuses if c.state.waiting}
-    if "CrashLoopBackOff" in waiting:
-        return "CrashLoopBackOff"
-    if waiting & _PULL_REASONS:
-        return "ImagePullBackOff"
-    if "ContainerCreating" in waiting:
-        return "ContainerCreating"
-    if status.phase == "Running":
-        ready = get_condition(status.conditions, "Ready")
-        return "Ready" if ready is not None and ready.status == "True" else "Running"
-    return "ContainerCreating" if status.container_statuses else "Scheduled"
+    return visible.read(pod, now)
 
 
 def rc_state(rc: ReplicationController) -> str:
@@ -141,19 +119,9 @@ def service_state(service: Service, endpoints: Endpoints | None = None) -> str:
 
 
 def node_state(node: Node) -> str:
-    """The Node machine state from its Ready condition, cordon and drain marks."""
-    ready = get_condition(node.status.conditions, "Ready")
-    if ready is None:
-        return "Registered"
-    if ready.status == "Unknown":
-        return "Unknown"
-    if ready.status != "True":
-        return "NotReady"
-    if not node.spec.unschedulable:
-        return "Ready"
-    if DRAINING_ANNOTATION in node.metadata.annotations:
-        return "Draining"
-    return "Cordoned"
+    """The Node machine state from its Ready condition, cordon and drain marks (the one
+    mapping: ``kstate.api.visible``)."""
+    return visible.read(node)
 
 
 def state_of(obj: KubeObject, now: float | None = None) -> str | None:
@@ -173,11 +141,13 @@ def state_of(obj: KubeObject, now: float | None = None) -> str | None:
 
 
 def check_change(old: KubeObject, new: KubeObject, now: float | None = None) -> str | None:
-    """The trigger that explains ``old`` -> ``new``, ``None`` when the state is unchanged;
-    ``IllegalTransition`` when no trigger of the machine joins the two states.
+    """The trigger that makes the move ``old`` -> ``new``, ``None`` when the state is
+    unchanged; ``IllegalTransition`` when no trigger, fired with the facts of this write
+    (``kstate.api.facts``), lands on the state the new object shows.
 
     The api server calls this on every update of a kind with a machine, so an illegal
-    phase change is refused (422) whoever sends it.
+    lifecycle change is refused (422) whoever sends it — with the current state, the
+    requested one, and the guard that stopped each candidate trigger.
     """
     machine = MACHINE_OF_KIND.get(type(new).__name__)
     if machine is None:
@@ -188,22 +158,41 @@ def check_change(old: KubeObject, new: KubeObject, now: float | None = None) -> 
     # Killing is Terminating with its deadline passed: time moved it, not a writer.
     if (before, after) == ("Terminating", "Killing"):
         return "grace_expired"
-    table = machines.compiled(machine)
-    triggers = table.triggers_between(before, after)
-    if triggers:
-        return triggers[0]
-    allowed = ", ".join(table.allowed(before)) or "none"
-    raise IllegalTransition(
-        table.kind, object_name(new), before, f"-> {after}",
-        f"no trigger moves a {table.kind} from {before!r} to {after!r}; "
-        f"triggers allowed in {before!r}: {allowed}",
-    )
+    name = object_name(new)
+    missed: list[str] = []
+    for trigger in machines.compiled(machine).triggers_between(before, after):
+        facts = facts_for(machine, trigger, old, new)
+        try:
+            reached = fire(machine, before, trigger, facts, obj=name)
+        except IllegalTransition:
+            reached = ""
+        if reached == after:
+            return trigger
+        missed.append(_why_not(machine, before, after, trigger, facts, reached))
+    definition = machines.resolve(machine)
+    if not missed:
+        allowed = ", ".join(machines.compiled(machine).allowed(before)) or "none"
+        missed.append(f"no trigger moves a {definition.kind} from {before!r} to {after!r}; "
+                      f"triggers allowed in {before!r}: {allowed}")
+    raise IllegalTransition(definition.kind, name, before, f"-> {after}", "; ".join(missed))
+
+
+def _why_not(machine: str, before: str, after: str, trigger: str,
+             facts: Mapping[str, Any], reached: str) -> str:
+    """Which guard kept ``trigger`` from moving ``before`` -> ``after``, in words."""
+    definition = machines.resolve(machine)
+    failed = [
+        f"{t.label()} needs {', '.join(definition.failed_guards(t, facts))}"
+        for t in definition.outgoing(before, trigger) if t.dest == after
+    ]
+    lands = f"it leads to {reached!r}" if reached else "no transition accepts them"
+    shown_facts = ", ".join(f"{k}={v}" for k, v in sorted(facts.items()))
+    return (f"{trigger} with {shown_facts or 'no facts'}: {lands}, not {after!r} "
+            f"({'; '.join(failed)})")
 
 
 # ------------------------------------------------------------------------ delete
 
-FOREGROUND = "foregroundDeletion"
-ORPHAN = "orphan"
 
 
 @attrs.frozen

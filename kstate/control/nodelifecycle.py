@@ -35,10 +35,11 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
+from kstate.api import visible
 from kstate.api.frozen import FrozenDict
-from kstate.api.helpers import get_condition, object_reference, set_condition
+from kstate.api.helpers import get_condition, object_reference
 from kstate.api.lifecycle import DRAINING_ANNOTATION, fire, node_state, object_name, pod_state
-from kstate.api.objects import Lease, Node, NodeCondition, Pod, PodCondition, Taint
+from kstate.api.objects import Lease, Node, Pod, Taint
 from kstate.clock import parse_rfc3339, rfc3339
 from kstate.control.commands import Command, Delete, Evict, Record, Remember, Update
 from kstate.control.taints import NOT_READY, UNREACHABLE, eviction_time
@@ -144,33 +145,26 @@ def _check_heartbeat(
         return None
     if now - _last_heartbeat(node, lease) <= settings.grace_period:
         return None
-    fire("node", node_state(node), "grace_expired", obj=object_name(node))
+    after = fire("node", node_state(node), "grace_expired", obj=object_name(node))
     message = ("Kubelet stopped posting node status." if cond is not None
                else "Kubelet never posted node status.")
-    unknown = NodeCondition(
-        type="Ready", status="Unknown", reason="NodeStatusUnknown", message=message,
-        last_heartbeat_time=cond.last_heartbeat_time if cond is not None else "",
-        last_transition_time=rfc3339(now),
-    )
-    status = attrs.evolve(node.status, conditions=set_condition(node.status.conditions, unknown))
-    return attrs.evolve(node, status=status)
+    return visible.show(node, after, now, reason="NodeStatusUnknown", message=message,
+                        heartbeat=cond.last_heartbeat_time if cond is not None else "")
 
 
 def _mark_pods_lost(pods: Iterable[Pod], now: float) -> list[Command]:
-    """Pods on an unreachable node: the Pod machine's ``node_lost`` (phase Unknown,
-    Ready=False) so no Service keeps sending them traffic."""
+    """Pods on an unreachable node: the Pod machine's ``node_lost``, shown as its
+    Unknown state declares (phase Unknown, Ready=False) so no Service keeps sending them
+    traffic."""
     out: list[Command] = []
     for pod in pods:
         state = pod_state(pod)
         if state not in _LOST_FROM:
             continue
-        fire("pod", state, "node_lost", obj=object_name(pod))
-        ready = PodCondition(type="Ready", status="False", reason="NodeLost",
-                             message="the node stopped reporting",
-                             last_transition_time=rfc3339(now))
-        status = attrs.evolve(pod.status, phase="Unknown",
-                              conditions=set_condition(pod.status.conditions, ready))
-        out.append(Update(attrs.evolve(pod, status=status), subresource="status"))
+        after = fire("pod", state, "node_lost", obj=object_name(pod))
+        lost = visible.show(pod, after, now, reason="NodeLost",
+                            message="the node stopped reporting")
+        out.append(Update(lost, subresource="status"))
     return out
 
 

@@ -15,10 +15,12 @@ the returned commands:
 * nothing, when the pod is not this scheduler's to place (bound, being deleted, another
   ``schedulerName``) or its binding is already in flight (it is *assumed*).
 
-The algorithm — filters, scores, ``percentageOfNodesToScore``, deterministic ties —
-is in ``kstate/control/scheduling/`` (``plugins.py`` states every rule and weight;
-``reference.py`` is the plain full-scan version, ``vectorised.py`` the numpy one that
-runs by default and makes identical decisions).
+The algorithm — filters, scores, ``percentageOfNodesToScore`` — is in
+``kstate/control/scheduling/`` (``plugins.py`` states every rule and weight;
+``reference.py`` is the plain scan, ``vectorised.py`` the numpy one that finds the same
+best nodes). ``place`` is the one placement: it chooses the engine by cluster size
+(``settings.vectorise_from``) and breaks ties by a stable hash (``pick``); the model
+checker runs it with the engine's settings and explores every tie (``tied``).
 
 Engine glue (``kstate/control/schedulerd.py`` is this, with the binding sent in a
 background task; every value below is immutable)::
@@ -66,9 +68,11 @@ Kubernetes does not expire an assumed pod on a timer either (its
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import attrs
+import numpy as np
 
 from kstate.api.helpers import get_condition, object_reference, set_condition, with_status
 from kstate.api.objects import Pod, PodCondition
@@ -77,6 +81,7 @@ from kstate.control.commands import Bind, Command, Record, Update
 from kstate.control.scheduling import reference, vectorised
 from kstate.control.scheduling.facts import PodFacts, pod_facts, pod_key
 from kstate.control.scheduling.plugins import SchedulerSettings, Weights, failure_message
+from kstate.control.scheduling.reference import Top
 from kstate.control.scheduling.snapshot import ClusterSnapshot
 
 REASON_FAILED = "FailedScheduling"
@@ -124,14 +129,35 @@ def decide(view: SchedulingView, settings: SchedulerSettings = DEFAULTS) -> Deci
     return place(facts, cluster, settings)
 
 
+def best(pod: PodFacts, cluster: ClusterSnapshot, settings: SchedulerSettings) -> Top:
+    """The best-scoring feasible nodes for ``pod`` (indices in ``cluster.nodes``), or
+    none and every node's rejection.
+
+    The size of the cluster decides the engine, here and nowhere else: the numpy columns
+    from ``settings.vectorise_from`` nodes up, the plain scan below (faster on a handful
+    of nodes; the same result, as the Hypothesis tests show). The engine and the model
+    checker both call this, with the same settings, through ``place`` and ``tied``.
+    """
+    if len(cluster) >= settings.vectorise_from:
+        return vectorised.best(pod, cluster.nodes, cluster.columns, settings)
+    return reference.best(pod, cluster.nodes, settings)
+
+
+def pick(pod: PodFacts, cluster: ClusterSnapshot, top: Sequence[int]) -> int:
+    """The one node of ``top`` the pod goes to: the largest ``tie_key`` (a stable hash of
+    pod uid and node name, computed for all of them at once over the snapshot's column
+    of node hashes) — Kubernetes picks at random, which the model checker explores."""
+    if len(top) == 1:
+        return top[0]
+    indices = np.asarray(top, dtype=np.int64)
+    return int(indices[np.argmax(vectorised.mix_array(pod.hash, cluster.columns.tie[indices]))])
+
+
 def place(pod: PodFacts, cluster: ClusterSnapshot, settings: SchedulerSettings) -> Decision:
-    """Filters, scores and the pick for already-parsed pod facts."""
-    if settings.vectorised:
-        index, rejected = vectorised.place(pod, cluster.nodes, cluster.columns, settings)
-    else:
-        index, rejected = reference.place(pod, cluster.nodes, settings)
-    if index is not None:
-        return Decision("bind", node=cluster.nodes[index].name)
+    """Filters, scores and the pick for already-parsed pod facts: the placement."""
+    top, rejected = best(pod, cluster, settings)
+    if top:
+        return Decision("bind", node=cluster.nodes[pick(pod, cluster, top)].name)
     rejections = [r for _, r in rejected]
     return Decision(
         "unschedulable",
@@ -141,15 +167,15 @@ def place(pod: PodFacts, cluster: ClusterSnapshot, settings: SchedulerSettings) 
 
 
 def tied(view: SchedulingView, settings: SchedulerSettings = DEFAULTS) -> tuple[str, ...]:
-    """The nodes the pod could go to with the same best score (``decide`` takes one of
-    them by a stable hash; Kubernetes at random). Empty when the pod does not fit."""
+    """The nodes the pod could go to with the same best score: the set ``place`` picks
+    from (by a stable hash; Kubernetes at random). Empty when the pod does not fit."""
     pod, cluster = view.pod, view.cluster
     if not wants(pod, settings) or cluster.is_assumed(pod_key(pod)):
         return ()
     facts = pod_facts(pod)
     if facts.error:
         return ()
-    return tuple(cluster.nodes[i].name for i in reference.best(facts, cluster.nodes, settings))
+    return tuple(cluster.nodes[i].name for i in best(facts, cluster, settings)[0])
 
 
 def commands_for(view: SchedulingView, decision: Decision, now: float) -> list[Command]:
@@ -198,8 +224,10 @@ __all__ = [
     "SchedulerSettings",
     "SchedulingView",
     "Weights",
+    "best",
     "commands_for",
     "decide",
+    "pick",
     "place",
     "schedule",
     "tied",

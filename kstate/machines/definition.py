@@ -18,7 +18,7 @@ definition check evaluate every guard on every combination ahead of time.
 
 >>> d = MachineDef(
 ...     name="door", kind="Door",
-...     states=(State("Closed", "shut"), State("Open", "wide open"), State("Gone", "", terminal=True)),
+...     states=(State("Closed", "shut"), State("Open", "ajar"), State("Gone", "", terminal=True)),
 ...     initial="Closed",
 ...     triggers=(Trigger("push"), Trigger("close"), Trigger("remove")),
 ...     transitions=(
@@ -216,6 +216,13 @@ class MachineDef:
         return all(self.guard(g).fn(facts) for g in transition.when) and not any(
             self.guard(g).fn(facts) for g in transition.unless
         )
+
+    def failed_guards(self, transition: Transition, facts: Facts) -> tuple[str, ...]:
+        """The guards of ``transition`` that stop it for ``facts``: ``g`` for a ``when``
+        guard that is false, ``!g`` for an ``unless`` guard that is true."""
+        return tuple(
+            [g for g in transition.when if not self.guard(g).fn(facts)]
+            + [f"!{g}" for g in transition.unless if self.guard(g).fn(facts)])
 
     def fact_combinations(self, trigger: str) -> Iterator[dict[str, Any]]:
         """Every assignment of the trigger's declared fact domains (for checks and tests)."""

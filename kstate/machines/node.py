@@ -8,6 +8,11 @@ and the node's removal; explored by the model checker; drawn by ``kstate graph n
 Readiness and schedulability are one flat machine so every state is something a user can
 name: a cordoned node that loses its heartbeat becomes Unknown, and when it reports again
 the ``cordoned`` fact (``spec.unschedulable``) returns it to Cordoned, not Ready.
+
+``State.visible`` is the one mapping to the Node's fields (the ``Ready`` condition,
+``spec.unschedulable``, the drain annotation), interpreted both ways by
+``kstate.api.visible``. The health taints are not part of it: the node lifecycle
+controller derives them from the Ready condition in a later pass.
 """
 
 from __future__ import annotations
@@ -44,13 +49,14 @@ NODE = MachineDef(
         State("Ready", "heartbeating, Ready=True, schedulable",
               visible={"Ready": "True", "spec.unschedulable": "false"}),
         State("NotReady", "heartbeating but reports Ready=False (taint not-ready)",
-              visible={"Ready": "False", "taint": "node.kubernetes.io/not-ready"}),
+              visible={"Ready": "False"}),
         State("Unknown", "no heartbeat within the grace period (taint unreachable)",
-              visible={"Ready": "Unknown", "taint": "node.kubernetes.io/unreachable"}),
+              visible={"Ready": "Unknown"}),
         State("Cordoned", "Ready but unschedulable: running pods stay, no new ones",
               visible={"Ready": "True", "spec.unschedulable": "true"}),
         State("Draining", "cordoned and evicting its pods",
-              visible={"spec.unschedulable": "true", "annotation": "kstate.io/draining"}),
+              visible={"Ready": "True", "spec.unschedulable": "true",
+                       "annotation": "kstate.io/draining"}),
         State("Removed", "the Node object was deleted", terminal=True,
               visible={"object": "absent"}),
     ),

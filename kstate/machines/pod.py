@@ -7,8 +7,13 @@ model checker through the compiled table; drawn by ``kstate graph pod``.
 
 The states are the ones a Kubernetes user sees in ``kubectl get pods`` (Pending,
 ContainerCreating, Running, CrashLoopBackOff, Terminating, ...), each with the object
-fields it shows as (``State.visible``). ``restartPolicy`` decides how a container exit
-leaves Running: Always restarts, OnFailure restarts only non-zero exits, Never never does.
+fields it shows as (``State.visible``: ``phase``, the ``Ready`` condition, the
+containers' ``waiting`` reason, ``spec.nodeName``, ``deletionTimestamp``; ``A|B`` means
+either reads as the state and ``A`` is written). ``kstate.api.visible`` interprets these
+declarations in both directions — reading a state from a pod, and writing the fields of a
+state — so they are the only place the mapping exists. ``restartPolicy`` decides how a
+container exit leaves Running: Always restarts, OnFailure restarts only non-zero exits,
+Never never does.
 
 A deleted pod passes through Terminating (TERM sent, grace period running) and, if the
 grace period expires, Killing (KILL sent); pods not bound to a node, and pods already
@@ -30,6 +35,10 @@ from kstate.machines.definition import (
 )
 
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
+
+#: Container waiting reasons that show ImagePullBackOff (the first is what a pod waiting
+#: out a pull back-off shows; the node agent writes the runtime's own reason).
+PULL_REASONS = ("ImagePullBackOff", "ErrImagePull", "ErrImageNeverPull", "InvalidImageName")
 
 #: Representative exit codes for the checker and the agreement test: success, error,
 #: SIGKILL (OOM / liveness kill), and ContainerCannotRun.
@@ -75,27 +84,29 @@ POD = MachineDef(
     doc="A pod from creation to deletion, as the scheduler, kubelet and api server move it.",
     states=(
         State("Pending", "accepted, waiting for the scheduler",
-              visible={"phase": "Pending", "PodScheduled": "False"}),
+              visible={"spec.nodeName": "unset", "phase": "Pending"}),
         State("Scheduled", "bound to a node; the node agent has not started it",
-              visible={"phase": "Pending", "PodScheduled": "True"}),
+              visible={"spec.nodeName": "set", "phase": "Pending"}),
         State("ContainerCreating", "sandbox and containers being created",
-              visible={"phase": "Pending", "waiting": "ContainerCreating"}),
+              visible={"phase": "Pending|Running", "Ready": "False",
+                       "waiting": "ContainerCreating"}),
         State("ImagePullBackOff", "an image is missing; retried with back-off",
-              visible={"phase": "Pending", "waiting": "ImagePullBackOff"}),
+              visible={"phase": "Pending|Running", "Ready": "False",
+                       "waiting": "|".join(PULL_REASONS)}),
         State("Running", "containers running, not ready (probe failing or starting)",
               visible={"phase": "Running", "Ready": "False"}),
         State("Ready", "containers running and ready: receives Service traffic",
               visible={"phase": "Running", "Ready": "True"}),
         State("CrashLoopBackOff", "a container exited; waiting out the restart back-off",
-              visible={"phase": "Running", "waiting": "CrashLoopBackOff"}),
+              visible={"phase": "Running", "Ready": "False", "waiting": "CrashLoopBackOff"}),
         State("Succeeded", "every container exited 0 and will not restart",
-              visible={"phase": "Succeeded", "terminated": "Completed"}),
+              visible={"phase": "Succeeded", "Ready": "False"}),
         State("Failed", "containers ended and at least one failed; will not restart",
-              visible={"phase": "Failed", "terminated": "Error"}),
+              visible={"phase": "Failed", "Ready": "False"}),
         State("Unknown", "the node stopped reporting; the pod's real state is unknown",
               visible={"phase": "Unknown", "Ready": "False"}),
         State("Terminating", "deletion requested: TERM sent, grace period running",
-              visible={"deletionTimestamp": "set"}),
+              visible={"deletionTimestamp": "future"}),
         State("Killing", "grace period over: KILL sent",
               visible={"deletionTimestamp": "past"}),
         State("Deleted", "removed from the store", terminal=True,
@@ -210,6 +221,7 @@ __all__ = [
     "EXIT_CODES",
     "FINISHED_STATES",
     "POD",
+    "PULL_REASONS",
     "RESTART_POLICIES",
     "RUNNING_ON_NODE",
     "BackOffPolicy",

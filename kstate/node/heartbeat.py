@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import attrs
 
-from kstate.api.helpers import get_condition, set_condition
-from kstate.api.lifecycle import DRAINING_ANNOTATION, fire, node_state, object_name
+from kstate.api import visible
+from kstate.api.facts import heartbeat_facts
+from kstate.api.helpers import get_condition
+from kstate.api.lifecycle import fire, node_state, object_name
 from kstate.api.meta import ObjectMeta
-from kstate.api.objects import Lease, LeaseSpec, Node, NodeCondition
+from kstate.api.objects import Lease, LeaseSpec, Node
 from kstate.clock import rfc3339
 
 LEASE_NAMESPACE = "kube-node-lease"
@@ -43,23 +45,17 @@ def report_ready(node: Node, now: float, ready: bool = True,
     """The Node with its Ready condition as the agent sees itself, or ``None`` when the
     stored condition already says so (the Lease is the heartbeat; no write needed).
 
-    Fires the Node machine's ``heartbeat`` so a write is always a legal move.
+    Fires the Node machine's ``heartbeat`` so a write is always a legal move, and shows
+    the state it leads to through the one mapping (``kstate.api.visible``).
     """
-    status = "True" if ready else "False"
     current = get_condition(node.status.conditions, "Ready")
-    if current is not None and current.status == status:
-        return None
-    fire("node", node_state(node), "heartbeat",
-         {"ready": ready, "cordoned": node.spec.unschedulable,
-          "draining": DRAINING_ANNOTATION in node.metadata.annotations},
-         obj=object_name(node))
-    condition = NodeCondition(
-        type="Ready", status=status,
-        reason="KubeletReady" if ready else "KubeletNotReady", message=message,
-        last_heartbeat_time=rfc3339(now), last_transition_time=rfc3339(now),
-    )
-    conditions = set_condition(node.status.conditions, condition)
-    return attrs.evolve(node, status=attrs.evolve(node.status, conditions=conditions))
+    if current is not None and current.status == ("True" if ready else "False"):
+        return None  # the agent's own report, unchanged: nothing to write
+    after = fire("node", node_state(node), "heartbeat", heartbeat_facts(node, ready),
+                 obj=object_name(node))
+    return visible.show(node, after, now,
+                        reason="KubeletReady" if ready else "KubeletNotReady",
+                        message=message)
 
 
 __all__ = ["LEASE_DURATION", "LEASE_NAMESPACE", "micro", "renew_lease", "report_ready"]

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
+from kstate.api import visible
 from kstate.api.frozen import EMPTY, FrozenDict
 from kstate.api.helpers import get_condition, set_condition
 from kstate.api.lifecycle import fire, object_name, pod_state
@@ -46,6 +47,11 @@ from kstate.machines.pod import BackOffPolicy
 from kstate.runtime import base as rt
 
 PULL_ERRORS = frozenset({"ErrImagePull", "ErrImageNeverPull", "ImagePullBackOff"})
+
+#: What a waiting container says, by reason (Kubernetes' kubelet wording).
+_WAITING_MESSAGES = {
+    "CrashLoopBackOff": "back-off restarting failed container={container} pod={pod}",
+}
 
 
 # --------------------------------------------------------------------------- view
@@ -478,6 +484,9 @@ def project(view: PodSyncView, pod: Pod, state: str, now: float,
             waiting: Mapping[str, tuple[str, str]]) -> Pod:
     """The pod with a status that shows ``state`` and what the runtime reports.
 
+    The phase, the Ready condition and the waiting reason come from the one state
+    mapping (``kstate.api.visible``); the container details from the runtime.
+
     ``waiting`` overrides a container's waiting reason and message (image pull errors).
     """
     stamp = rfc3339(now)
@@ -487,19 +496,21 @@ def project(view: PodSyncView, pod: Pod, state: str, now: float,
         _container_status(view, pod, c, current.get(c.name), state, waiting.get(c.name))
         for c in pod.spec.containers
     )
-    ready = state == "Ready"
+    ready = visible.shown("pod", state).condition("Ready") == "True"
     conditions = pod.status.conditions
+    # Scheduled and initialized (kstate has no init containers) hold for every pod a node
+    # agent runs; ContainersReady follows Ready (no readiness gates), as in Kubernetes.
     for type_, ok in (("PodScheduled", True), ("Initialized", True),
-                      ("ContainersReady", ready), ("Ready", ready)):
+                      ("ContainersReady", ready)):
         conditions = set_condition(conditions, PodCondition(
             type=type_, status="True" if ok else "False", last_transition_time=stamp))
-    phase = _phase(pod, state)
+    shows = visible.show(attrs.evolve(pod, status=attrs.evolve(pod.status,
+                                                                conditions=conditions)),
+                         state, now)
     ip = view.sandbox.ip if view.sandbox is not None and view.sandbox.ip else \
         pod.status.pod_ip
     status = attrs.evolve(
-        pod.status,
-        phase=phase,
-        conditions=conditions,
+        shows.status,
         container_statuses=statuses,
         host_ip=view.host_ip or pod.status.host_ip,
         pod_ip=ip,
@@ -511,26 +522,14 @@ def project(view: PodSyncView, pod: Pod, state: str, now: float,
     return attrs.evolve(pod, status=status)
 
 
-def _phase(pod: Pod, state: str) -> str:
-    fixed = {"Succeeded": "Succeeded", "Failed": "Failed", "Unknown": "Unknown",
-             "Running": "Running", "Ready": "Running", "CrashLoopBackOff": "Running"}
-    if state in fixed:
-        return fixed[state]
-    # A restarting pod stays Running while its container is recreated, as in Kubernetes.
-    return "Running" if pod.status.phase == "Running" else "Pending"
-
-
-_WAITING_STATES = frozenset({"ContainerCreating", "ImagePullBackOff", "CrashLoopBackOff",
-                             "Scheduled"})
-
-
 def _container_status(view: PodSyncView, pod: Pod, container: Container,
                       inst: rt.ContainerStatus | None, state: str,
                       waiting: tuple[str, str] | None) -> ContainerStatus:
     """One ``containerStatuses`` entry showing ``state`` for this container.
 
     While the pod waits (creating, pulling, backing off) a container that is not running
-    shows ``waiting`` with the pod state's reason and its newest exit as ``lastState``;
+    shows ``waiting`` with the reason the pod state shows (``kstate.api.visible``) and
+    its newest exit as ``lastState``;
     otherwise it shows what the runtime says — running, or terminated (a container the
     runtime lost shows ``ContainerStatusUnknown``, exit 137, as in Kubernetes).
     """
@@ -538,11 +537,10 @@ def _container_status(view: PodSyncView, pod: Pod, container: Container,
                      key=lambda c: c.attempt)
     exited = [c for c in history if c.state is rt.ContainerState.EXITED]
     running = inst is not None and inst.state is rt.ContainerState.RUNNING
-    if waiting is not None or (state in _WAITING_STATES and not running):
-        reason, message = waiting or (
-            ("CrashLoopBackOff",
-             f"back-off restarting failed container={container.name} pod={pod.metadata.name}")
-            if state == "CrashLoopBackOff" else ("ContainerCreating", ""))
+    reason = visible.waiting_reason(state)
+    if waiting is not None or (reason and not running):
+        reason, message = waiting or (reason, _WAITING_MESSAGES.get(reason, "").format(
+            container=container.name, pod=pod.metadata.name))
         shown = ContainerState(waiting=ContainerStateWaiting(reason=reason, message=message))
         last = exited[-1] if exited else None
     elif running:

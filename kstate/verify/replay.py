@@ -74,7 +74,7 @@ from kstate.verify.checker import INIT, Kind, Step
 from kstate.verify.checker.results import SCHEMA, steps_from_json
 from kstate.verify.engine import Engine, EngineConfig, Fresh, fresh_decisions
 from kstate.verify.system import Scenario, load_scenario, parse_scenario
-from kstate.verify.system.properties import LIBRARY
+from kstate.verify.system.properties import LIBRARY, endpoint_names, ready_matching
 
 ReplicationFn = Callable[..., list[Any]]
 
@@ -767,7 +767,28 @@ class _Replayer:
         decisions = fresh_decisions(engine, await Fresh.read(engine), node_lifecycle=False)
         if any(k.startswith("endpoints/") for k in decisions):
             return []  # it still has writes to make
-        return await engine.endpoints_mismatch()
+        return await engine.endpoints_mismatch() + await self._serving_not_ready()
+
+    async def _serving_not_ready(self) -> list[str]:
+        """The model's definition of the property: each Service's ready addresses are
+        exactly its pods in the Pod machine's Ready state (``endpoints_mismatch`` only
+        compares the controller with itself, so it cannot see a wrong state mapping)."""
+        engine = self.engine
+        pods = await engine.objects(Pod)
+        now = engine.clock.now()
+        endpoints = {(e.metadata.namespace, e.metadata.name): e
+                     for e in await engine.objects(Endpoints)}
+        out = []
+        for svc in await engine.objects(Service):
+            if not svc.spec.selector:
+                continue
+            ep = endpoints.get((svc.metadata.namespace, svc.metadata.name))
+            serving = endpoint_names(ep) if ep is not None else set()
+            ready = ready_matching(pods, svc, now)
+            if serving != ready:
+                out.append(f"endpoints {svc.metadata.namespace}/{svc.metadata.name} serve "
+                           f"{sorted(serving)}; the pods in state Ready are {sorted(ready)}")
+        return out
 
     async def _judge_liveness(self) -> ReplayOutcome:
         """Faults stop (every node reconnected), the engine runs on its own: it must

@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 import pytest
 
+from kstate.api.helpers import with_spec, with_status
 from kstate.api.lifecycle import (
     FOREGROUND,
     ORPHAN,
@@ -17,6 +18,7 @@ from kstate.api.lifecycle import (
     state_of,
     use_executor,
 )
+from kstate.api.objects import ContainerState, ContainerStateTerminated, ContainerStatus
 from kstate.clock import parse_rfc3339, rfc3339
 from kstate.errors import IllegalTransition
 from tests.control.objects import T0, node, pod, rc, service
@@ -55,8 +57,33 @@ def test_illegal_change_names_state_and_attempt() -> None:
     back = pod("a", node="n1", phase="Running", ready=True)
     with pytest.raises(IllegalTransition, match="from 'Succeeded' to 'Ready'"):
         check_change(done, back)
-    assert check_change(back, done) == "container_exited"
     assert check_change(back, back) is None
+
+
+def test_a_change_is_admitted_only_where_the_guards_lead() -> None:
+    """The machine makes the move: ``container_exited`` fired with the write's facts
+    must land on the state the new object shows (issue 14's example)."""
+    running = pod("a", node="n1", phase="Running", ready=True)
+    exited = (ContainerStatus(name="c", state=ContainerState(
+        terminated=ContainerStateTerminated(exit_code=0, reason="Completed",
+                                            container_id="kstate://c1"))),)
+    done = with_status(running, phase="Succeeded", container_statuses=exited,
+                       conditions=())
+    with pytest.raises(IllegalTransition) as info:
+        check_change(running, done)  # restartPolicy Always: it would restart
+    text = str(info.value)
+    assert "'Ready'" in text and "'Succeeded'" in text and "restart_policy=Always" in text
+    assert "leads to 'CrashLoopBackOff'" in text and "!should_restart" in text
+    never = with_spec(running, restart_policy="Never")
+    assert check_change(never, with_spec(done, restart_policy="Never")) == "container_exited"
+    failed = with_status(done, container_statuses=(attrs.evolve(exited[0], state=ContainerState(
+        terminated=ContainerStateTerminated(exit_code=1, container_id="kstate://c1"))),))
+    with pytest.raises(IllegalTransition, match="leads to 'Failed'"):
+        check_change(never, with_spec(failed, restart_policy="Never"))
+    # Nothing recorded how the container ended: not derivable, so not a success.
+    with pytest.raises(IllegalTransition, match="exit_code=128"):
+        check_change(never, with_spec(with_status(done, container_statuses=()),
+                                      restart_policy="Never"))
 
 
 @pytest.mark.parametrize("executor", ["live", "compiled"])

@@ -408,7 +408,7 @@ def test_balanced_allocation_breaks_an_equal_least_allocated(
               pod("b", cpu="2", memory="0", node_name="skewed")]
     p = pod("p", cpu="1", memory="1Gi")
     assert only(decide_on(p, nodes, placed, settings=settings)) == "even"
-    no_balance = SchedulerSettings(vectorised=settings.vectorised,
+    no_balance = SchedulerSettings(vectorise_from=settings.vectorise_from,
                                    weights=Weights(balanced_allocation=0))
     # Without it the tie-break decides: still deterministic.
     assert decide_on(p, nodes, placed, settings=no_balance) == decide_on(
@@ -491,9 +491,10 @@ def test_only_a_window_of_feasible_nodes_is_scored(settings: SchedulerSettings) 
     placed = [pod(f"x{i}", cpu="2", node_name=f"n{i:03d}") for i in range(200)
               if f"n{i:03d}" != idle]
     snap = ClusterSnapshot.build(nodes, placed)
-    full = SchedulerSettings(vectorised=settings.vectorised, percentage_of_nodes_to_score=100)
+    full = SchedulerSettings(vectorise_from=settings.vectorise_from,
+                             percentage_of_nodes_to_score=100)
     assert only(decide(SchedulingView(p, snap), full)) == idle
-    window = SchedulerSettings(vectorised=settings.vectorised, min_feasible_nodes=2,
+    window = SchedulerSettings(vectorise_from=settings.vectorise_from, min_feasible_nodes=2,
                                percentage_of_nodes_to_score=1)
     assert only(decide(SchedulingView(p, snap), window)) in {
         f"n{start:03d}", f"n{(start + 1) % 200:03d}"}

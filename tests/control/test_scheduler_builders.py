@@ -7,6 +7,7 @@ look exactly like what the informers would hand the scheduler.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -99,4 +100,4 @@ def decide_on(p: Pod, nodes: Sequence[Node], pods: Sequence[Pod] = (),
     return decide(SchedulingView(p, ClusterSnapshot.build(nodes, pods, **kwargs)), settings)
 
 
-BOTH = (SchedulerSettings(vectorised=False), SchedulerSettings(vectorised=True))
+BOTH = (SchedulerSettings(vectorise_from=sys.maxsize), SchedulerSettings(vectorise_from=0))

@@ -1,6 +1,6 @@
 """Property tests: the fast paths equal the plain ones.
 
-* the numpy placement (``vectorised.place``) makes exactly the reference scan's decision
+* the numpy placement (``vectorised.best``) makes exactly the reference scan's decision
   — node, FailedScheduling message and rejecting filters — on random clusters, with the
   full scan and with small ``percentageOfNodesToScore`` windows;
 * a snapshot updated event by event (pods bound, assumed, forgotten, finished, deleted;
@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
+import attrs
 import numpy as np
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
@@ -25,6 +27,7 @@ from kstate.control.scheduler import (
     SchedulingView,
     Weights,
     decide,
+    tied,
 )
 from kstate.control.scheduling import vectorised
 from kstate.control.scheduling.facts import pod_facts
@@ -136,12 +139,13 @@ def test_vectorised_placement_equals_the_reference_scan(
 ) -> None:
     snap, p = cluster
     view = SchedulingView(p, snap)
-    fast = decide(view, settings)
-    slow = decide(view, SchedulerSettings(
-        percentage_of_nodes_to_score=settings.percentage_of_nodes_to_score,
-        min_feasible_nodes=settings.min_feasible_nodes, weights=settings.weights,
-        vectorised=False))
+    fast = decide(view, attrs.evolve(settings, vectorise_from=0))
+    slow = decide(view, attrs.evolve(settings, vectorise_from=sys.maxsize))
     assert fast == slow
+    # the tie sets are equal too: the model checker explores the same choices whichever
+    # engine the cluster size selects
+    assert tied(view, attrs.evolve(settings, vectorise_from=0)) == \
+        tied(view, attrs.evolve(settings, vectorise_from=sys.maxsize))
 
 
 @hypothesis_settings(max_examples=EXAMPLES)
@@ -276,8 +280,8 @@ def test_incremental_snapshot_equals_one_built_from_scratch(
     # And it decides like the scratch snapshot, on both paths (the static-filter memo of
     # the incremental one has lived through every node change).
     scratch = ClusterSnapshot.build(live_nodes.values(), bound.values(), assumed.values())
-    for fast in (True, False):
-        s = SchedulerSettings(vectorised=fast)
+    for fast in (0, sys.maxsize):
+        s = SchedulerSettings(vectorise_from=fast)
         assert decide(SchedulingView(probe, snap), s) == decide(SchedulingView(probe, scratch), s)
 
 

@@ -64,3 +64,51 @@ def test_evicting_when_the_whole_cluster_looks_down_is_found() -> None:
     real = check(scenario.model(), max_depth=12)
     assert real.property("no_mass_eviction").verdict.value in ("holds", "bounded")
     assert not real.property("no_mass_eviction").trace
+
+
+# --- seeded bugs: part C (the state <-> field mapping, kstate/api/visible.py)
+
+import json  # noqa: E402  (own block, merged with parts A and B)
+
+import pytest  # noqa: E402
+
+from kstate.api import visible  # noqa: E402
+from kstate.verify.replay import replay_file  # noqa: E402
+
+
+def lost_pods_shown_ready(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mapping as if the Pod machine's Unknown state declared ``Ready: True`` ("we do
+    not know, so keep serving") — one line in ``State.visible``. Every reader and writer
+    of the mapping picks it up: the node lifecycle controller marks a lost pod Ready, the
+    api server reads it back as Unknown, and the endpoints controller keeps sending it
+    traffic."""
+    unknown = visible.SHOWN["pod"]["Unknown"]
+    monkeypatch.setitem(visible.SHOWN["pod"], "Unknown",
+                        attrs.evolve(unknown, conditions=(("Ready", "True"),)))
+
+
+def test_a_lost_pod_shown_ready_keeps_its_traffic_and_the_real_mapping_does_not(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = SCENARIOS / "lost-node-traffic.yaml"
+    scenario = load_scenario(path)
+    depth = scenario.bounds.max_depth
+    with monkeypatch.context() as patched:
+        lost_pods_shown_ready(patched)
+        broken = check(scenario.model(), stop="first-violation", max_depth=depth)
+        prop = broken.property("endpoints_ready_only")
+        assert prop.verdict.value == "violated"
+        actions = [s.action for s in prop.trace]
+        # BFS: the pod starts and is ready, the node is cut off, the grace period passes,
+        # the controller marks the pod lost — and the endpoints keep it.
+        assert actions[-4:] == ["Partition(node-1)", "Tick", "NodeLifecycle", "Endpoints(web)"]
+        assert len(actions) <= 9
+        trace = tmp_path / "result.json"
+        trace.write_text(json.dumps({**broken.to_json(), "scenario": str(path)}))
+        replayed = replay_file(trace)
+        assert replayed.reproduced, replayed.text()
+        assert [s.action for s in replayed.steps] == actions[1:]
+
+    real = check(scenario.model(), max_depth=depth)
+    assert real.property("endpoints_ready_only").verdict.value == "bounded"
+    assert real.property("legal_transitions").verdict.value == "bounded"
+    assert not replay_file(trace).reproduced

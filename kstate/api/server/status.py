@@ -73,6 +73,8 @@ def status_of(error: KstateError, info: RequestInfo | None = None) -> dict[str, 
         # One cause a user can read (kubectl prints "field: message"); the message has
         # the fixed shape IllegalTransition gives it, which the client parses back.
         causes = (Cause("metadata", ILLEGAL_TRANSITION, message),)
+        # Kubernetes' 422 shape: '<Kind> "<name>" is invalid: <what is wrong>'.
+        message = f'{error.machine} "{error.obj.rsplit("/", 1)[-1]}" is invalid: {message}'
     elif isinstance(error, ApiError | ManifestError):
         causes = error.causes
     if causes:

@@ -8,8 +8,9 @@ algorithm, and what the Hypothesis tests compare the fast path against:
    filters (``plugins.rejection``) and stop once ``nodes_to_find`` feasible nodes are
    found (``percentageOfNodesToScore``);
 2. score the feasible nodes (``plugins.scores``);
-3. take the highest total; ties go to the largest ``tie_key`` (a stable hash of pod uid
-   and node name), never to chance, so the model checker can replay every run.
+3. keep the nodes with the highest total; ``scheduler.place`` gives a tie to the largest
+   ``tie_key`` (a stable hash of pod uid and node name), never to chance, so the model
+   checker can replay every run.
 
 Start index: Kubernetes continues each scan where the previous pod's stopped
 (``nextStartNodeIndex``), which is scheduler-local mutable state. kstate starts at
@@ -30,12 +31,11 @@ from kstate.control.scheduling.plugins import (
     nodes_to_find,
     rejection,
     scores,
-    tie_key,
 )
 
-#: What a placement returns: the chosen node's index, or ``None`` and every node's
-#: rejection (name, (plugin, reasons)) so the caller can explain.
-Placement = tuple[int | None, list[tuple[str, Rejection]]]
+#: What a placement engine returns: the indices of the best-scoring feasible nodes, or
+#: none and every node's rejection (name, (plugin, reasons)) so the caller can explain.
+Top = tuple[list[int], list[tuple[str, Rejection]]]
 
 
 def start_index(pod: PodFacts, total: int) -> int:
@@ -68,35 +68,24 @@ def diagnose(pod: PodFacts, nodes: Sequence[NodeInfo]) -> list[tuple[str, Reject
     return scan(pod, nodes, 0, len(nodes) + 1)[1]
 
 
-def place(pod: PodFacts, nodes: Sequence[NodeInfo], settings: SchedulerSettings) -> Placement:
-    total = len(nodes)
-    if total == 0:
-        return None, []
-    feasible, rejected = scan(pod, nodes, start_index(pod, total), nodes_to_find(total, settings))
-    if not feasible:
-        return None, rejected
-    infos = [nodes[i] for i in feasible]
-    totals = scores(pod, infos, settings.weights)
-    best = max(range(len(infos)),
-               key=lambda j: (totals[j], tie_key(pod, infos[j].node)))  # type: ignore[arg-type]
-    return feasible[best], []
+def best(pod: PodFacts, nodes: Sequence[NodeInfo], settings: SchedulerSettings) -> Top:
+    """Every feasible node sharing the top score, in scan order — or none, and every
+    node's rejection so the caller can explain.
 
-
-def best(pod: PodFacts, nodes: Sequence[NodeInfo], settings: SchedulerSettings) -> list[int]:
-    """Every node sharing the top score — the choice ``place`` settles by ``tie_key``.
-
-    Kubernetes picks among these at random; the model checker explores each of them, so
-    its verdicts hold whichever one a run picks.
+    ``scheduler.place`` settles the choice among them by ``tie_key``; Kubernetes picks at
+    random, and the model checker explores each of them, so its verdicts hold whichever
+    one a run picks.
     """
     total = len(nodes)
     if total == 0:
-        return []
-    feasible, _ = scan(pod, nodes, start_index(pod, total), nodes_to_find(total, settings))
+        return [], []
+    feasible, rejected = scan(pod, nodes, start_index(pod, total),
+                              nodes_to_find(total, settings))
     if not feasible:
-        return []
+        return [], rejected
     totals = scores(pod, [nodes[i] for i in feasible], settings.weights)
     top = max(totals)
-    return [i for i, t in zip(feasible, totals, strict=True) if t == top]
+    return [i for i, t in zip(feasible, totals, strict=True) if t == top], []
 
 
-__all__ = ["Placement", "best", "diagnose", "place", "scan", "start_index"]
+__all__ = ["Top", "best", "diagnose", "scan", "start_index"]

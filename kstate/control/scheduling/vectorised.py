@@ -1,8 +1,8 @@
 """The fast placement: the reference algorithm over numpy columns of the snapshot.
 
-Where it sits: the engine behind ``scheduler.decide`` by default (``settings.vectorised``).
-It must make exactly the decisions of ``reference.place`` — same feasible set, same
-``percentageOfNodesToScore`` window, same integer/float64 scores, same tie-break; the
+Where it sits: behind ``scheduler.place`` for clusters of ``settings.vectorise_from``
+nodes or more. It must find exactly the best nodes of ``reference.best`` — same feasible
+set, same ``percentageOfNodesToScore`` window, same integer/float64 scores; the
 Hypothesis tests in ``tests/control/test_scheduler_equivalence.py`` hold it to that.
 
 Why numpy earns its place: at the scheduler_perf anchor (5,000 nodes) a pod examines
@@ -46,7 +46,7 @@ from kstate.control.scheduling.plugins import (
     nodes_to_find,
     static_rejection,
 )
-from kstate.control.scheduling.reference import Placement, diagnose, start_index
+from kstate.control.scheduling.reference import Top, diagnose, start_index
 
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
@@ -289,24 +289,23 @@ def scores(pod: PodFacts, columns: Columns, selected: Ints, weights: Weights) ->
     return total
 
 
-def place(
+def best(
     pod: PodFacts, nodes: Sequence[NodeInfo], columns: Columns, settings: SchedulerSettings
-) -> Placement:
+) -> Top:
+    """``reference.best`` over the columns: the best-scoring feasible nodes, in scan
+    order, or none and every node's rejection."""
     total = len(nodes)
     if total == 0:
-        return None, []
+        return [], []
     feasible = np.flatnonzero(feasible_mask(pod, nodes, columns))
     # Feasible nodes in scan order (start .. end, then 0 .. start), cut at the window.
     split = int(np.searchsorted(feasible, start_index(pod, total)))
     selected = np.concatenate((feasible[split:], feasible[:split]))[
         : nodes_to_find(total, settings)]
     if selected.size == 0:
-        return None, diagnose(pod, nodes)
+        return [], diagnose(pod, nodes)
     totals = scores(pod, columns, selected, settings.weights)
-    best = selected[totals == totals.max()]
-    if best.size == 1:
-        return int(best[0]), []
-    return int(best[np.argmax(mix_array(pod.hash, columns.tie[best]))]), []
+    return selected[totals == totals.max()].tolist(), []
 
 
-__all__ = ["Columns", "StaticMasks", "feasible_mask", "mix_array", "place", "scores"]
+__all__ = ["Columns", "StaticMasks", "best", "feasible_mask", "mix_array", "scores"]

@@ -16,7 +16,7 @@ that never fires, pods that never become Ready) cannot pass vacuously.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from kstate.api.helpers import get_condition, selector_matches
@@ -94,16 +94,20 @@ def no_mass_eviction(_: PropertyContext) -> Property[World]:
     return always("no_mass_eviction", lambda w: not w.flags.evicted_in_full_disruption)
 
 
-def _ready_matching(w: World, svc: Service) -> set[str]:
+def ready_matching(pods: Iterable[Pod], svc: Service, now: float) -> set[str]:
+    """The pods ``svc``'s ready addresses must list: matching, with an IP, and in the Pod
+    machine's Ready state — read through the one state mapping, never the endpoints
+    controller's own readiness test (the replay judges the engine by this too)."""
     return {
-        p.metadata.name for p in w.pods()
+        p.metadata.name for p in pods
         if p.metadata.namespace == svc.metadata.namespace and svc.spec.selector
         and selector_matches(svc.spec.selector, p.metadata.labels)
-        and pod_state(p, w.now) == "Ready" and p.status.pod_ip
+        and pod_state(p, now) == "Ready" and p.status.pod_ip
     }
 
 
-def _endpoint_names(ep: Endpoints) -> set[str]:
+def endpoint_names(ep: Endpoints) -> set[str]:
+    """The pods an Endpoints object sends traffic to (its ready addresses)."""
     return {a.target_ref.name for s in ep.subsets for a in s.addresses if a.target_ref}
 
 
@@ -112,8 +116,8 @@ def _endpoints_match(w: World) -> bool:
         if not isinstance(svc, Service) or not svc.spec.selector:
             continue
         ep = w.get(f"Endpoints/{svc.metadata.namespace}/{svc.metadata.name}")
-        names = _endpoint_names(ep) if isinstance(ep, Endpoints) else set()
-        if names != _ready_matching(w, svc):
+        names = endpoint_names(ep) if isinstance(ep, Endpoints) else set()
+        if names != ready_matching(w.pods(), svc, w.now):
             return False
     return True
 
@@ -252,7 +256,7 @@ def _container_restarted(w: World) -> bool:
 
 
 def _endpoints_ready(w: World) -> bool:
-    return any(_endpoint_names(e) for e in w.objects("Endpoints") if isinstance(e, Endpoints))
+    return any(endpoint_names(e) for e in w.objects("Endpoints") if isinstance(e, Endpoints))
 
 
 #: name -> (predicate, what a witness shows). Each becomes ``sometimes(name, predicate)``.
