@@ -27,6 +27,7 @@ PINNED: dict[str, tuple[int | None, int, int]] = {
     "crash-loop": (None, 356, 862),
     "node-partition": (14, 12832, 37035),
     "quickstart": (8, 4394, 30291),
+    "stale-scheduler": (None, 41, 80),
 }
 
 

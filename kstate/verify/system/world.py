@@ -281,12 +281,15 @@ class AbstractApi:
 
     def _store(self, world: World, k: Key, current: KubeObject | None,
                new: KubeObject | None) -> Outcome:
-        """Write ``new`` (``None``: remove) at ``k``; an unchanged object writes nothing."""
+        """Write ``new`` (``None``: remove) at ``k``; an unchanged object writes nothing.
+        A stored pod moving from one node to another is remembered for ``bound_once``."""
         if new is None:
             return Outcome(self._commit(world, k, None), "ok")
         new = stamped(new)
         if new == current:
             return Outcome(world, "ok", current)
+        if _moved(current, new):
+            world = world.with_flag(rebound=True)
         return Outcome(self._commit(world, k, new), "ok", new)
 
     @staticmethod
@@ -323,8 +326,7 @@ class AbstractApi:
         obj = writes.in_namespace(info, obj, "")
         k = key_of(obj)
         current = world.get(k)
-        if isinstance(current, Pod) and isinstance(obj, Pod) and subresource != "status" \
-                and current.spec.node_name and obj.spec.node_name != current.spec.node_name:
+        if subresource != "status" and _moved(current, obj):
             world = world.with_flag(rebound=True)  # an attempt, whatever the server says
         try:
             writes.check_subresource(info, subresource, ("", "status"))
@@ -400,6 +402,12 @@ class AbstractApi:
 
 def _on(obj: KubeObject | None, node: str) -> bool:
     return isinstance(obj, Pod) and obj.spec.node_name == node
+
+
+def _moved(before: KubeObject | None, after: KubeObject) -> bool:
+    """A bound pod's node changes (``bound_once``'s history fact)."""
+    return isinstance(before, Pod) and isinstance(after, Pod) and \
+        bool(before.spec.node_name) and after.spec.node_name != before.spec.node_name
 
 
 def observe(cm: ControllerManager, delivered: Iterable[Delivered]) -> ControllerManager:
