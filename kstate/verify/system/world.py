@@ -27,8 +27,9 @@ Abstractions, each chosen to keep states few without hiding a bug class:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+import functools
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 import attrs
 
@@ -228,6 +229,21 @@ class Outcome:
     obj: KubeObject | None = None
 
 
+Verb = TypeVar("Verb", bound=Callable[..., Outcome])
+
+
+def _memoised(verb: Verb) -> Verb:
+    """Run a verb with validation results remembered (``writes.memoised_validation``):
+    the same rules, without repeating them on objects already validated."""
+
+    @functools.wraps(verb)
+    def run(self: AbstractApi, *args: Any, **kwargs: Any) -> Outcome:
+        with writes.memoised_validation(self._validated):
+            return verb(self, *args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
 class AbstractApi:
     """The api server's write rules (``kstate.api.writes``) over the World's store, then
     fan-out to the watchers.
@@ -246,6 +262,8 @@ class AbstractApi:
         self.watch_lag = watch_lag  # the controller manager's caches
         self.scheduler_lag = scheduler_lag
         self.kubelet_lag = kubelet_lag
+        # Validation results by object: the same objects recur in many states.
+        self._validated: dict[Any, Any] = {}
 
     # -------------------------------------------------------------- plumbing
 
@@ -302,6 +320,7 @@ class AbstractApi:
 
     # -------------------------------------------------------------- verbs
 
+    @_memoised
     def create(self, world: World, obj: KubeObject) -> Outcome:
         info = writes.info_of(obj)
         try:
@@ -319,6 +338,7 @@ class AbstractApi:
             world = attrs.evolve(world, seq=world.seq + 1)
         return self._store(world, k, None, created)
 
+    @_memoised
     def update(self, world: World, obj: KubeObject, subresource: str = "") -> Outcome:
         """A replace (``subresource="status"``: only the status); the object's
         resourceVersion, when set, is the precondition."""
@@ -359,6 +379,7 @@ class AbstractApi:
         eviction = writes.eviction_of(namespace, name, grace, uid)
         return self._delete(world, "Pod", namespace, name, writes.eviction_options(eviction))
 
+    @_memoised
     def _delete(self, world: World, kind: str, namespace: str, name: str,
                 options: DeleteOptions) -> Outcome:
         info = REGISTRY.for_kind(kind)
@@ -374,6 +395,7 @@ class AbstractApi:
             return Outcome(world, "ok", current)
         return self._store(world, k, current, plan.updated)
 
+    @_memoised
     def bind(self, world: World, namespace: str, name: str, uid: str, node: str) -> Outcome:
         """``pods/<name>/binding`` to ``node``, as the scheduler posts it."""
         k = key("Pod", namespace, name)
