@@ -5,8 +5,10 @@ Hypothesis draws sequences of requests — creates (named and generated, valid a
 invalid bodies, bound or not, owned by an RC or not), replaces and status writes (fresh,
 stale and absent resourceVersions; labels, finalizers, spec changes, a rebind; the status
 writes a node agent and the replication controller make), deletes (every grace period
-and propagation policy, with and without a uid precondition), binds and evictions, and
-the passing of time — and applies each to:
+and propagation policy, with and without a uid precondition), binds and evictions, the
+passing of time, and replication syncs whose commands (creates from the template, deletes
+with uid preconditions, status updates) are sent as the controller's requests — and
+applies each to:
 
 * the engine: ``ApiCore`` over the memory store, with a ``FakeClock`` and a seeded rng;
 * the checker: ``AbstractApi`` over a ``World`` whose ``now`` is the same clock.
@@ -41,6 +43,8 @@ from kstate.api.objects import Node, Pod, ReplicationController
 from kstate.api.registry import REGISTRY
 from kstate.api.server.core import ApiCore
 from kstate.clock import FakeClock, rfc3339
+from kstate.control import replication
+from kstate.control.commands import Command, Create, Delete, Update
 from kstate.control.executor import outcome_of
 from kstate.errors import KstateError
 from kstate.store import open_store
@@ -183,6 +187,7 @@ steps = st.one_of(
     st.tuples(st.just("bind"), slots, st.sampled_from(NODES), uid_modes),
     st.tuples(st.just("evict"), slots, graces, uid_modes),
     st.tuples(st.just("tick"), st.sampled_from([1, 5, 29, 31])),
+    st.tuples(st.just("sync_rc"), slots),
 )
 
 
@@ -224,6 +229,8 @@ class Sides:
         if not self.slots:
             return "ok", "ok"
         slot = self.slots[step[1] % len(self.slots)]
+        if verb == "sync_rc":
+            return await self.sync_rc(slot)
         engine_obj, model_obj = await self.current(slot)
         if verb in ("replace", "status"):
             _, _, what, rv_mode = step
@@ -291,10 +298,72 @@ class Sides:
         out = self.api.create(self.world, m_req)
         self.world = out.world
         if created is not None and out.obj is not None:
-            self.names[created.metadata.name] = out.obj.metadata.name
-            self.slots.append(Slot(type(created).__name__, created.metadata.name,
-                                   out.obj.metadata.name, created, out.obj, created, out.obj))
+            self._remember(created, out.obj)
         return engine, out.result
+
+    async def sync_rc(self, slot: Slot) -> tuple[str, str]:
+        """One replication sync on each side's own store (no expectations: a fresh
+        controller), its commands sent as the controller's requests, in order."""
+        if slot.kind != "ReplicationController":
+            return "ok", "ok"
+        engine_rc, model_rc = await self.current(slot)
+        if self.world.get(key(slot.kind, "default", slot.model_name)) is None:
+            return "ok", "ok"
+        engine_pods = (await self.core.list(REGISTRY.for_kind("Pod"), "default")).items
+        engine_cmds = replication.reconcile(replication.ReplicationView(
+            engine_rc, tuple(engine_pods)), self.clock.now())  # type: ignore[arg-type]
+        model_cmds = replication.reconcile(replication.ReplicationView(
+            model_rc, tuple(self.world.pods())), self.world.now)  # type: ignore[arg-type]
+        assert [type(c) for c in engine_cmds] == [type(c) for c in model_cmds]
+        engine, model = [], []
+        for e_cmd, m_cmd in zip(engine_cmds, model_cmds, strict=True):
+            e_out, created = await self.engine_command(e_cmd)
+            out = self.model_command(m_cmd)
+            engine.append(e_out)
+            model.append(str(out.result) if out is not None else "ok")
+            if out is not None:
+                self.world = out.world
+                if created is not None and out.obj is not None:
+                    self._remember(created, out.obj)
+        return ",".join(engine), ",".join(model)
+
+    async def engine_command(self, cmd: Command) -> tuple[str, KubeObject | None]:
+        """A controller command as the engine's API request (and what it created)."""
+        core = self.core
+        try:
+            if isinstance(cmd, Create):
+                return "ok", await core.create(cmd.obj)
+            if isinstance(cmd, Update):
+                await core.update(cmd.obj, subresource=cmd.subresource)
+            elif isinstance(cmd, Delete):
+                pre = Preconditions(uid=cmd.uid, resource_version=cmd.resource_version) \
+                    if cmd.uid or cmd.resource_version else None
+                await core.delete(REGISTRY.for_kind(cmd.kind), cmd.namespace, cmd.name,
+                                  DeleteOptions(grace_period_seconds=cmd.grace_seconds,
+                                                propagation_policy=cmd.propagation or "",
+                                                preconditions=pre))
+        except KstateError as err:
+            return outcome_of(err), None
+        return "ok", None
+
+    def model_command(self, cmd: Command) -> Any:
+        """The same command as the checker's abstract API call (``None``: no request)."""
+        api, w = self.api, self.world
+        if isinstance(cmd, Create):
+            return api.create(w, cmd.obj)
+        if isinstance(cmd, Update):
+            return api.update(w, cmd.obj, cmd.subresource)
+        if isinstance(cmd, Delete):
+            return api.delete(w, cmd.kind, cmd.namespace, cmd.name, cmd.uid,
+                              cmd.grace_seconds, cmd.propagation,
+                              resource_version=cmd.resource_version)
+        return None
+
+    def _remember(self, engine_obj: KubeObject, model_obj: KubeObject) -> None:
+        self.names[engine_obj.metadata.name] = model_obj.metadata.name
+        self.slots.append(Slot(type(engine_obj).__name__, engine_obj.metadata.name,
+                               model_obj.metadata.name, engine_obj, model_obj, engine_obj,
+                               model_obj))
 
     async def current(self, slot: Slot) -> tuple[KubeObject, KubeObject]:
         """Each side's latest version of ``slot`` (the last seen, once it is gone)."""
