@@ -36,9 +36,10 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
+from kstate.api import writes
 from kstate.api.codec import Model, decode, from_dict, to_dict
-from kstate.api.meta import DeleteOptions, KubeObject, ObjectMeta, ObjectReference, Preconditions
-from kstate.api.objects import Binding, Eviction, Scale, ScaleSpec
+from kstate.api.meta import DeleteOptions, KubeObject, ObjectMeta, Preconditions
+from kstate.api.objects import Scale, ScaleSpec
 from kstate.api.registry import REGISTRY, KindInfo
 from kstate.api.server.core import ApiCore, Deleted, ObjectList, WatchStream, WriteOptions
 from kstate.api.server.http import DELETED_HEADER
@@ -277,15 +278,12 @@ class LocalClient(ApiClient):
 
     async def bind(self, pod: str, node: str, namespace: str = "default", *,
                    uid: str = "") -> None:
-        binding = Binding(metadata=ObjectMeta(name=pod, namespace=namespace, uid=uid),
-                          target=ObjectReference(kind="Node", name=node))
+        binding = writes.binding_of(namespace, pod, node, uid)
         await self._call(self.core.bind(namespace, binding, name=pod))
 
     async def evict(self, pod: str, namespace: str = "default", *,
                     grace_period_seconds: int | None = None) -> None:
-        eviction = Eviction(metadata=ObjectMeta(name=pod, namespace=namespace),
-                            delete_options=DeleteOptions(
-                                grace_period_seconds=grace_period_seconds))
+        eviction = writes.eviction_of(namespace, pod, grace_period_seconds)
         await self._call(self.core.evict(namespace, pod, eviction))
 
     async def get_scale(self, kind: type[KubeObject], name: str,
@@ -598,16 +596,13 @@ class HttpClient(ApiClient):
 
     async def bind(self, pod: str, node: str, namespace: str = "default", *,
                    uid: str = "") -> None:
-        binding = Binding(metadata=ObjectMeta(name=pod, namespace=namespace, uid=uid),
-                          target=ObjectReference(kind="Node", name=node))
+        binding = writes.binding_of(namespace, pod, node, uid)
         await self._request("POST", _path(_info(_pod()), namespace, pod, "binding"), {},
                             to_dict(binding))
 
     async def evict(self, pod: str, namespace: str = "default", *,
                     grace_period_seconds: int | None = None) -> None:
-        eviction = Eviction(metadata=ObjectMeta(name=pod, namespace=namespace),
-                            delete_options=DeleteOptions(
-                                grace_period_seconds=grace_period_seconds))
+        eviction = writes.eviction_of(namespace, pod, grace_period_seconds)
         await self._request("POST", _path(_info(_pod()), namespace, pod, "eviction"), {},
                             to_dict(eviction))
 

@@ -27,14 +27,11 @@ import contextvars
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal, Protocol
 
-import attrs
-
 from kstate import machines
 from kstate.api import visible
 from kstate.api.facts import FOREGROUND, ORPHAN, facts_for
 from kstate.api.meta import KubeObject
 from kstate.api.objects import Endpoints, Node, Pod, ReplicationController, Service
-from kstate.clock import parse_rfc3339, rfc3339
 from kstate.errors import IllegalTransition
 
 Executor = Literal["live", "compiled"]
@@ -195,122 +192,15 @@ def _why_not(machine: str, before: str, after: str, trigger: str,
 
 
 
-@attrs.frozen
-class DeletePlan:
-    """What a delete request does to an object.
-
-    ``remove``: take it out of the store now. Otherwise ``updated`` (when not ``None``)
-    is the object to store — marked with ``deletionTimestamp`` and the finalizers the
-    propagation policy needs — and ``None`` means the request changes nothing (the
-    object is already on its way out with an earlier deadline).
-    """
-
-    remove: bool
-    updated: KubeObject | None = None
-    trigger: str = ""
-
-
-def plan_delete(
-    obj: KubeObject,
-    now: float,
-    grace_seconds: int | None = None,
-    propagation: str | None = None,
-) -> DeletePlan:
-    """Kubernetes' graceful deletion, decided by the object's lifecycle machine.
-
-    Shared by the api server and the model checker's abstract api so both delete the
-    same way. Pods: unbound or finished pods and ``grace 0`` go at once, others enter
-    Terminating with ``deletionTimestamp = now + grace`` (a second delete may only bring
-    the deadline forward). RCs: Background removes now (the garbage collector takes the
-    pods), Foreground and Orphan keep the RC behind a finalizer. Anything with
-    finalizers is only marked.
-    """
-    meta = obj.metadata
-    name = object_name(obj)
-    if isinstance(obj, Pod):
-        grace = grace_seconds
-        if grace is None:
-            grace = obj.spec.termination_grace_period_seconds
-        grace = 30 if grace is None else max(0, grace)
-        state = pod_state(obj, now)
-        if state in ("Terminating", "Killing") and grace > 0:
-            return _shorten(obj, now, grace)
-        after = fire("pod", state, "delete", {"grace_seconds": grace}, obj=name)
-        if after == "Terminating":
-            return DeletePlan(False, _marked(obj, now, grace), "delete")
-        return _remove_or_mark(obj, now, "delete")
-    if isinstance(obj, ReplicationController):
-        if meta.deletion_timestamp:
-            return DeletePlan(False, None)
-        policy = propagation or "Background"
-        after = fire("rc", rc_state(obj), "delete", {"propagation": policy}, obj=name)
-        if after == "Deleted":
-            return _remove_or_mark(obj, now, "delete")
-        finalizer = FOREGROUND if policy == "Foreground" else ORPHAN
-        finalizers = meta.finalizers if finalizer in meta.finalizers else (
-            *meta.finalizers, finalizer)
-        marked = attrs.evolve(obj, metadata=attrs.evolve(
-            meta, deletion_timestamp=rfc3339(now), deletion_grace_period_seconds=0,
-            finalizers=finalizers))
-        return DeletePlan(False, marked, "delete")
-    if isinstance(obj, Service):
-        if meta.deletion_timestamp:
-            return DeletePlan(False, None)
-        state = fire("service", service_state(obj), "delete", obj=name)
-        fire("service", state, "released", obj=name)  # addresses come from the store
-        return _remove_or_mark(obj, now, "delete")
-    if isinstance(obj, Node):
-        fire("node", node_state(obj), "remove", obj=name)
-        return _remove_or_mark(obj, now, "remove")
-    if meta.deletion_timestamp:
-        return DeletePlan(False, None)
-    return _remove_or_mark(obj, now, "")
-
-
-def _remove_or_mark(obj: KubeObject, now: float, trigger: str) -> DeletePlan:
-    """Gone now, unless finalizers hold it (then marked, removed with the last one)."""
-    meta = obj.metadata
-    if not meta.finalizers:
-        return DeletePlan(True, None, trigger)
-    if meta.deletion_timestamp:
-        return DeletePlan(False, None, trigger)
-    marked = attrs.evolve(obj, metadata=attrs.evolve(
-        meta, deletion_timestamp=rfc3339(now), deletion_grace_period_seconds=0))
-    return DeletePlan(False, marked, trigger)
-
-
-def _marked(pod: Pod, now: float, grace: int) -> Pod:
-    meta = attrs.evolve(pod.metadata, deletion_timestamp=rfc3339(now + grace),
-                        deletion_grace_period_seconds=grace)
-    return attrs.evolve(pod, metadata=meta)
-
-
-def _shorten(pod: Pod, now: float, grace: int) -> DeletePlan:
-    """A second delete of a terminating pod may only bring its deadline forward."""
-    current = parse_rfc3339(pod.metadata.deletion_timestamp)
-    if now + grace >= current:
-        return DeletePlan(False, None)
-    return DeletePlan(False, _marked(pod, now, grace))
-
-
-def finalized(obj: KubeObject) -> bool:
-    """An object being deleted whose last finalizer is gone: the api server removes it."""
-    return bool(obj.metadata.deletion_timestamp) and not obj.metadata.finalizers and \
-        not isinstance(obj, Pod)
-
-
 __all__ = [
     "DRAINING_ANNOTATION",
     "FOREGROUND",
     "MACHINE_OF_KIND",
     "ORPHAN",
-    "DeletePlan",
     "check_change",
     "executor",
-    "finalized",
     "fire",
     "node_state",
-    "plan_delete",
     "pod_state",
     "rc_state",
     "service_state",

@@ -1,4 +1,4 @@
-"""Objects <-> lifecycle machine states, the update rule and the delete plan."""
+"""Objects <-> lifecycle machine states and the update rule."""
 
 from __future__ import annotations
 
@@ -7,19 +7,14 @@ import pytest
 
 from kstate.api.helpers import with_spec, with_status
 from kstate.api.lifecycle import (
-    FOREGROUND,
-    ORPHAN,
     check_change,
     node_state,
-    plan_delete,
     pod_state,
     rc_state,
     service_state,
     state_of,
-    use_executor,
 )
 from kstate.api.objects import ContainerState, ContainerStateTerminated, ContainerStatus
-from kstate.clock import parse_rfc3339, rfc3339
 from kstate.errors import IllegalTransition
 from tests.control.objects import T0, node, pod, rc, service
 
@@ -84,33 +79,3 @@ def test_a_change_is_admitted_only_where_the_guards_lead() -> None:
     with pytest.raises(IllegalTransition, match="exit_code=128"):
         check_change(never, with_spec(with_status(done, container_statuses=()),
                                       restart_policy="Never"))
-
-
-@pytest.mark.parametrize("executor", ["live", "compiled"])
-def test_delete_plans(executor: str) -> None:
-    with use_executor(executor):  # type: ignore[arg-type]
-        assert plan_delete(pod("a"), T0).remove  # unbound: at once
-        assert plan_delete(pod("a", node="n1", phase="Succeeded"), T0).remove
-        running = pod("a", node="n1", phase="Running", ready=True)
-        plan = plan_delete(running, T0, grace_seconds=10)
-        assert not plan.remove and plan.updated is not None
-        assert parse_rfc3339(plan.updated.metadata.deletion_timestamp) == T0 + 10
-        assert pod_state(plan.updated, T0) == "Terminating"
-        assert plan_delete(running, T0, grace_seconds=0).remove  # force
-        # a second delete only shortens the deadline
-        assert plan_delete(plan.updated, T0, grace_seconds=30).updated is None
-        shorter = plan_delete(plan.updated, T0, grace_seconds=5).updated
-        assert shorter is not None
-        assert parse_rfc3339(shorter.metadata.deletion_timestamp) == T0 + 5
-
-        r = rc(observedGeneration=1)
-        assert plan_delete(r, T0).remove  # Background by default
-        for policy, finalizer in (("Foreground", FOREGROUND), ("Orphan", ORPHAN)):
-            kept = plan_delete(r, T0, propagation=policy).updated
-            assert kept is not None and finalizer in kept.metadata.finalizers
-            assert rc_state(kept) == "Deleting"
-        assert plan_delete(service(), T0).remove
-        held = attrs.evolve(service(), metadata=attrs.evolve(service().metadata,
-                                                             finalizers=("x/y",)))
-        marked = plan_delete(held, T0).updated
-        assert marked is not None and marked.metadata.deletion_timestamp == rfc3339(T0)

@@ -28,6 +28,7 @@ PINNED: dict[str, tuple[int | None, int, int]] = {
     "node-partition": (14, 12832, 37035),
     "quickstart": (8, 4394, 30291),
     "lost-node-traffic": (12, 2301, 7215),
+    "stale-scheduler": (None, 41, 80),
 }
 
 

@@ -4,13 +4,19 @@ find the classic failure — shortest, as a readable trace — while the real on
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import attrs
+import pytest
 
+from kstate.api import visible, writes
+from kstate.api.helpers import with_spec
 from kstate.control import nodelifecycle, replication
 from kstate.verify import report
 from kstate.verify.checker import check
+from kstate.verify.replay import replay_file
 from kstate.verify.system import load_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "specs" / "scenarios"
@@ -68,12 +74,8 @@ def test_evicting_when_the_whole_cluster_looks_down_is_found() -> None:
 
 # --- seeded bugs: part C (the state <-> field mapping, kstate/api/visible.py)
 
-import json  # noqa: E402  (own block, merged with parts A and B)
 
-import pytest  # noqa: E402
 
-from kstate.api import visible  # noqa: E402
-from kstate.verify.replay import replay_file  # noqa: E402
 
 
 def lost_pods_shown_ready(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -111,4 +113,55 @@ def test_a_lost_pod_shown_ready_keeps_its_traffic_and_the_real_mapping_does_not(
     real = check(scenario.model(), max_depth=depth)
     assert real.property("endpoints_ready_only").verdict.value == "bounded"
     assert real.property("legal_transitions").verdict.value == "bounded"
+
+
+# --- seeded bugs: part A (one write path: the API server's binding rule)
+
+
+
+# The scheduler's cache may lag behind its own bindings; the API server's binding rule
+# (kstate.api.writes.bind, run by the engine's ApiCore and the checker's AbstractApi
+# alike) is what keeps a pod on its first node.
+STALE_SCHEDULER = SCENARIOS / "stale-scheduler.yaml"
+
+
+def binding_checks_only_the_target_node(monkeypatch: Any) -> None:
+    """Seed ``writes.bind`` with a one-line mistake: "already assigned" tested as
+    ``pod.spec.nodeName == node`` instead of ``pod.spec.nodeName`` — a second binding to
+    *another* node goes through. Patched on the shared module, so the checker and the
+    ``--replay`` engine both run it."""
+    real = writes.bind
+
+    def bind(pod: Any, node: str, uid: str, now: float) -> Any:
+        if pod.spec.node_name and pod.spec.node_name != node:  # the seeded mistake
+            pod = with_spec(pod, node_name="")
+        return real(pod, node, uid, now)
+
+    monkeypatch.setattr(writes, "bind", bind)
+
+
+def test_a_binding_rule_that_lets_a_pod_move_is_found_and_replays(
+        monkeypatch: Any, tmp_path: Path) -> None:
+    scenario = load_scenario(STALE_SCHEDULER)
+    real = check(scenario.model())
+    assert real.complete
+    assert {p.name: p.verdict.value for p in real.properties} == {
+        "bound_once": "holds", "no_pod_on_two_nodes": "holds", "legal_transitions": "holds"}
+
+    binding_checks_only_the_target_node(monkeypatch)
+    broken = check(scenario.model(), stop="first-violation")
+    prop = broken.property("bound_once")
+    assert prop.verdict.value == "violated"
+    # BFS: the shortest story — the scheduler binds, then binds again from its stale cache.
+    assert [s.action for s in prop.trace] == [
+        "<init>", "Sync(web)", "Deliver(scheduler, Pod)", "Schedule(web-0, node-1)",
+        "Schedule(web-0, node-2)"]
+
+    trace = tmp_path / "result.json"
+    trace.write_text(json.dumps({**broken.to_json(), "scenario": str(STALE_SCHEDULER)}))
+    on_engine = replay_file(trace)
+    assert on_engine.reproduced, on_engine.text()
+    assert "pod moved from node node-1 to node-2" in on_engine.steps[-1].violations[0]
+
+    monkeypatch.undo()  # the real binding rule: the engine refuses the second binding
     assert not replay_file(trace).reproduced

@@ -6,15 +6,16 @@ Where it sits: between the API's front doors and the store. The HTTP layer
 methods here, so an object written by a controller in-process goes through exactly the
 admission a ``kubectl apply`` gets::
 
-    request -> ApiCore: decoded object -> admission (defaults, DefaultTolerationSeconds,
-      field validation, validation, lifecycle check, Service allocation) -> store (CAS)
+    request -> ApiCore: read the stored object -> kstate.api.writes (defaults,
+      DefaultTolerationSeconds, validation, update merge, lifecycle check, delete
+      decision, bind) -> Service allocation -> store (CAS)
 
 Why it exists as one class: Kubernetes spreads these rules over generic registries,
-per-kind strategies and admission plugins; here the few per-kind differences are small
-tables and branches in one place, and every lifecycle decision is taken by firing the
-object's machine (``kstate.api.lifecycle``): an update is accepted only if a trigger of
-the machine explains it, and deletion is the machine's ``delete`` trigger deciding
-between "remove now" and "mark Terminating / Deleting".
+per-kind strategies and admission plugins. Here every rule is a pure function in
+``kstate.api.writes`` — the model checker's abstract API calls the same ones — and this
+class keeps only the I/O around them: store reads, compare-and-swap writes and their
+retries, uids and generated names drawn from its generator, Service address allocation,
+namespace admission and sweeping, dry runs.
 
 Stored values are the object's Kubernetes JSON without ``resourceVersion`` (the store's
 ``mod_revision`` is the resourceVersion, as in Kubernetes over etcd), ``metadata`` right
@@ -26,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import functools
 import json
 import os
 import random
@@ -36,33 +38,37 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
-from kstate.api import lifecycle
-from kstate.api.codec import Model, decode, from_dict, to_dict, unknown_field_causes
-from kstate.api.defaults import DEFAULT_GRACE_SECONDS, add_default_tolerations, default
-from kstate.api.helpers import set_condition
+from kstate.api import lifecycle, writes
+from kstate.api.codec import decode, from_dict, to_dict, unknown_field_causes
 from kstate.api.meta import DeleteOptions, KubeObject, ObjectMeta
 from kstate.api.objects import (
     Binding,
     Eviction,
     Namespace,
-    NamespaceStatus,
     Node,
     Pod,
-    PodCondition,
-    PodStatus,
     ReplicationController,
     Scale,
     ScaleSpec,
     ScaleStatus,
     Service,
 )
-from kstate.api.quantity import QuantityError, parse_quantity
 from kstate.api.registry import REGISTRY, KindInfo, key_prefix, store_key
-from kstate.api.server.alloc import Allocator, NetworkConfig, keep_allocated
+from kstate.api.server.alloc import Allocator, NetworkConfig
 from kstate.api.server.patch import apply_patch
 from kstate.api.server.selectors import Selection
-from kstate.api.validation import validate, validate_update
-from kstate.clock import Clock, RealClock, rfc3339
+from kstate.api.writes import (
+    CREATE_ON_UPDATE,
+    DEFAULT_NAMESPACES,
+    FOREGROUND_FINALIZER,
+    NAME_CHARS,
+    ORPHAN_FINALIZER,
+    STATUS_KINDS,
+    not_found,
+    qos_class,
+)
+from kstate.api.writes import conflict as _conflict
+from kstate.clock import Clock, RealClock
 from kstate.errors import (
     BadRequest,
     Cause,
@@ -78,21 +84,8 @@ from kstate.store import Backend, Event, KeyValue
 
 K = TypeVar("K", bound=KubeObject)
 
-DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-
-#: Kinds whose ``status`` is written only through ``/status`` (the main resource keeps
-#: the stored status, whatever the request says).
-STATUS_KINDS = frozenset({"Pod", "ReplicationController", "Service", "Node", "Namespace"})
-#: Kinds an update may create (Kubernetes' ``AllowCreateOnUpdate``).
-CREATE_ON_UPDATE = frozenset({"Endpoints", "Event", "Lease"})
-#: Kinds whose request status is discarded on create (the server owns it).
-RESET_STATUS_ON_CREATE = frozenset({"Pod", "ReplicationController", "Service"})
-
-FOREGROUND_FINALIZER = "foregroundDeletion"
-ORPHAN_FINALIZER = "orphan"
 FIELD_VALIDATIONS = ("Strict", "Warn", "Ignore")
 
-_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' generateName alphabet
 _CACHE_SIZE = 20_000
 
 
@@ -210,42 +203,6 @@ class Versions:
         entries[(key, rev)] = (obj, stored)
 
 
-def not_found(info: KindInfo, name: str) -> NotFound:
-    return NotFound(f'{info.plural} "{name}" not found', key=name)
-
-
-def _conflict(info: KindInfo, name: str, why: str = "") -> Conflict:
-    why = why or ("the object has been modified; please apply your changes to the latest "
-                  "version and try again")
-    return Conflict(f'Operation cannot be fulfilled on {info.plural} "{name}": {why}', key=name)
-
-
-def qos_class(pod: Pod) -> str:
-    """Kubernetes' QoS class: Guaranteed (limits == requests for cpu and memory in every
-    container), BestEffort (none set), Burstable otherwise."""
-    any_set = False
-    guaranteed = True
-    for c in pod.spec.containers:
-        req, lim = c.resources.requests, c.resources.limits
-        for res in ("cpu", "memory"):
-            limit, request = lim.get(res), req.get(res)
-            if limit is None and request is None:
-                guaranteed = False
-                continue
-            any_set = True
-            if limit is None:
-                guaranteed = False
-            elif request is not None and request != limit:
-                # Different spellings may still be equal quantities ("1" and "1000m").
-                try:
-                    guaranteed = guaranteed and parse_quantity(request) == parse_quantity(limit)
-                except QuantityError:
-                    guaranteed = False
-    if not any_set:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"
-
-
 def _scale_selector(rc: ReplicationController) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(rc.spec.selector.items()))
 
@@ -298,7 +255,6 @@ class ApiCore:
         self._open_namespaces: set[str] = set()
         self._ns_follower: asyncio.Task[None] | None = None
         self._sweeping: set[str] = set()  # namespaces whose sweep checks at its end
-        self._now: tuple[int, str] = (-1, "")
 
     async def start(self) -> None:
         """Create the default namespaces that are missing and resume the sweep of
@@ -353,14 +309,6 @@ class ApiCore:
                 revision = int(listed.resource_version)
                 self._open_namespaces.update(n.metadata.name for n in listed.items
                                              if not n.metadata.deletion_timestamp)
-
-    def now(self) -> str:
-        """The clock's time as an RFC 3339 timestamp (formatted once per second: the
-        formatting is a visible cost on the create path)."""
-        second = int(self.clock.now())
-        if second != self._now[0]:
-            self._now = (second, rfc3339(second))
-        return self._now[1]
 
     # -------------------------------------------------------------- decoding
 
@@ -488,17 +436,14 @@ class ApiCore:
         """
         opts = opts or WriteOptions()
         info = REGISTRY.for_class(type(obj))
-        obj = self._in_namespace(info, obj, namespace)
-        if obj.metadata.resource_version:
-            raise BadRequest.at("metadata.resourceVersion",
-                                "resourceVersion should not be set on objects to be created")
+        obj = writes.in_namespace(info, obj, namespace)
         self._check_fields(info, obj, opts)
-        obj = self._prepare_create(info, obj)
-        check_valid(obj)
+        obj = writes.admit_create(obj, self.clock.now(), self._uid(), self.toleration_seconds)
         if info.namespaced:
             await self._check_namespace_open(obj.metadata.namespace)
         for _ in range(8):
-            candidate = self._generate_name(obj)
+            candidate = writes.with_generated_name(
+                obj, "".join(self._rng.choice(NAME_CHARS) for _ in range(5)))
             key = self._key(info, candidate.metadata.namespace, candidate.metadata.name)
             try:
                 if isinstance(candidate, Service):
@@ -526,23 +471,6 @@ class ApiCore:
             self._open_namespaces.add(obj.metadata.name)
         return self._stored(key, kv.mod_revision, obj, stored)
 
-    def _in_namespace(self, info: KindInfo, obj: K, namespace: str) -> K:
-        meta = obj.metadata
-        if not info.namespaced:
-            if meta.namespace:
-                # Kubernetes clears it for cluster-scoped kinds; so do we.
-                return attrs.evolve(obj, metadata=attrs.evolve(meta, namespace=""))
-            return obj
-        if namespace and meta.namespace and meta.namespace != namespace:
-            raise BadRequest.at("metadata.namespace",
-                                "the namespace of the provided object does not match the "
-                                f"namespace sent on the request ({reprlib.repr(meta.namespace)}"
-                                f" vs {namespace!r})")
-        if not meta.namespace:
-            return attrs.evolve(obj, metadata=attrs.evolve(meta, namespace=namespace
-                                                           or "default"))
-        return obj
-
     def _check_fields(self, info: KindInfo, obj: KubeObject, opts: WriteOptions) -> None:
         if opts.field_validation == "Ignore":
             return
@@ -556,37 +484,8 @@ class ApiCore:
                 f"{info.kind}: strict decoding error: {listed}", causes=causes)
         opts.warnings.extend(f'unknown field "{c.field}"' for c in causes)
 
-    def _prepare_create(self, info: KindInfo, obj: K) -> K:
-        obj = default(obj)
-        meta = attrs.evolve(
-            obj.metadata,
-            uid=self._uid(),
-            creation_timestamp=self.now(),
-            generation=1 if hasattr(obj, "spec") else 0,
-            deletion_timestamp="",
-            deletion_grace_period_seconds=None,
-            extra=obj.metadata.extra.without("managedFields", "selfLink"),
-        )
-        changes: dict[str, Any] = {"metadata": meta}
-        if isinstance(obj, Pod):
-            obj = add_default_tolerations(obj, self.toleration_seconds)  # type: ignore[assignment]
-            changes["status"] = PodStatus(phase="Pending", qos_class=qos_class(obj))
-        elif info.kind in RESET_STATUS_ON_CREATE:
-            changes["status"] = type(obj.status)()  # type: ignore[attr-defined]
-        elif isinstance(obj, Namespace):
-            changes["status"] = NamespaceStatus(phase="Active")
-        return attrs.evolve(obj, **changes)
-
     def _uid(self) -> str:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
-
-    def _generate_name(self, obj: K) -> K:
-        meta = obj.metadata
-        if meta.name or not meta.generate_name:
-            return obj
-        suffix = "".join(self._rng.choice(_NAME_CHARS) for _ in range(5))
-        name = meta.generate_name[:58] + suffix
-        return attrs.evolve(obj, metadata=attrs.evolve(meta, name=name))
 
     async def _check_namespace_open(self, namespace: str) -> None:
         if namespace in self._open_namespaces:
@@ -632,8 +531,8 @@ class ApiCore:
         """
         opts = opts or WriteOptions()
         info = REGISTRY.for_class(type(obj))
-        obj = self._in_namespace(info, obj, namespace)
-        self._check_subresource(info, subresource, ("", "status"))
+        obj = writes.in_namespace(info, obj, namespace)
+        writes.check_subresource(info, subresource, ("", "status"))
         self._check_fields(info, obj, opts)
         meta = obj.metadata
         expected = parse_resource_version(meta.resource_version) if meta.resource_version \
@@ -643,17 +542,10 @@ class ApiCore:
                                       lambda old: obj, subresource=subresource,
                                       expected=expected, opts=opts)
         except NotFound:
-            if subresource or info.kind not in CREATE_ON_UPDATE or expected is not None:
+            if not writes.creates_on_update(info, subresource, meta.resource_version):
                 raise
         return await self.create(attrs.evolve(obj, metadata=attrs.evolve(
             meta, resource_version="")), opts=opts)
-
-    def _check_subresource(self, info: KindInfo, subresource: str,
-                           allowed: tuple[str, ...]) -> None:
-        if subresource == "status" and info.kind not in STATUS_KINDS:
-            raise NotFound(f"{info.plural} have no status subresource")
-        if subresource not in allowed:
-            raise NotFound(f"{info.plural}/{subresource} is not a subresource kstate serves")
 
     async def _update(
         self,
@@ -666,84 +558,35 @@ class ApiCore:
         expected: int | None = None,
         opts: WriteOptions,
     ) -> Any:
-        """Read, change, admit, compare-and-swap; retried on a lost race unless the
-        caller named the version it changed (``expected``)."""
+        """Read, change, admit (``writes.plan_update``), compare-and-swap; retried on a
+        lost race unless the caller named the version it changed (``expected``)."""
         while True:
             old, kv = await self._read(info, namespace, name)
-            if expected is not None and kv.mod_revision != expected:
-                raise _conflict(info, name)
+            if expected is not None:
+                writes.check_resource_version(info, old, str(expected))
             proposed = change(old)
             if isinstance(old, Service):
                 async with self._alloc_lock:
-                    new = await self._admit_update(info, old, proposed, subresource)
-                    result = await self._write(info, kv, old, new, opts)
+                    others = await self._all_services(exclude=kv.key)
+                    plan = writes.plan_update(
+                        old, proposed, self.clock.now(), subresource,
+                        allocate=functools.partial(self.allocator.assign, others=others))
+                    result = await self._write(info, kv, plan, opts)
             else:
-                new = await self._admit_update(info, old, proposed, subresource)
-                result = await self._write(info, kv, old, new, opts)
+                plan = writes.plan_update(old, proposed, self.clock.now(), subresource)
+                result = await self._write(info, kv, plan, opts)
             if result is not None:
                 return result
             if expected is not None:
                 raise _conflict(info, name)
 
-    async def _admit_update(self, info: KindInfo, old: KubeObject, new: KubeObject,
-                            subresource: str) -> KubeObject:
-        new = self._merge_update(info, old, new, subresource)
-        if subresource != "binding":
-            # A binding changes only what ``bind`` sets from a validated Binding (the
-            # node name, the PodScheduled condition) on a stored, valid pod; like
-            # Kubernetes' binding storage it skips the pod's update validation, whose
-            # full walk was the largest part of a binding's cost.
-            check_valid_update(old, new)
-        if isinstance(new, Service) and isinstance(old, Service):
-            key = self._key(info, old.metadata.namespace, old.metadata.name)
-            new = self.allocator.assign(new, await self._all_services(exclude=key))
-        lifecycle.check_change(old, new, self.clock.now())
-        return new
-
-    def _merge_update(self, info: KindInfo, old: KubeObject, new: KubeObject,
-                      subresource: str) -> KubeObject:
-        """The object the update really proposes: server-owned metadata kept, status or
-        spec kept per subresource, generation bumped on a spec change."""
-        if subresource == "status":
-            return attrs.evolve(old, status=new.status)  # type: ignore[call-arg, attr-defined]
-        if subresource == "binding":
-            return new  # built from ``old`` by ``bind`` itself
-        new = default(new)
-        o, n = old.metadata, new.metadata
-        if o.deletion_timestamp and set(n.finalizers) - set(o.finalizers):
-            raise InvalidObject(info.kind, o.name, [Cause(
-                "metadata.finalizers", "FieldValueForbidden",
-                "Forbidden: no new finalizers can be added if the object is being deleted")])
-        meta = attrs.evolve(
-            n,
-            namespace=n.namespace or o.namespace,
-            uid=o.uid,
-            creation_timestamp=o.creation_timestamp,
-            deletion_timestamp=o.deletion_timestamp,
-            deletion_grace_period_seconds=o.deletion_grace_period_seconds,
-            generation=o.generation,
-            resource_version=o.resource_version,
-            extra=n.extra.without("managedFields", "selfLink"),
-        )
-        changes: dict[str, Any] = {"metadata": meta}
-        if info.kind in STATUS_KINDS:
-            changes["status"] = old.status  # type: ignore[attr-defined]
-        if hasattr(new, "spec") and new.spec != old.spec:  # type: ignore[attr-defined]
-            changes["metadata"] = attrs.evolve(meta, generation=o.generation + 1)
-        merged = attrs.evolve(new, **changes)
-        if isinstance(merged, Service) and isinstance(old, Service):
-            merged = keep_allocated(old, merged)
-        return merged
-
-    async def _write(self, info: KindInfo, kv: KeyValue, old: KubeObject,
-                     new: KubeObject, opts: WriteOptions) -> KubeObject | None:
-        """Store ``new`` over ``kv`` (``None`` if the CAS lost). An update that removes
-        the last finalizer of an object being deleted removes it, as in Kubernetes."""
-        if new == old:
-            return old
-        if opts.dry_run:
+    async def _write(self, info: KindInfo, kv: KeyValue, plan: writes.UpdatePlan,
+                     opts: WriteOptions) -> KubeObject | None:
+        """Carry out an update's plan over ``kv`` (``None`` if the CAS lost)."""
+        new = plan.obj
+        if not plan.changed or opts.dry_run:
             return new
-        if self._finalized(new):
+        if plan.remove:
             try:
                 gone = await self.store.delete(kv.key, expected_revision=kv.mod_revision)
             except Conflict:
@@ -759,27 +602,6 @@ class ApiCore:
         except NotFound:
             raise not_found(info, new.metadata.name) from None
         return self._stored(kv.key, written.mod_revision, new, stored)
-
-    def _finalized(self, obj: KubeObject) -> bool:
-        """Marked for deletion, no finalizer left, and (pods) no grace period running:
-        the machine's last step (``finalized`` / ``released`` / ``delete`` with grace 0)
-        removes it."""
-        meta = obj.metadata
-        if not meta.deletion_timestamp or meta.finalizers:
-            return False
-        name = lifecycle.object_name(obj)
-        if isinstance(obj, Pod):
-            if meta.deletion_grace_period_seconds:
-                return False
-            state = lifecycle.pod_state(obj, self.clock.now())
-            return lifecycle.fire("pod", state, "delete", {"grace_seconds": 0},
-                                  obj=name) == "Deleted"
-        if isinstance(obj, ReplicationController):
-            return lifecycle.fire("rc", "Deleting", "finalized", obj=name) == "Deleted"
-        if isinstance(obj, Service):
-            return lifecycle.fire("service", "Deleting", "released", obj=name) == "Deleted"
-        # A terminating namespace goes when it is empty (``_remove_if_empty``).
-        return not isinstance(obj, Namespace)
 
     # -------------------------------------------------------------- patch
 
@@ -798,7 +620,7 @@ class ApiCore:
         ``Content-Type``) to the latest version and update. A ``resourceVersion`` the
         patch sets is a precondition."""
         opts = opts or WriteOptions()
-        self._check_subresource(info, subresource, ("", "status", "scale"))
+        writes.check_subresource(info, subresource, ("", "status", "scale"))
         if subresource == "scale":
             return await self._patch_scale(info, namespace, name, patch_type, patch, opts)
         checked = [False]
@@ -892,21 +714,18 @@ class ApiCore:
 
     async def delete(self, info: KindInfo, namespace: str, name: str,
                      options: DeleteOptions | None = None) -> Deleted:
-        """Delete as the object's lifecycle machine decides (see the module docstring).
+        """Delete as ``writes.plan_delete`` decides (the object's lifecycle machine).
 
         Preconditions (uid, resourceVersion) are 409 ``Conflict`` when they do not hold.
         """
         options = options or DeleteOptions()
-        check_valid(options)
-        if info.kind == "Namespace" and name in DEFAULT_NAMESPACES:
-            # Kubernetes' NamespaceLifecycle admission: these are immortal.
-            raise Forbidden(f'namespaces "{name}" is forbidden: this namespace may not be '
-                            "deleted")
+        writes.check_delete_request(info, name, options)
         dry_run = "All" in options.dry_run
         while True:
             obj, kv = await self._read(info, namespace, name)
-            self._check_preconditions(info, obj, options)
-            marked = self._delete_decision(info, obj, options)
+            writes.check_preconditions(obj, options.preconditions)
+            plan = writes.plan_delete(obj, options, self.clock.now())
+            marked = None if plan.remove else (plan.updated or obj)
             if marked is obj:
                 if isinstance(obj, Namespace) and not dry_run:
                     await self._sweep_namespace(obj)  # resume an interrupted sweep
@@ -933,97 +752,6 @@ class ApiCore:
             if isinstance(marked, Namespace):
                 await self._sweep_namespace(marked)
             return Deleted(marked, removed=False)
-
-    def _check_preconditions(self, info: KindInfo, obj: KubeObject,
-                             options: DeleteOptions) -> None:
-        pre = options.preconditions
-        if pre is None:
-            return
-        meta = obj.metadata
-        if pre.uid and pre.uid != meta.uid:
-            raise _conflict(info, meta.name, f"Precondition failed: UID in precondition: "
-                                             f"{pre.uid}, UID in object meta: {meta.uid}")
-        if pre.resource_version and pre.resource_version != meta.resource_version:
-            raise _conflict(info, meta.name,
-                            f"Precondition failed: ResourceVersion in precondition: "
-                            f"{pre.resource_version}, ResourceVersion in object meta: "
-                            f"{meta.resource_version}")
-
-    def _delete_decision(self, info: KindInfo, obj: KubeObject,
-                         options: DeleteOptions) -> KubeObject | None:
-        """``None``: remove now; ``obj`` itself: nothing to do; otherwise the object as
-        marked for deletion."""
-        now = self.clock.now()
-        name = lifecycle.object_name(obj)
-        meta = obj.metadata
-        if isinstance(obj, Pod):
-            return self._delete_pod(obj, options, now)
-        if meta.deletion_timestamp:
-            return obj  # already being deleted; the finalizers' owners finish the job
-        if isinstance(obj, ReplicationController):
-            propagation = self._propagation(options)
-            state = lifecycle.fire("rc", lifecycle.rc_state(obj), "delete",
-                                   {"propagation": propagation}, obj=name)
-            if state == "Deleted":
-                return self._mark(obj, now) if meta.finalizers else None
-            finalizer = ORPHAN_FINALIZER if propagation == "Orphan" else FOREGROUND_FINALIZER
-            finalizers = meta.finalizers if finalizer in meta.finalizers else (
-                *meta.finalizers, finalizer)
-            return self._mark(obj, now, finalizers=finalizers)
-        if isinstance(obj, Service):
-            state = lifecycle.fire("service", lifecycle.service_state(obj), "delete", obj=name)
-            if meta.finalizers:
-                return self._mark(obj, now)
-            lifecycle.fire("service", state, "released", obj=name)
-            return None
-        if isinstance(obj, Node):
-            lifecycle.fire("node", lifecycle.node_state(obj), "remove", obj=name)
-        if isinstance(obj, Namespace):
-            marked = self._mark(obj, now)
-            return attrs.evolve(marked, status=attrs.evolve(obj.status, phase="Terminating"))
-        return self._mark(obj, now) if meta.finalizers else None
-
-    def _propagation(self, options: DeleteOptions) -> str:
-        if options.propagation_policy:
-            return options.propagation_policy
-        if options.orphan_dependents is not None:
-            return "Orphan" if options.orphan_dependents else "Background"
-        # Kubernetes' default for core/v1 ReplicationControllers, kept for compatibility
-        # (kubectl always sends Background).
-        return "Orphan"
-
-    def _mark(self, obj: K, now: float, *, grace: int = 0,
-              finalizers: tuple[str, ...] | None = None) -> K:
-        meta = obj.metadata
-        return attrs.evolve(obj, metadata=attrs.evolve(
-            meta,
-            deletion_timestamp=rfc3339(now + grace),
-            deletion_grace_period_seconds=grace,
-            finalizers=meta.finalizers if finalizers is None else finalizers,
-            generation=meta.generation + 1 if meta.generation else 0,
-        ))
-
-    def _delete_pod(self, pod: Pod, options: DeleteOptions, now: float) -> Pod | None:
-        meta = pod.metadata
-        grace = options.grace_period_seconds
-        if grace is None:
-            spec_grace = pod.spec.termination_grace_period_seconds
-            grace = DEFAULT_GRACE_SECONDS if spec_grace is None else spec_grace
-        state = lifecycle.pod_state(pod, now)
-        name = lifecycle.object_name(pod)
-        if meta.deletion_timestamp and grace > 0:
-            # Already Terminating: a second delete may only shorten the grace period.
-            current = meta.deletion_grace_period_seconds
-            if current is not None and grace >= current:
-                return pod
-            deadline = min(now + grace, _timestamp(meta.deletion_timestamp, now + grace))
-            return attrs.evolve(pod, metadata=attrs.evolve(
-                meta, deletion_timestamp=rfc3339(deadline),
-                deletion_grace_period_seconds=grace))
-        after = lifecycle.fire("pod", state, "delete", {"grace_seconds": grace}, obj=name)
-        if after == "Deleted":
-            return self._mark(pod, now) if meta.finalizers else None
-        return self._mark(pod, now, grace=grace)
 
     async def _after_removal(self, info: KindInfo, obj: KubeObject) -> None:
         """A namespaced object left the store: a terminating namespace may now be empty."""
@@ -1088,45 +816,18 @@ class ApiCore:
         ``PodScheduled`` condition, through the Pod machine's ``schedule`` trigger.
         409 if the pod is already bound or being deleted."""
         opts = opts or WriteOptions()
-        pod_name = name or binding.metadata.name
-        if binding.metadata.name and name and binding.metadata.name != name:
-            raise BadRequest.at("metadata.name", f"the name of the binding "
-                                f"({reprlib.repr(binding.metadata.name)}) does not match the "
-                                f"pod name on the URL ({name})")
-        check_valid(attrs.evolve(binding, metadata=attrs.evolve(
-            binding.metadata, name=pod_name, namespace=namespace or "default")))
-        info = REGISTRY.for_kind("Pod")
-        node = binding.target.name
-        want_uid = binding.metadata.uid
-
-        def change(old: KubeObject) -> KubeObject:
-            assert isinstance(old, Pod)
-            if want_uid and want_uid != old.metadata.uid:
-                raise _conflict(info, pod_name, "Precondition failed: UID in precondition: "
-                                f"{want_uid}, UID in object meta: {old.metadata.uid}")
-            if old.metadata.deletion_timestamp:
-                raise _conflict(info, pod_name, "pod is being deleted, cannot be assigned "
-                                "to a host")
-            if old.spec.node_name:
-                raise _conflict(info, pod_name, f"pod {pod_name} is already assigned to "
-                                f'node "{old.spec.node_name}"')
-            scheduled = PodCondition(type="PodScheduled", status="True",
-                                     last_transition_time=self.now())
-            return attrs.evolve(
-                old,
-                spec=attrs.evolve(old.spec, node_name=node),
-                status=attrs.evolve(old.status,
-                                    conditions=set_condition(old.status.conditions, scheduled)),
-            )
-
-        return await self._update(info, namespace, pod_name, change, subresource="binding",
-                                  opts=opts)
+        pod_name, node, uid = writes.binding_request(namespace, binding, name)
+        now = self.clock.now()
+        return await self._update(
+            REGISTRY.for_kind("Pod"), namespace, pod_name,
+            lambda old: writes.bind(old, node, uid, now),  # type: ignore[arg-type]
+            subresource="binding", opts=opts)
 
     async def evict(self, namespace: str, name: str, eviction: Eviction | None = None
                     ) -> Deleted:
         """A polite delete of a pod (no disruption budgets exist, so always allowed)."""
-        options = (eviction.delete_options if eviction is not None else None) or DeleteOptions()
-        return await self.delete(REGISTRY.for_kind("Pod"), namespace, name, options)
+        return await self.delete(REGISTRY.for_kind("Pod"), namespace, name,
+                                 writes.eviction_options(eviction))
 
     async def log_location(self, namespace: str, name: str, container: str = "") -> str:
         """The node agent URL serving this pod container's log (see ``logs.py``)."""
@@ -1173,31 +874,10 @@ class ApiCore:
                            bookmark_interval)
 
 
-def _timestamp(text: str, fallback: float) -> float:
-    from kstate.clock import parse_rfc3339
-
-    try:
-        return parse_rfc3339(text)
-    except ValueError:
-        return fallback
-
-
 def _namespaced_kinds() -> list[KindInfo]:
     # Replication controllers first, so they cannot replace pods being swept.
     kinds = [i for i in REGISTRY.resources() if i.namespaced and i.kind != "Binding"]
     return sorted(kinds, key=lambda i: i.kind != "ReplicationController")
-
-
-def check_valid(obj: Model) -> None:
-    causes = validate(obj)
-    if causes:
-        raise InvalidObject(type(obj).KIND, getattr(obj, "metadata", ObjectMeta()).name, causes)
-
-
-def check_valid_update(old: KubeObject, new: KubeObject) -> None:
-    causes = validate_update(old, new)
-    if causes:
-        raise InvalidObject(type(new).KIND, new.metadata.name, causes)
 
 
 # ------------------------------------------------------------------ watch streams
@@ -1387,6 +1067,8 @@ class WatchStream:
 __all__ = [
     "CREATE_ON_UPDATE",
     "DEFAULT_NAMESPACES",
+    "FOREGROUND_FINALIZER",
+    "ORPHAN_FINALIZER",
     "STATUS_KINDS",
     "ApiCore",
     "Deleted",

@@ -9,8 +9,8 @@ Pod, RC, Service and Node machines with the *same* functions the engine runs:
   manager's (possibly stale) cache;
 * ``kstate.node.podsync.sync`` for every pod on every node, over a ``SimulatedNode``;
 * ``kstate.node.heartbeat`` for leases and Ready conditions;
-* the abstract API of world.py, which checks writes with the api server's own
-  ``check_change`` / ``plan_delete``.
+* the abstract API of world.py, which applies every write with the api server's own
+  rules (``kstate.api.writes``).
 
 Actions (their names are the trace a user reads):
 

@@ -50,7 +50,8 @@ FAULTS = ("container_crash", "node_partition", "controller_restart")
 VERBS = ("scale", "delete_pod", "delete_rc", "cordon", "drain")
 PROPAGATIONS = ("Background", "Foreground", "Orphan")
 _TOP = {"name", "description", "nodes", "replication_controllers", "services", "script",
-        "faults", "watch_lag", "settings", "properties", "reachable", "bounds", "symmetry"}
+        "faults", "watch_lag", "scheduler_lag", "settings", "properties", "reachable",
+        "bounds", "symmetry"}
 
 
 @attrs.frozen
@@ -217,6 +218,7 @@ def parse_scenario(data: Any, default_name: str = "scenario") -> Scenario:
                              field=f"services[{i}]")
     faults = _faults(data.get("faults", {}))
     watch_lag = _int(data.get("watch_lag", 1), "watch_lag", minimum=0)
+    scheduler_lag = _int(data.get("scheduler_lag", 0), "scheduler_lag", minimum=0)
     script = _script(data.get("script", []), rc_names, set(nodes))
     properties = tuple(_str(p, f"properties[{i}]") for i, p in
                        enumerate(_list(data.get("properties", []), "properties")))
@@ -229,7 +231,8 @@ def parse_scenario(data: Any, default_name: str = "scenario") -> Scenario:
     if clash:
         raise ModelError(f"{clash[0]!r} is both a property and a reachable goal",
                          field="reachable")
-    settings = _settings(data.get("settings", {}), watch_lag)
+    settings = attrs.evolve(_settings(data.get("settings", {}), watch_lag),
+                            scheduler_lag=scheduler_lag)
     bounds = _bounds(data.get("bounds", {}))
     symmetry = data.get("symmetry", False)
     if not isinstance(symmetry, bool):

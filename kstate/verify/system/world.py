@@ -2,10 +2,13 @@
 
 Where it sits: ``kstate.verify.system``. ``SystemModel`` (model.py) moves a ``World``
 with actions; this module is the World value and the *abstract API*: what a write does
-to the store, who sees it and when. It mirrors the api server's rules by calling the same
-functions — ``kstate.api.lifecycle.check_change`` on every update (an illegal lifecycle
-move is refused and remembered as a violation) and ``plan_delete`` for every delete — so
-the checker and the engine disagree on nothing they share.
+to the store, who sees it and when. What a write does is not written here: every rule
+is the api server's own function in ``kstate.api.writes`` (create admission, update
+merge, lifecycle check, finalizers, the delete decision, bind, evict), and a refusal is
+the engine's own error, translated into the command outcome the engine's executor would
+report (an illegal lifecycle move is also remembered as a violation).
+``tests/verify/test_differential.py`` runs random requests through both and compares;
+``tests/verify/test_one_definition.py`` keeps this module from growing its own copy.
 
 Abstractions, each chosen to keep states few without hiding a bug class:
 
@@ -17,30 +20,28 @@ Abstractions, each chosen to keep states few without hiding a bug class:
   and kinds may arrive out of order — but each kind in order, as Kubernetes' watch
   guarantees. A queue longer than the scenario's ``watch_lag`` is caught up inside the
   write (bounded staleness).
-* **Names from generateName** are ``<prefix><n>`` with a global counter.
+* **Names from generateName** are ``<prefix><n>`` with a global counter (the engine draws
+  five random letters), and a created object's uid is ``uid-<name>``.
 * Events (``Record``) are not stored: they change nothing a controller reads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+import functools
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 import attrs
 
+from kstate.api import writes
 from kstate.api.frozen import EMPTY, FrozenDict
-from kstate.api.helpers import set_condition
-from kstate.api.lifecycle import (
-    check_change,
-    finalized,
-    object_name,
-    plan_delete,
-)
-from kstate.api.meta import KubeObject, ObjectReference
-from kstate.api.objects import Lease, Node, Pod, PodCondition
-from kstate.clock import rfc3339
+from kstate.api.lifecycle import object_name
+from kstate.api.meta import DeleteOptions, KubeObject, ObjectReference, Preconditions
+from kstate.api.objects import Lease, Node, Pod
+from kstate.api.registry import REGISTRY
+from kstate.control.executor import outcome_of
 from kstate.control.expectations import Expectation, Observation
-from kstate.errors import IllegalTransition
+from kstate.errors import IllegalTransition, KeyExists, KstateError
 from kstate.node.simulated import SimulatedNode
 
 Key = str  # "Kind/namespace/name" ("Kind//name" when cluster-scoped)
@@ -228,13 +229,41 @@ class Outcome:
     obj: KubeObject | None = None
 
 
+Verb = TypeVar("Verb", bound=Callable[..., Outcome])
+
+
+def _memoised(verb: Verb) -> Verb:
+    """Run a verb with validation results remembered (``writes.memoised_validation``):
+    the same rules, without repeating them on objects already validated."""
+
+    @functools.wraps(verb)
+    def run(self: AbstractApi, *args: Any, **kwargs: Any) -> Outcome:
+        with writes.memoised_validation(self._validated):
+            return verb(self, *args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
 class AbstractApi:
-    """Writes to the World's store with the api server's semantics, then fan-out."""
+    """The api server's write rules (``kstate.api.writes``) over the World's store, then
+    fan-out to the watchers.
+
+    Every decision — defaults, validation, the update merge, the lifecycle check,
+    finalizers, the delete decision with grace and propagation, bind, evict — is the
+    engine's own function; a refusal is the engine's own error, translated into a
+    command outcome by the executor's mapping (``outcome_of``). What this class adds is
+    plumbing only: content-addressed resourceVersions, ``generateName`` from a counter
+    (uid ``uid-<name>``), an atomic store (no CAS retries), and the watch fan-out. It
+    drops what the model does not have: namespaces (their admission and sweep), Service
+    address allocation (the scenario's Services carry theirs), dry runs.
+    """
 
     def __init__(self, watch_lag: int, scheduler_lag: int = 0, kubelet_lag: int = 0) -> None:
         self.watch_lag = watch_lag  # the controller manager's caches
         self.scheduler_lag = scheduler_lag
         self.kubelet_lag = kubelet_lag
+        # Validation results by object: the same objects recur in many states.
+        self._validated: dict[Any, Any] = {}
 
     # -------------------------------------------------------------- plumbing
 
@@ -268,90 +297,119 @@ class AbstractApi:
             kubelets = kubelets.merge(updated)
         return attrs.evolve(world, cm=cm, sched=sched, kubelets=kubelets)
 
-    # -------------------------------------------------------------- verbs
-
-    def create(self, world: World, obj: KubeObject) -> Outcome:
-        meta = obj.metadata
-        seq = world.seq
-        name = meta.name
-        if not name:
-            name = f"{meta.generate_name}{seq}"
-            seq += 1
-        k = key(type(obj).__name__, meta.namespace, name)
-        if k in world.store:
-            return Outcome(world, "exists")
-        meta = attrs.evolve(meta, name=name, uid=meta.uid or f"uid-{name}",
-                            creation_timestamp=meta.creation_timestamp or rfc3339(world.now),
-                            generation=meta.generation or 1)
-        created = attrs.evolve(obj, metadata=meta)
-        if isinstance(created, Pod):
-            from kstate.api.defaults import add_default_tolerations
-
-            created = add_default_tolerations(created)
-            if not created.status.phase:
-                created = attrs.evolve(created, status=attrs.evolve(created.status,
-                                                                    phase="Pending"))
-        created = stamped(created)
-        world = attrs.evolve(world, seq=seq)
-        return Outcome(self._commit(world, k, created), "ok", created)
-
-    def update(self, world: World, obj: KubeObject, subresource: str = "") -> Outcome:
-        k = key_of(obj)
-        current = world.get(k)
-        if current is None:
-            return Outcome(world, "not_found")
-        if current.metadata.resource_version != obj.metadata.resource_version:
-            return Outcome(world, "conflict")
-        new = _merge_write(current, obj, subresource)
-        try:
-            check_change(current, new, world.now)
-        except IllegalTransition as err:
-            return Outcome(world.with_flag(illegal=str(err)), "invalid")
-        if isinstance(current, Pod) and isinstance(new, Pod) and \
-                current.spec.node_name and new.spec.node_name != current.spec.node_name:
-            return Outcome(world.with_flag(rebound=True), "invalid")
-        if finalized(new):
+    def _store(self, world: World, k: Key, current: KubeObject | None,
+               new: KubeObject | None) -> Outcome:
+        """Write ``new`` (``None``: remove) at ``k``; an unchanged object writes nothing.
+        A stored pod moving from one node to another is remembered for ``bound_once``."""
+        if new is None:
             return Outcome(self._commit(world, k, None), "ok")
         new = stamped(new)
         if new == current:
             return Outcome(world, "ok", current)
+        if _moved(current, new):
+            world = world.with_flag(rebound=True)
         return Outcome(self._commit(world, k, new), "ok", new)
 
-    def delete(self, world: World, kind: str, namespace: str, name: str, uid: str = "",
-               grace: int | None = None, propagation: str | None = None) -> Outcome:
-        k = key(kind, namespace, name)
-        current = world.get(k)
-        if current is None:
-            return Outcome(world, "not_found")
-        if uid and current.metadata.uid != uid:
-            return Outcome(world, "conflict")
-        plan = plan_delete(current, world.now, grace, propagation)
-        if plan.remove:
-            return Outcome(self._commit(world, k, None), "ok")
-        if plan.updated is None:
-            return Outcome(world, "ok", current)
-        updated = stamped(plan.updated)
-        return Outcome(self._commit(world, k, updated), "ok", updated)
+    @staticmethod
+    def _refused(world: World, err: KstateError) -> Outcome:
+        """The engine's error as the command outcome the executor would report; an
+        illegal lifecycle move is remembered for ``legal_transitions``."""
+        if isinstance(err, IllegalTransition):
+            world = world.with_flag(illegal=str(err))
+        return Outcome(world, outcome_of(err))
 
-    def bind(self, world: World, namespace: str, name: str, uid: str, node: str) -> Outcome:
-        k = key("Pod", namespace, name)
-        pod = world.get(k)
-        if not isinstance(pod, Pod) or (uid and pod.metadata.uid != uid):
-            return Outcome(world, "not_found")
-        if pod.spec.node_name:
-            return Outcome(world, "conflict")
-        scheduled = PodCondition(type="PodScheduled", status="True",
-                                 last_transition_time=rfc3339(world.now))
-        bound = attrs.evolve(
-            pod, spec=attrs.evolve(pod.spec, node_name=node),
-            status=attrs.evolve(pod.status, conditions=set_condition(pod.status.conditions,
-                                                                     scheduled)))
+    # -------------------------------------------------------------- verbs
+
+    @_memoised
+    def create(self, world: World, obj: KubeObject) -> Outcome:
+        info = writes.info_of(obj)
         try:
-            check_change(pod, bound, world.now)
-        except IllegalTransition as err:
-            return Outcome(world.with_flag(illegal=str(err)), "invalid")
-        stored = stamped(bound)
-        return Outcome(self._commit(world, k, stored), "ok", stored)
+            obj = writes.in_namespace(info, obj, "")
+            suffix = str(world.seq)
+            name = writes.with_generated_name(obj, suffix).metadata.name
+            created = writes.admit_create(obj, world.now, f"uid-{name}")
+            created = writes.with_generated_name(created, suffix)
+            k = key_of(created)
+            if k in world.store:  # the store's create: the key is taken
+                raise KeyExists(f'{info.plural} "{name}" already exists', key=name)
+        except KstateError as err:
+            return self._refused(world, err)
+        if not obj.metadata.name:
+            world = attrs.evolve(world, seq=world.seq + 1)
+        return self._store(world, k, None, created)
+
+    @_memoised
+    def update(self, world: World, obj: KubeObject, subresource: str = "") -> Outcome:
+        """A replace (``subresource="status"``: only the status); the object's
+        resourceVersion, when set, is the precondition."""
+        info = writes.info_of(obj)
+        obj = writes.in_namespace(info, obj, "")
+        k = key_of(obj)
+        current = world.get(k)
+        if subresource != "status" and _moved(current, obj):
+            world = world.with_flag(rebound=True)  # an attempt, whatever the server says
+        try:
+            writes.check_subresource(info, subresource, ("", "status"))
+            if current is None and writes.creates_on_update(
+                    info, subresource, obj.metadata.resource_version):
+                return self.create(world, obj)
+            current = writes.existing(info, obj.metadata.name, current)
+            writes.check_resource_version(info, current, obj.metadata.resource_version)
+            plan = writes.plan_update(current, obj, world.now, subresource)
+        except KstateError as err:
+            return self._refused(world, err)
+        if not plan.changed:
+            return Outcome(world, "ok", current)
+        return self._store(world, k, current, None if plan.remove else plan.obj)
+
+    def delete(self, world: World, kind: str, namespace: str, name: str, uid: str = "",
+               grace: int | None = None, propagation: str | None = None, *,
+               resource_version: str = "") -> Outcome:
+        """A delete with the given grace period and propagation policy (``None``: the
+        server's defaults), guarded by ``uid`` / ``resource_version`` when given."""
+        preconditions = Preconditions(uid=uid, resource_version=resource_version) \
+            if uid or resource_version else None
+        return self._delete(world, kind, namespace, name, DeleteOptions(
+            grace_period_seconds=grace, propagation_policy=propagation or "",
+            preconditions=preconditions))
+
+    def evict(self, world: World, namespace: str, name: str, uid: str = "",
+              grace: int | None = None) -> Outcome:
+        """``pods/<name>/eviction`` (``uid``: a precondition, when given)."""
+        eviction = writes.eviction_of(namespace, name, grace, uid)
+        return self._delete(world, "Pod", namespace, name, writes.eviction_options(eviction))
+
+    @_memoised
+    def _delete(self, world: World, kind: str, namespace: str, name: str,
+                options: DeleteOptions) -> Outcome:
+        info = REGISTRY.for_kind(kind)
+        k = key(kind, namespace if info.namespaced else "", name)
+        try:
+            writes.check_delete_request(info, name, options)
+            current = writes.existing(info, name, world.get(k))
+            writes.check_preconditions(current, options.preconditions)
+            plan = writes.plan_delete(current, options, world.now)
+        except KstateError as err:
+            return self._refused(world, err)
+        if not plan.remove and plan.updated is None:
+            return Outcome(world, "ok", current)
+        return self._store(world, k, current, plan.updated)
+
+    @_memoised
+    def bind(self, world: World, namespace: str, name: str, uid: str, node: str) -> Outcome:
+        """``pods/<name>/binding`` to ``node``, as the scheduler posts it."""
+        k = key("Pod", namespace, name)
+        info = writes.info_of(Pod)
+        try:
+            pod_name, target, want_uid = writes.binding_request(
+                namespace, writes.binding_of(namespace, name, node, uid))
+            pod = writes.existing(info, pod_name, world.get(k))
+            assert isinstance(pod, Pod)
+            proposed = writes.bind(pod, target, want_uid, world.now)
+            plan = writes.plan_update(pod, proposed, world.now, "binding")
+        except KstateError as err:
+            return self._refused(world, err)
+        return self._store(world, k, pod, plan.obj)
 
     def exists(self, world: World, ref: ObjectReference) -> bool:
         """The live read behind ``DeleteIfGone``: is the referenced object there?"""
@@ -368,21 +426,10 @@ def _on(obj: KubeObject | None, node: str) -> bool:
     return isinstance(obj, Pod) and obj.spec.node_name == node
 
 
-def _merge_write(current: KubeObject, written: KubeObject, subresource: str) -> KubeObject:
-    """A write of the main resource keeps the stored status; a status write keeps the
-    stored spec and metadata (Kubernetes' subresource rules); spec changes bump
-    ``generation``."""
-    has_status = hasattr(current, "status")
-    if subresource == "status":
-        if not has_status:
-            return current
-        return attrs.evolve(current, **{"status": getattr(written, "status")})  # noqa: B009
-    new = attrs.evolve(written, **{"status": getattr(current, "status")}) if has_status \
-        else written  # noqa: B009
-    if hasattr(current, "spec") and getattr(current, "spec") != getattr(new, "spec"):  # noqa: B009
-        meta = attrs.evolve(new.metadata, generation=current.metadata.generation + 1)
-        new = attrs.evolve(new, metadata=meta)
-    return new
+def _moved(before: KubeObject | None, after: KubeObject) -> bool:
+    """A bound pod's node changes (``bound_once``'s history fact)."""
+    return isinstance(before, Pod) and isinstance(after, Pod) and \
+        bool(before.spec.node_name) and after.spec.node_name != before.spec.node_name
 
 
 def observe(cm: ControllerManager, delivered: Iterable[Delivered]) -> ControllerManager:

@@ -30,14 +30,17 @@ async def test_bound_pod_terminates_with_its_grace_period() -> None:
         assert marked.metadata.deletion_timestamp == rfc3339(START + 20)
         assert marked.metadata.deletion_grace_period_seconds == 20
         assert marked.metadata.generation == 2
-        # a second delete may only shorten the grace period
+        # a second delete may only shorten the grace period (Kubernetes' BeforeDelete)
+        assert (await core.delete(POD, "default", "web")).object == marked  # none given
         longer = await core.delete(POD, "default", "web", DeleteOptions(grace_period_seconds=60))
         assert not longer.removed
         assert longer.object.metadata.deletion_timestamp == rfc3339(START + 20)
         clock.advance(5)
         shorter = await core.delete(POD, "default", "web", DeleteOptions(grace_period_seconds=5))
-        assert shorter.object.metadata.deletion_timestamp == rfc3339(START + 10)
+        # counted from the first delete: old deadline - old grace + new grace
+        assert shorter.object.metadata.deletion_timestamp == rfc3339(START + 20 - 20 + 5)
         assert shorter.object.metadata.deletion_grace_period_seconds == 5
+        assert shorter.object.metadata.generation == 2  # only the first mark bumps it
         # the node agent's final delete (grace 0) removes it
         assert (await core.delete(POD, "default", "web",
                                   DeleteOptions(grace_period_seconds=0))).removed
