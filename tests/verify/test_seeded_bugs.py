@@ -4,13 +4,17 @@ find the classic failure — shortest, as a readable trace — while the real on
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import attrs
+import pytest
 
-from kstate.control import nodelifecycle, replication
+from kstate.control import execution, nodelifecycle, replication
+from kstate.control.commands import Create, Delete, Outcome
 from kstate.verify import report
 from kstate.verify.checker import check
+from kstate.verify.replay import replay_file
 from kstate.verify.system import load_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "specs" / "scenarios"
@@ -64,3 +68,41 @@ def test_evicting_when_the_whole_cluster_looks_down_is_found() -> None:
     real = check(scenario.model(), max_depth=12)
     assert real.property("no_mass_eviction").verdict.value in ("holds", "bounded")
     assert not real.property("no_mass_eviction").trace
+
+
+# --- seeded bugs: part B (one executor per kind of command: control.execution, node.execution)
+
+
+def _counting_own_creations(command: Create | Delete, outcome: Outcome) -> bool:
+    """The controller executor's "will the watch never show this?" with one line wrong:
+    a creation counts as seen as soon as the API server answered."""
+    if isinstance(command, Create):
+        return True  # the real rule: outcome != "ok"
+    return outcome not in ("ok", "not_found")
+
+
+def test_an_executor_that_counts_its_own_creations_over_creates(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seeded bug sits in the shared plan (``control.execution.unseen``): the checker
+    and the engine's Executor both run it. The shortest counterexample is two syncs; the
+    engine reproduces it; the real plan passes the same scenario."""
+    scenario = load_scenario(SCENARIOS / "stale-cache.yaml")
+    monkeypatch.setattr(execution, "unseen", _counting_own_creations)
+    broken = check(scenario.model(symmetry=False), symmetry=False, stop="first-violation",
+                   max_depth=10)
+    prop = broken.property("never_overcreates")
+    assert prop.verdict.value == "violated"
+    # BFS: the first sync creates both pods and forgets it expects them; the second,
+    # on a cache that has seen one of them, creates another.
+    assert [s.action for s in prop.trace] == ["<init>", "Sync(web)", "Sync(web)"]
+    trace = tmp_path / "result.json"
+    trace.write_text(json.dumps({**broken.to_json(), "scenario": str(SCENARIOS / "stale-cache.yaml")}))
+    replayed = replay_file(trace)
+    assert replayed.reproduced, replayed.text()
+    assert "more than the 2 replicas" in replayed.steps[-1].violations[0]
+
+    monkeypatch.undo()
+    assert not replay_file(trace).reproduced
+    real = check(scenario.model(symmetry=False), symmetry=False)
+    assert real.property("never_overcreates").verdict.value == "holds"
+    assert real.complete
