@@ -37,7 +37,7 @@ The decisions, each settled on Kubernetes' kubelet:
 
 from __future__ import annotations
 
-from collections.abc import Generator, MutableMapping
+from collections.abc import Generator, Iterator, MutableMapping, Sequence
 from typing import Literal
 
 import attrs
@@ -131,20 +131,30 @@ class RoundEnd:
 NodeExecution = Generator[NodeStep, "tuple[RuntimeReply, ...] | WriteOutcome | None", RoundEnd]
 
 
-def execute(commands: list[NodeCommand]) -> NodeExecution:
+def units(commands: Sequence[NodeCommand]) -> Iterator[tuple[NodeCommand, ...]]:
+    """The round's commands in the units they are carried out, in order: each run of
+    consecutive ``StopContainer``s together, every other command on its own."""
+    stops: list[NodeCommand] = []
+    for cmd in commands:
+        if isinstance(cmd, StopContainer):
+            stops.append(cmd)
+            continue
+        if stops:
+            yield tuple(stops)
+            stops = []
+        yield (cmd,)
+    if stops:
+        yield tuple(stops)
+
+
+def execute(commands: Sequence[NodeCommand]) -> NodeExecution:
     """The plan for one round's ``commands`` (see the module docstring)."""
     memory: list[MemoryChange] = []
     requeue_at: float | None = None
-    i = 0
-    while i < len(commands):
-        cmd = commands[i]
-        i += 1
+    for unit in units(commands):
+        cmd = unit[0]
         if isinstance(cmd, StopContainer):
-            stops = [cmd]
-            while i < len(commands) and isinstance(commands[i], StopContainer):
-                stops.append(commands[i])  # type: ignore[arg-type]
-                i += 1
-            replies = yield OnRuntime(tuple(stops))
+            replies = yield OnRuntime(unit)  # type: ignore[arg-type]
             assert isinstance(replies, tuple)
             if any(r.failed for r in replies):
                 return RoundEnd("retry")
@@ -170,6 +180,12 @@ def execute(commands: list[NodeCommand]) -> NodeExecution:
             raise TypeError(f"unknown node command {cmd!r}")
     if memory:
         yield Store(tuple(memory))
+    return completed(requeue_at)
+
+
+def completed(requeue_at: float | None) -> RoundEnd:
+    """How a round that ran to its end ends: idle until its earliest ``RequeueAt``, or
+    on to the next round now."""
     return RoundEnd("again" if requeue_at is None else "idle", requeue_at)
 
 
@@ -191,4 +207,4 @@ def remember(backoff: MutableMapping[str, BackOff], start_errors: MutableMapping
 
 __all__ = ["MemoryChange", "NodeExecution", "NodeStep", "OnRuntime", "RoundEnd",
            "RuntimeCommand", "RuntimeReply", "StartError", "Store", "ToApi", "WriteOutcome",
-           "execute", "remember", "write_of"]
+           "completed", "execute", "remember", "units", "write_of"]

@@ -5,6 +5,7 @@ find the classic failure — shortest, as a readable trace — while the real on
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import attrs
@@ -12,6 +13,8 @@ import pytest
 
 from kstate.control import execution, nodelifecycle, replication
 from kstate.control.commands import Create, Delete, Outcome
+from kstate.node import execution as node_execution
+from kstate.node import podsync
 from kstate.verify import report
 from kstate.verify.checker import check
 from kstate.verify.replay import replay_file
@@ -96,7 +99,8 @@ def test_an_executor_that_counts_its_own_creations_over_creates(
     # on a cache that has seen one of them, creates another.
     assert [s.action for s in prop.trace] == ["<init>", "Sync(web)", "Sync(web)"]
     trace = tmp_path / "result.json"
-    trace.write_text(json.dumps({**broken.to_json(), "scenario": str(SCENARIOS / "stale-cache.yaml")}))
+    trace.write_text(json.dumps({**broken.to_json(),
+                                 "scenario": str(SCENARIOS / "stale-cache.yaml")}))
     replayed = replay_file(trace)
     assert replayed.reproduced, replayed.text()
     assert "more than the 2 replicas" in replayed.steps[-1].violations[0]
@@ -105,4 +109,50 @@ def test_an_executor_that_counts_its_own_creations_over_creates(
     assert not replay_file(trace).reproduced
     real = check(scenario.model(symmetry=False), symmetry=False)
     assert real.property("never_overcreates").verdict.value == "holds"
+    assert real.complete
+
+
+def _units_dropping_the_last_stops(
+        commands: Sequence[podsync.NodeCommand]) -> Iterator[tuple[podsync.NodeCommand, ...]]:
+    """The node plan's ``units`` with its last line lost: a run of StopContainers that
+    ends the round is never flushed — so never sent."""
+    stops: list[podsync.NodeCommand] = []
+    for cmd in commands:
+        if isinstance(cmd, podsync.StopContainer):
+            stops.append(cmd)
+            continue
+        if stops:
+            yield tuple(stops)
+            stops = []
+        yield (cmd,)
+
+
+def test_a_node_plan_that_never_sends_a_rounds_last_stops_is_found(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seeded bug sits in the shared round plan (``node.execution.units``): the
+    model's pod worker and the engine's node agent both run it. A deleted pod's container
+    is never stopped, so the deletion never completes; the engine replays it (its agent
+    retries the round forever); the real plan passes the same scenario."""
+    scenario = load_scenario(SCENARIOS / "graceful-delete.yaml")
+    monkeypatch.setattr(node_execution, "units", _units_dropping_the_last_stops)
+    broken = check(scenario.model(), symmetry=False, stop="first-violation")
+    prop = broken.property("deletions_complete")
+    assert prop.verdict.value == "violated"
+    actions = [s.action for s in prop.trace]
+    assert actions[:6] == ["<init>", "Sync(web)", "Schedule(web-0)", "Kubelet(node-1, web-0)",
+                           "Kubelet(node-1, web-0)", "DeletePod(web-0)"]
+    # After the deletion no Kubelet step for web-0 changes anything: its stop is lost.
+    assert "Kubelet(node-1, web-0)" not in actions[6:]
+    assert "counterexample for deletions_complete" in report.trace_text(prop)
+    trace = tmp_path / "result.json"
+    trace.write_text(json.dumps({**broken.to_json(),
+                                 "scenario": str(SCENARIOS / "graceful-delete.yaml")}))
+    replayed = replay_file(trace)
+    assert replayed.reproduced, replayed.text()
+    assert "still terminating" in replayed.verdict
+
+    monkeypatch.undo()
+    assert not replay_file(trace).reproduced
+    real = check(scenario.model(), symmetry=False)
+    assert all(p.verdict.value == "holds" for p in real.properties)
     assert real.complete

@@ -439,8 +439,8 @@ class SystemModel(Model[World]):
                 renewed = parse_rfc3339(lease.spec.renew_time) if lease is not None and \
                     lease.spec.renew_time else now
                 out.append(renewed + grace + 1)
-            for memo in kubelet.backoff.values():
-                out.append(memo.since + self.settings.backoff.delay(max(0, memo.count - 1)))
+            else:
+                out.extend(self._requeues(w, name, kubelet))
         nodes = {n.metadata.name: n for n in w.nodes()}
         for pod in w.pods():
             node = nodes.get(pod.spec.node_name)
@@ -459,6 +459,20 @@ class SystemModel(Model[World]):
         if last is not None and rate > 0:
             out.append(last + 1.0 / rate)
         return sorted(t for t in out if t > now)
+
+    def _requeues(self, w: World, node: str, kubelet: Kubelet) -> Iterator[float]:
+        """When the node's idle pod workers run again: the plan's ``requeue_at`` for a
+        round with nothing to do before then (a back-off). The engine's worker sleeps
+        until then on its clock; here time may jump there."""
+        runtime = w.runtimes[node]
+        mine = _own_pods(kubelet, node)
+        for uid in sorted(set(mine) | runtime.pod_uids()):
+            view = self._pod_view(node, uid, mine.get(uid), kubelet, runtime)
+            cmds = self._memo(podsync.sync, view, w.now, self.settings.backoff)
+            if cmds and all(isinstance(c, podsync.RequeueAt) for c in cmds):
+                end = execution.drive(node_execution.execute(cmds), _idle_round)
+                if end.requeue_at is not None:
+                    yield end.requeue_at
 
     def _tick(self, w: World) -> Iterator[tuple[str, World]]:
         if self.settings.time_waits_for_watches and (
@@ -553,6 +567,10 @@ class SystemModel(Model[World]):
 def _own_pods(kubelet: Kubelet, node: str) -> dict[str, Pod]:
     return {p.metadata.uid: p for p in kubelet.watcher.objects("Pod")
             if isinstance(p, Pod) and p.spec.node_name == node}
+
+
+def _idle_round(step: node_execution.NodeStep) -> None:
+    raise AssertionError(f"a round of RequeueAt only asked for I/O: {step!r}")
 
 
 def _backoff_of(kubelet: Kubelet, uid: str) -> FrozenDict[str, Any]:
