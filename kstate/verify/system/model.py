@@ -348,9 +348,15 @@ class SystemModel(Model[World]):
         it only through the status the worker writes) and no time passes within a step;
         what remains observable is the properties that read runtimes, and within one
         step those change one way only (a pod's containers started, or stopped), so the
-        step's end state is the extreme one.
+        step's end state is the extreme one. The fault that acts on a runtime, a
+        container crash, is the exception: a crash between a container's start and the
+        round that reports it is a history of its own (the exit is seen while the pod is
+        still ContainerCreating), so while crashes remain in the budget a round that
+        started a container ends the step. (A partition never falls between rounds: the
+        model's partitioned kubelet stops altogether.)
         """
         start = w
+        crashes = w.budget.get("container_crash", 0) > 0
         for _ in range(8):
             kubelet = w.kubelets[node]
             pod = _own_pods(kubelet, node).get(uid)
@@ -360,7 +366,8 @@ class SystemModel(Model[World]):
                 break
             w, end = self._run_pod(w, node, uid, cmds)
             if end.next != "again" or any(
-                    isinstance(c, podsync.WriteStatus | podsync.FinishDelete) for c in cmds):
+                    isinstance(c, podsync.WriteStatus | podsync.FinishDelete)
+                    or (crashes and isinstance(c, podsync.StartContainer)) for c in cmds):
                 break
         return w if w != start else None
 
