@@ -138,6 +138,11 @@ def call_of(command: Create | Update | Delete | Bind | Evict) -> Call:
                 preconditions=_guard(command.uid))
 
 
+def read_reply(found: bool) -> Reply:
+    """The reply of a ``get``: is an object with that name (and uid, when given) there?"""
+    return Reply("ok" if found else "not_found")
+
+
 def _guard(uid: str, resource_version: str = "") -> Preconditions | None:
     return Preconditions(uid=uid, resource_version=resource_version) \
         if uid or resource_version else None
@@ -300,4 +305,5 @@ def follow_ups(
 
 
 __all__ = ["Call", "Effect", "Execution", "Reply", "Step", "apply_effect", "call_of",
-           "drive", "execute", "follow_ups", "skipped_observations", "slow_start", "unseen"]
+           "drive", "execute", "follow_ups", "read_reply", "skipped_observations",
+           "slow_start", "unseen"]

@@ -27,7 +27,7 @@ from kstate.api.objects import Event, EventSource
 from kstate.api.registry import REGISTRY
 from kstate.clock import Clock, rfc3339
 from kstate.control.commands import Command, Outcome, Record
-from kstate.control.execution import Call, Reply, apply_effect, execute
+from kstate.control.execution import Call, Reply, apply_effect, execute, read_reply
 from kstate.control.expectations import Expectation
 from kstate.errors import (
     Conflict,
@@ -142,9 +142,9 @@ class Executor:
             try:
                 obj = await client.get(kind_class(call.kind), call.name, call.namespace)
             except NotFound:
-                return Reply("not_found")
+                return read_reply(False)
             uid = call.preconditions.uid if call.preconditions is not None else ""
-            return Reply("ok" if not uid or obj.metadata.uid == uid else "not_found")
+            return read_reply(not uid or obj.metadata.uid == uid)
         else:
             raise TypeError(f"unknown call {call!r}")
         return Reply("ok")

@@ -294,7 +294,7 @@ class SystemModel(Model[World]):
         if call.verb == "get":
             ref = ObjectReference(kind=call.kind, namespace=call.namespace, name=call.name,
                                   uid=pre.uid)
-            return w, execution.Reply("ok" if api.exists(w, ref) else "not_found")
+            return w, execution.read_reply(api.exists(w, ref))
         if call.verb == "create":
             assert call.obj is not None
             out = api.create(w, call.obj)
@@ -311,9 +311,9 @@ class SystemModel(Model[World]):
         elif call.verb == "bind":
             out = api.bind(w, call.namespace, call.name, pre.uid, call.node)
         elif call.verb == "evict":
-            # An eviction is a delete of the pod with the eviction's preconditions (no
-            # disruption budgets exist to refuse it).
-            out = api.delete(w, "Pod", call.namespace, call.name, pre.uid)
+            evict = getattr(api, "evict", None)  # the abstract API's own verb, once it has one
+            out = evict(w, call.namespace, call.name, pre.uid) if evict is not None else \
+                api.delete(w, "Pod", call.namespace, call.name, pre.uid)
         else:
             raise TypeError(f"unknown call {call!r}")
         return out.world, execution.Reply(_outcome(out.result))
