@@ -9,6 +9,8 @@ Pod, RC, Service and Node machines with the *same* functions the engine runs:
   manager's (possibly stale) cache;
 * ``kstate.node.podsync.sync`` for every pod on every node, over a ``SimulatedNode``;
 * ``kstate.node.heartbeat`` for leases and Ready conditions;
+* the executors' plans, ``kstate.control.execution`` and ``kstate.node.execution``, for
+  how commands are carried out (this module only applies each step to the World);
 * the abstract API of world.py, which checks writes with the api server's own
   ``check_change`` / ``plan_delete``.
 
