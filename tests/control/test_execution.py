@@ -3,11 +3,19 @@ sent, in which batches, with which preconditions, and what follows each reply.""
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
+from kstate.api.codec import from_dict
 from kstate.api.meta import ObjectMeta, ObjectReference, Preconditions
 from kstate.api.objects import Pod
 from kstate.control.commands import Create, DeleteIfGone, Evict, Expect, Outcome, Record
 from kstate.control.execution import Call, Reply, Step, apply_effect, call_of, drive, execute
+from kstate.control.executor import Executor
 from kstate.control.expectations import Expectation
+from kstate.errors import NotFound
+from tests.control.harness import cluster
 
 RC = ObjectReference(kind="ReplicationController", namespace="default", name="web", uid="rc1")
 
@@ -78,3 +86,23 @@ def test_delete_if_gone_reads_live_first_and_deletes_only_a_gone_owners_dependen
     assert read.preconditions == Preconditions(uid="rc1")
     assert (delete.verb, delete.name, delete.preconditions) == (
         "delete", "web-1", Preconditions(uid="p1"))
+
+
+def test_the_engine_refuses_an_eviction_from_a_stale_cache() -> None:
+    """Through the engine's Executor and API server: an eviction names the pod it saw
+    (its uid); a new pod of the same name is not evicted in its place."""
+    async def go() -> None:
+        async with cluster() as (_, client, clock):
+            created = await client.create(from_dict(Pod, {
+                "metadata": {"name": "web-1", "namespace": "default"},
+                "spec": {"containers": [{"name": "app", "image": "img:1"}]}}))
+            executor = Executor(client, clock, "test")
+            stale = await executor.run([Evict("default", "web-1", "uid-of-an-older-web-1")])
+            assert stale.outcomes == ("conflict",)
+            assert not (await client.get(Pod, "web-1", "default")).metadata.deletion_timestamp
+            fresh = await executor.run([Evict("default", "web-1", created.metadata.uid)])
+            assert fresh.outcomes == ("ok",)
+            with pytest.raises(NotFound):  # never scheduled: deleted at once
+                await client.get(Pod, "web-1", "default")
+
+    asyncio.run(go())
