@@ -150,7 +150,8 @@ class ApiClient(abc.ABC):
 
     @abc.abstractmethod
     async def evict(self, pod: str, namespace: str = "default", *,
-                    grace_period_seconds: int | None = None) -> None: ...
+                    grace_period_seconds: int | None = None,
+                    preconditions: Preconditions | None = None) -> None: ...
 
     @abc.abstractmethod
     async def get_scale(self, kind: type[KubeObject], name: str,
@@ -282,8 +283,10 @@ class LocalClient(ApiClient):
         await self._call(self.core.bind(namespace, binding, name=pod))
 
     async def evict(self, pod: str, namespace: str = "default", *,
-                    grace_period_seconds: int | None = None) -> None:
-        eviction = writes.eviction_of(namespace, pod, grace_period_seconds)
+                    grace_period_seconds: int | None = None,
+                    preconditions: Preconditions | None = None) -> None:
+        eviction = writes.eviction_of(namespace, pod, grace_period_seconds,
+                                      preconditions.uid if preconditions else "")
         await self._call(self.core.evict(namespace, pod, eviction))
 
     async def get_scale(self, kind: type[KubeObject], name: str,
@@ -601,8 +604,10 @@ class HttpClient(ApiClient):
                             to_dict(binding))
 
     async def evict(self, pod: str, namespace: str = "default", *,
-                    grace_period_seconds: int | None = None) -> None:
-        eviction = writes.eviction_of(namespace, pod, grace_period_seconds)
+                    grace_period_seconds: int | None = None,
+                    preconditions: Preconditions | None = None) -> None:
+        eviction = writes.eviction_of(namespace, pod, grace_period_seconds,
+                                      preconditions.uid if preconditions else "")
         await self._request("POST", _path(_info(_pod()), namespace, pod, "eviction"), {},
                             to_dict(eviction))
 

@@ -1,17 +1,13 @@
-"""The engine's command executor: a reconciler's commands, applied through the API server.
+"""The engine's command executor: the I/O behind ``execution.execute``'s plan.
 
 Where it sits: engine side of ``kstate/control``. A controller worker calls
-``reconcile(view, now)`` and hands the commands to ``Executor.run``; the model checker
-applies the same commands to abstract state instead (``kstate.verify.system``). What
-follows a success or a failure — events, lowered expectations — is decided once, in
-``commands.follow_ups``, for both.
-
-Every write carries its precondition (the object's resourceVersion, or its uid for
-deletes), so a stale cache loses the race cleanly: a 409 becomes ``conflict`` and the
-worker requeues the key to sync again from fresher data. Creations go out in Kubernetes'
-slow-start batches (1, 2, 4, ...): the first batch with a failure stops the rest, and the
-skipped creations are taken off the expectations since no watch event will ever show
-them.
+``reconcile(view, now)`` and hands the commands to ``Executor.run``. What is written, in
+which order (creations in slow-start batches), what a failure skips, how expectations and
+memory change and which events follow is planned once, in ``execution.py``, and the
+model checker (``kstate.verify.system``) follows the same plan against its abstract API.
+This module only sends each step's calls to the API server — concurrently, as
+Kubernetes' slowStartBatch does — turns errors into outcomes (a 409 is ``conflict``: the
+worker requeues the key to sync again from fresher data), and writes the events.
 """
 
 from __future__ import annotations
@@ -26,26 +22,13 @@ from typing import cast
 import attrs
 
 from kstate.api.client import ApiClient
-from kstate.api.meta import KubeObject, ObjectMeta, ObjectReference, Preconditions
+from kstate.api.meta import KubeObject, ObjectMeta
 from kstate.api.objects import Event, EventSource
 from kstate.api.registry import REGISTRY
 from kstate.clock import Clock, rfc3339
-from kstate.control.commands import (
-    Bind,
-    Command,
-    Create,
-    Delete,
-    DeleteIfGone,
-    Evict,
-    Expect,
-    Outcome,
-    Record,
-    Remember,
-    Update,
-    follow_ups,
-)
+from kstate.control.commands import Command, Outcome, Record
+from kstate.control.execution import Call, Reply, apply_effect, execute, read_reply
 from kstate.control.expectations import Expectation
-from kstate.control.expectations import apply as apply_observations
 from kstate.errors import (
     Conflict,
     IllegalTransition,
@@ -88,20 +71,6 @@ class Result:
         return any(o in ("conflict", "unavailable") for o in self.outcomes)
 
 
-def slow_start(count: int) -> list[int]:
-    """Batch sizes 1, 2, 4, ... covering ``count`` (Kubernetes' slowStartBatch).
-
-    >>> slow_start(10)
-    [1, 2, 4, 3]
-    """
-    sizes, size = [], 1
-    while count > 0:
-        sizes.append(min(size, count))
-        count -= size
-        size *= 2
-    return sizes
-
-
 class Executor:
     """Applies commands for one component (its name goes on the events it records)."""
 
@@ -119,118 +88,66 @@ class Executor:
         expectations: dict[str, Expectation] | None = None,
         memory: dict[str, float] | None = None,
     ) -> Result:
+        """Follow ``execution.execute``'s plan: each step's effects on the controller's
+        in-memory state (the dicts the caller keeps; its watch handlers lower the same
+        expectations meanwhile), its events, then its calls, sent concurrently."""
         expectations = expectations if expectations is not None else {}
         memory = memory if memory is not None else {}
-        outcomes: list[Outcome] = []
-        i = 0
-        while i < len(commands):
-            cmd = commands[i]
-            if isinstance(cmd, Create):
-                creates = [cmd]
-                while i + len(creates) < len(commands) and \
-                        isinstance(commands[i + len(creates)], Create):
-                    creates.append(commands[i + len(creates)])  # type: ignore[arg-type]
-                outcomes += await self._create_batches(creates, expectations)
-                i += len(creates)
-                continue
-            if isinstance(cmd, Expect):
-                expectations[cmd.key] = Expectation.expect(
-                    adds=cmd.adds, deletes=cmd.deletes, now=self.clock.now())
-            elif isinstance(cmd, Remember):
-                memory[cmd.key] = cmd.value
-            elif isinstance(cmd, Record):
-                await self.record(cmd)
-            else:
-                outcome = await self._call(cmd)
-                outcomes.append(outcome)
-                await self._follow(cmd, outcome, "", expectations)
-            i += 1
-        return Result(tuple(outcomes))
-
-    # ------------------------------------------------------------------ creates
-
-    async def _create_batches(self, creates: list[Create],
-                              expectations: dict[str, Expectation]) -> list[Outcome]:
-        outcomes: list[Outcome] = []
-        start = 0
-        for size in slow_start(len(creates)):
-            batch = creates[start:start + size]
-            start += size
-            results = await asyncio.gather(*(self._create(c) for c in batch))
-            for cmd, (outcome, name) in zip(batch, results, strict=True):
-                outcomes.append(outcome)
-                await self._follow(cmd, outcome, name, expectations)
-            if any(o != "ok" for o, _ in results):
-                for skipped in creates[start:]:  # never sent: no watch event will come
-                    outcomes.append("unavailable")
-                    await self._follow(skipped, "unavailable", "", expectations)
-                break
-        return outcomes
-
-    async def _create(self, cmd: Create) -> tuple[Outcome, str]:
+        plan = execute(commands)
         try:
-            created = await self.client.create(cmd.obj)
-        except KstateError as err:
-            log.info("%s: create %s failed: %s", self.component,
-                     cmd.obj.metadata.generate_name or cmd.obj.metadata.name, err)
-            return outcome_of(err), ""
-        return "ok", created.metadata.name
+            step = next(plan)
+            while True:
+                for effect in step.effects:
+                    apply_effect(expectations, memory, effect, self.clock.now())
+                for event in step.events:
+                    await self.record(event)
+                replies = await asyncio.gather(*(self._send(call) for call in step.calls))
+                step = plan.send(tuple(replies))
+        except StopIteration as done:
+            return Result(done.value)
 
-    # ------------------------------------------------------------------ others
-
-    async def _call(self, cmd: Command) -> Outcome:
+    async def _send(self, call: Call) -> Reply:
         try:
-            await self._send(cmd)
+            return await self._request(call)
         except (KstateError, OSError) as err:
             outcome = outcome_of(err)
-            log.info("%s: %s -> %s (%s)", self.component, type(cmd).__name__, outcome, err)
-            return outcome
-        return "ok"
+            log.info("%s: %s %s/%s -> %s (%s)", self.component, call.verb, call.kind,
+                     call.name or (call.obj.metadata.generate_name if call.obj else ""),
+                     outcome, err)
+            return Reply(outcome)
 
-    async def _send(self, cmd: Command) -> None:
+    async def _request(self, call: Call) -> Reply:
         client = self.client
-        if isinstance(cmd, Update):
-            if cmd.subresource == "status":
-                await client.update_status(cmd.obj)
+        if call.verb == "create":
+            assert call.obj is not None
+            created = await client.create(call.obj)
+            return Reply("ok", created.metadata.name)
+        if call.verb == "update":
+            assert call.obj is not None
+            if call.subresource == "status":
+                await client.update_status(call.obj)
             else:
-                await client.update(cmd.obj)
-        elif isinstance(cmd, Delete):
-            await client.delete(
-                kind_class(cmd.kind), cmd.name, cmd.namespace,
-                grace_period_seconds=cmd.grace_seconds,
-                propagation_policy=cmd.propagation or "",
-                preconditions=Preconditions(uid=cmd.uid, resource_version=cmd.resource_version)
-                if cmd.uid or cmd.resource_version else None)
-        elif isinstance(cmd, Bind):
-            await client.bind(cmd.name, cmd.node, cmd.namespace, uid=cmd.uid)
-        elif isinstance(cmd, Evict):
-            await client.evict(cmd.name, cmd.namespace)
-        elif isinstance(cmd, DeleteIfGone):
-            if await self._exists(cmd.gone):
-                return
-            dep = cmd.dependent
-            await client.delete(
-                kind_class(dep.kind), dep.name, dep.namespace,
-                grace_period_seconds=cmd.grace_seconds,
-                propagation_policy=cmd.propagation,
-                preconditions=Preconditions(uid=dep.uid) if dep.uid else None)
+                await client.update(call.obj)
+        elif call.verb == "delete":
+            await client.delete(kind_class(call.kind), call.name, call.namespace,
+                                grace_period_seconds=call.grace_seconds,
+                                propagation_policy=call.propagation or "",
+                                preconditions=call.preconditions)
+        elif call.verb == "bind":
+            uid = call.preconditions.uid if call.preconditions is not None else ""
+            await client.bind(call.name, call.node, call.namespace, uid=uid)
+        elif call.verb == "evict":
+            await client.evict(call.name, call.namespace, preconditions=call.preconditions)
+        elif call.verb == "get":  # a live read, not the cache: it may lag
+            try:
+                obj = await client.get(kind_class(call.kind), call.name, call.namespace)
+            except NotFound:
+                return read_reply(False)
+            uid = call.preconditions.uid if call.preconditions is not None else ""
+            return read_reply(not uid or obj.metadata.uid == uid)
         else:
-            raise TypeError(f"unknown command {cmd!r}")
-
-    async def _exists(self, ref: ObjectReference) -> bool:
-        """The live read behind ``DeleteIfGone`` (not the cache: it may lag)."""
-        try:
-            obj = await self.client.get(kind_class(ref.kind), ref.name, ref.namespace)
-        except NotFound:
-            return False
-        return not ref.uid or obj.metadata.uid == ref.uid
-
-    async def _follow(self, cmd: Command, outcome: Outcome, name: str,
-                      expectations: dict[str, Expectation]) -> None:
-        records, observed = follow_ups(cmd, outcome, name)
-        apply_observations(expectations, observed)
-        for record in records:
-            await self.record(record)
+            raise TypeError(f"unknown call {call!r}")
+        return Reply("ok")
 
     async def record(self, rec: Record) -> None:
         """Write an Event (best effort: an event that cannot be written is only logged)."""
@@ -249,4 +166,4 @@ class Executor:
             log.debug("%s: event %s not recorded: %s", self.component, rec.reason, err)
 
 
-__all__ = ["Executor", "Result", "outcome_of", "slow_start"]
+__all__ = ["Executor", "Result", "kind_class", "outcome_of"]

@@ -22,7 +22,7 @@ crash can lose and the load one scheduler puts on the API server. A rejected bin
 (pod deleted, already bound, node gone, API unavailable) is handled as Kubernetes'
 ``handleBindingCycleError`` does: the assumption is forgotten (the room is free again,
 which is an ``AssignedPodDelete`` for waiting pods), a ``FailedScheduling`` event says
-``binding rejected`` (``commands.follow_ups``), and the pod goes to back-off and is
+``binding rejected`` (``execution.follow_ups``), and the pod goes to back-off and is
 decided again on the cluster as it is then.
 
 Assumptions do not expire on a timer. A binding that succeeded is confirmed by the

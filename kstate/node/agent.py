@@ -15,10 +15,10 @@ the model checker runs too). What the agent owns is execution and plumbing:
   containers of a pod that vanished, or is bound elsewhere, get a worker that tears
   them down: never an orphan), re-enqueued on pod events, runtime events (PLEG) and a
   cheap periodic relist of the runtime (kubelet's PLEG relists every second);
-* **writes** — a status write is compare-and-swap on the pod's resourceVersion; a 409
-  re-reads the pod and runs the round again. Memory commands of a round
-  (``RememberBackOff``, ``ClearStartErrors``) are applied only once its write landed, so
-  a lost write never counts a crash twice;
+* **I/O of a round** — how a round's commands are carried out (order, parallel stops,
+  what a lost status write or a failure does, when back-off memory and start errors are
+  stored) is planned in ``node.execution``, which the model checker follows too; the
+  agent sends what it asks to the runtime and the API server and reports how it went;
 * **adoption** — containers are found by their runtime labels, so a restarted agent
   resumes the pods it ran: nothing is restarted needlessly, nothing is duplicated
   (a container's name includes its attempt; creating it twice fails in the runtime).
@@ -78,7 +78,7 @@ from kstate.errors import (
     RuntimeAdapterError,
 )
 from kstate.machines.pod import BackOffPolicy
-from kstate.node import podsync
+from kstate.node import execution, podsync
 from kstate.node.heartbeat import LEASE_NAMESPACE, renew_lease, report_ready
 from kstate.node.probes import NetworkProber, ProbeManager, Prober, ScriptedProber
 from kstate.node.server import AgentServer
@@ -170,6 +170,9 @@ class _Outcome(Enum):
     AGAIN = "again"  # run another round
     IDLE = "idle"  # nothing to do until an event (or the requeue that was scheduled)
     RETRY = "retry"  # a runtime or API failure: retry with back-off
+
+
+_OUTCOMES = {"again": _Outcome.AGAIN, "idle": _Outcome.IDLE, "retry": _Outcome.RETRY}
 
 
 @attrs.define
@@ -598,74 +601,69 @@ class NodeAgent:
 
     async def _execute(self, uid: str, view: podsync.PodSyncView,
                        commands: list[podsync.NodeCommand], now: float) -> _Outcome:
-        """Execute one round's commands in order."""
-        remember: list[podsync.NodeCommand] = []
-        outcome = _Outcome.AGAIN
+        """Carry out one round: ``node.execution``'s plan, with the runtime and API I/O."""
+        plan = execution.execute(commands)
+        reply: tuple[execution.RuntimeReply, ...] | execution.WriteOutcome | None = None
         try:
-            index = 0
-            while index < len(commands):
-                cmd = commands[index]
-                if isinstance(cmd, podsync.StopContainer):
-                    # Containers of a pod stop in parallel (kubelet's killPod does too).
-                    stops = [c for c in commands[index:]
-                             if isinstance(c, podsync.StopContainer)]
-                    await asyncio.gather(*(self.runtime.stop_container(s.container_id,
-                                                                       s.grace)
-                                           for s in stops))
-                    index += len(stops)
-                    continue
-                index += 1
-                if isinstance(cmd, podsync.EnsureSandbox):
-                    with contextlib.suppress(ContainerAlreadyExists):
-                        await self.runtime.create_sandbox(cmd.spec)
-                elif isinstance(cmd, podsync.StartContainer):
-                    await self._start_container(uid, cmd)
-                elif isinstance(cmd, podsync.RemoveSandbox):
-                    await self.runtime.remove_sandbox(cmd.sandbox_id)
-                elif isinstance(cmd, podsync.WriteStatus):
-                    if not await self._write_status(uid, cmd.pod):
-                        return _Outcome.AGAIN  # re-read: the round runs again
-                elif isinstance(cmd, podsync.FinishDelete):
-                    await self._finish_delete(cmd)
-                elif isinstance(cmd, podsync.RememberBackOff | podsync.ClearStartErrors):
-                    remember.append(cmd)
-                elif isinstance(cmd, podsync.RequeueAt):
-                    self.queue.add_after(uid, cmd.when - now)
-                    outcome = _Outcome.IDLE
+            while True:
+                step = plan.send(reply)
+                reply = await self._perform(uid, view, step)
+        except StopIteration as done:
+            end: execution.RoundEnd = done.value
+        if end.reread is not None:
+            await self._reread(uid, end.reread.pod)
+        if end.requeue_at is not None:
+            self.queue.add_after(uid, end.requeue_at - now)
+        return _OUTCOMES[end.next]
+
+    async def _perform(self, uid: str, view: podsync.PodSyncView, step: execution.NodeStep
+                       ) -> tuple[execution.RuntimeReply, ...] | execution.WriteOutcome | None:
+        if isinstance(step, execution.OnRuntime):
+            return tuple(await asyncio.gather(*(self._on_runtime(uid, view, cmd)
+                                                for cmd in step.commands)))
+        if isinstance(step, execution.ToApi):
+            try:
+                return await self._write(uid, step)
+            except KstateError as err:  # the API server is unreachable or refused
+                log.warning("node %s: pod %s: %s", self.node_name, _name(view), err)
+                return "unavailable"
+        memory = self._memory.setdefault(uid, _Memory())
+        for change in step.changes:
+            execution.remember(memory.backoff, memory.start_errors, change)
+        return None
+
+    async def _on_runtime(self, uid: str, view: podsync.PodSyncView,
+                          cmd: execution.RuntimeCommand) -> execution.RuntimeReply:
+        try:
+            if isinstance(cmd, podsync.StopContainer):
+                await self.runtime.stop_container(cmd.container_id, cmd.grace)
+            elif isinstance(cmd, podsync.EnsureSandbox):
+                with contextlib.suppress(ContainerAlreadyExists):
+                    await self.runtime.create_sandbox(cmd.spec)
+            elif isinstance(cmd, podsync.StartContainer):
+                return await self._start_container(cmd)
+            else:
+                await self.runtime.remove_sandbox(cmd.sandbox_id)
         except RuntimeAdapterError as err:
             log.warning("node %s: pod %s: %s", self.node_name, _name(view), err)
-            return _Outcome.RETRY
-        except KstateError as err:  # the API server is unreachable or refused
-            log.warning("node %s: pod %s: %s", self.node_name, _name(view), err)
-            return _Outcome.RETRY
-        for cmd in remember:
-            memory = self._memory.setdefault(uid, _Memory())
-            if isinstance(cmd, podsync.ClearStartErrors):
-                memory.start_errors.clear()
-            elif isinstance(cmd, podsync.RememberBackOff):
-                if cmd.backoff is None:
-                    memory.backoff.pop(cmd.key, None)
-                else:
-                    memory.backoff[cmd.key] = cmd.backoff
-        return outcome
+            return execution.RuntimeReply(failed=True)
+        return execution.RuntimeReply()
 
-    async def _start_container(self, uid: str, cmd: podsync.StartContainer) -> None:
-        """Pull (per policy), create, start. An image that is not there becomes a start
-        error podsync turns into ErrImagePull / ImagePullBackOff; a process that cannot
-        run stays as an exited ContainerCannotRun instance podsync handles as an exit."""
+    async def _start_container(self, cmd: podsync.StartContainer) -> execution.RuntimeReply:
+        """Pull (per policy), create, start. An image that is not there is a start error
+        podsync turns into ErrImagePull / ImagePullBackOff; a process that cannot run
+        stays as an exited ContainerCannotRun instance podsync handles as an exit."""
         spec = cmd.spec
-        errors = self._memory.setdefault(uid, _Memory()).start_errors
         try:
             await self.runtime.ensure_image(spec.image, spec.image_pull_policy)
             container_id = await self.runtime.create_container(cmd.sandbox_id, spec)
         except ImageNotPresent as err:
-            errors[spec.name] = err.reason
-            return
+            return execution.RuntimeReply(start_error=err.reason)
         except ContainerAlreadyExists:
-            return  # this attempt exists already: the next round's view shows it
-        except CreateContainerError:
-            errors[spec.name] = "CreateContainerError"
-            raise
+            return execution.RuntimeReply()  # this attempt exists: the next view shows it
+        except CreateContainerError as err:
+            log.warning("node %s: container %s: %s", self.node_name, spec.name, err)
+            return execution.RuntimeReply(failed=True, start_error="CreateContainerError")
         try:
             await self.runtime.start_container(container_id)
         except ContainerCannotRun:
@@ -676,19 +674,34 @@ class NodeAgent:
             with contextlib.suppress(RuntimeAdapterError):
                 await self.runtime.remove_container(container_id)
             raise
-        errors.pop(spec.name, None)
+        return execution.RuntimeReply(start_error="")
 
-    async def _write_status(self, uid: str, pod: Pod) -> bool:
-        """Compare-and-swap the status; False (after a re-read) when it lost."""
+    async def _write(self, uid: str, step: execution.ToApi) -> execution.WriteOutcome:
+        """Status: compare-and-swap (``lost`` when someone wrote first, the move was
+        refused, or the pod is gone). Final delete: grace 0, guarded by the uid — gone
+        already, or the name taken by a new pod, ours is done either way."""
+        cmd = step.command
+        if isinstance(cmd, podsync.FinishDelete):
+            try:
+                await self.client.delete(Pod, cmd.name, cmd.namespace, grace_period_seconds=0,
+                                         preconditions=Preconditions(uid=cmd.uid))
+            except (NotFound, Conflict):
+                self._forget(cmd.uid)
+                return "lost"
+            self._forget(cmd.uid)
+            return "ok"
+        pod = cmd.pod
+        if pod.metadata.resource_version != step.resource_version:
+            pod = attrs.evolve(pod, metadata=attrs.evolve(
+                pod.metadata, resource_version=step.resource_version))
         try:
             written = await self.client.update_status(pod)
         except (Conflict, IllegalTransition, NotFound) as err:
             log.debug("node %s: status of %s: %s; re-reading", self.node_name,
-                      object_key(pod), err)
-            await self._reread(uid, pod)
-            return False
+                      object_key(cmd.pod), err)
+            return "lost"
         self._remember(written)
-        return True
+        return "ok"
 
     async def _reread(self, uid: str, pod: Pod) -> None:
         try:
@@ -700,13 +713,6 @@ class NodeAgent:
             self._forget(uid)
         else:
             self._remember(fresh)
-
-    async def _finish_delete(self, cmd: podsync.FinishDelete) -> None:
-        # Already gone, or the name belongs to a new pod by now: either way ours is done.
-        with contextlib.suppress(NotFound, Conflict):
-            await self.client.delete(Pod, cmd.name, cmd.namespace, grace_period_seconds=0,
-                                     preconditions=Preconditions(uid=cmd.uid))
-        self._forget(cmd.uid)
 
     async def _tidy(self, view: podsync.PodSyncView) -> None:
         """A pod at rest: drop the memory of a pod that is fully gone, and remove exited

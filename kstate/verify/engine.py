@@ -295,9 +295,11 @@ class Channel(ApiClient):
         await self._call(self.inner.bind(pod, node, namespace, uid=uid))
 
     async def evict(self, pod: str, namespace: str = "default", *,
-                    grace_period_seconds: int | None = None) -> None:
+                    grace_period_seconds: int | None = None,
+                    preconditions: Preconditions | None = None) -> None:
         await self._call(self.inner.evict(pod, namespace,
-                                          grace_period_seconds=grace_period_seconds))
+                                          grace_period_seconds=grace_period_seconds,
+                                          preconditions=preconditions))
 
     async def get_scale(self, kind: type[KubeObject], name: str,
                         namespace: str = "default") -> Scale:

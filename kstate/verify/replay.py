@@ -79,7 +79,8 @@ from kstate.verify.system.properties import LIBRARY, endpoint_names, ready_match
 ReplicationFn = Callable[..., list[Any]]
 
 #: Properties judged after the whole trace, once the engine has run on its own.
-LIVENESS = frozenset({"converges", "endpoints_converge", "no_orphans"})
+LIVENESS = frozenset({"converges", "endpoints_converge", "no_orphans",
+                      "deletions_complete"})
 _ACTION = re.compile(r"^(?P<name>[A-Za-z]+)(?:\((?P<args>.*)\))?$")
 _KINDS = frozenset(k.value for k in Kind)
 
@@ -823,6 +824,9 @@ class _Replayer:
             return await engine.endpoints_mismatch()
         if prop == "no_orphans":
             return await engine.orphans()
+        if prop == "deletions_complete":
+            return [f"pod {p.metadata.name} still terminating"
+                    for p in await engine.objects(Pod) if p.metadata.deletion_timestamp]
         return []
 
 

@@ -17,16 +17,15 @@ from kstate.api.frozen import FrozenDict
 from kstate.api.lifecycle import check_change, pod_state
 from kstate.api.objects import Pod
 from kstate.clock import rfc3339
+from kstate.control.execution import drive
 from kstate.machines import compiled
 from kstate.machines.pod import BackOffPolicy
+from kstate.node.execution import NodeStep, OnRuntime, RuntimeReply, Store, execute, remember
 from kstate.node.podsync import (
-    ClearStartErrors,
     FinishDelete,
     PodSyncView,
-    RememberBackOff,
-    RequeueAt,
+    StartContainer,
     StopContainer,
-    WriteStatus,
     sync,
 )
 from kstate.node.simulated import SimulatedNode
@@ -78,41 +77,42 @@ class Driver:
             commands = sync(self.view(), self.now, BackOffPolicy())
             if not commands:
                 return
-            for cmd in commands:
-                if isinstance(cmd, WriteStatus):
-                    assert self.pod is not None
-                    # The api server's rule: the write is one legal move, and the move
-                    # the worker fired is one of the triggers joining the two states.
-                    explained = check_change(self.pod, cmd.pod, self.now)
-                    assert (explained is None) == (not cmd.trigger)
-                    if cmd.trigger:
-                        before = pod_state(self.pod, self.now)
-                        after = pod_state(cmd.pod, self.now)
-                        assert cmd.trigger in compiled("pod").triggers_between(before, after)
-                    if cmd.trigger:
-                        self.moves.append(cmd.trigger)
-                    self.pod = cmd.pod
-                elif isinstance(cmd, FinishDelete):
-                    self.moves.append("stopped")
-                    self.pod = None
-                elif isinstance(cmd, RememberBackOff):
-                    if cmd.backoff is None:
-                        self.backoff.pop(cmd.key, None)
-                    else:
-                        self.backoff[cmd.key] = cmd.backoff
-                elif isinstance(cmd, ClearStartErrors):
-                    self.errors.clear()
-                elif isinstance(cmd, RequeueAt):
-                    self.requeue = cmd.when
-                    return
-                else:
-                    self.node, error = self.node.apply(cmd, self.now)
-                    name = getattr(getattr(cmd, "spec", None), "name", "")
-                    if error:
-                        self.errors[name] = error
-                    else:
-                        self.errors.pop(name, None)
+            end = drive(execute(commands), self._perform)
+            if end.requeue_at is not None:
+                self.requeue = end.requeue_at
+                return
         raise AssertionError(f"no fixed point after {limit} rounds: {self.moves}")
+
+    def _perform(self, step: NodeStep) -> tuple[RuntimeReply, ...] | str | None:
+        """The node plan's I/O, against the simulated node and this pod."""
+        if isinstance(step, OnRuntime):
+            replies = []
+            for cmd in step.commands:
+                self.node, error = self.node.apply(cmd, self.now)
+                replies.append(RuntimeReply(
+                    start_error=error if isinstance(cmd, StartContainer) else None))
+            return tuple(replies)
+        if isinstance(step, Store):
+            for change in step.changes:
+                remember(self.backoff, self.errors, change)
+            return None
+        cmd = step.command
+        if isinstance(cmd, FinishDelete):
+            self.moves.append("stopped")
+            self.pod = None
+            return "ok"
+        assert self.pod is not None
+        # The api server's rule: the write is one legal move, and the move the worker
+        # fired is one of the triggers joining the two states.
+        explained = check_change(self.pod, cmd.pod, self.now)
+        assert (explained is None) == (not cmd.trigger)
+        if cmd.trigger:
+            before = pod_state(self.pod, self.now)
+            after = pod_state(cmd.pod, self.now)
+            assert cmd.trigger in compiled("pod").triggers_between(before, after)
+            self.moves.append(cmd.trigger)
+        self.pod = cmd.pod
+        return "ok"
 
     @property
     def state(self) -> str:

@@ -58,11 +58,7 @@ EXEMPT = {
     "kstate/verify/strategies.py",
 }
 #: Findings allowed for now, each with the part of issue 14 that removes it.
-ALLOWED = {
-    # part B (one executor per kind of command): DeleteIfGone's live read finding the
-    # owner is decided in the model's _api_call; the shared executor plan replaces it.
-    ("kstate/verify/system/model.py", "outcome 'exists'"),
-}
+ALLOWED: set[tuple[str, str]] = set()
 
 
 def _is_evolve(func: ast.expr) -> bool:

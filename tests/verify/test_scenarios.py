@@ -24,7 +24,8 @@ SCENARIOS = ROOT / "specs" / "scenarios"
 PINNED: dict[str, tuple[int | None, int, int]] = {
     "stale-cache": (None, 614, 2089),
     "controller-restart": (None, 1691, 6265),
-    "crash-loop": (None, 356, 862),
+    "crash-loop": (None, 400, 990),
+    "graceful-delete": (None, 354, 722),
     "node-partition": (14, 12832, 37035),
     "quickstart": (8, 4394, 30291),
     "lost-node-traffic": (12, 2301, 7215),

@@ -5,6 +5,7 @@ find the classic failure — shortest, as a readable trace — while the real on
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,10 @@ import pytest
 
 from kstate.api import visible, writes
 from kstate.api.helpers import with_spec
-from kstate.control import nodelifecycle, replication
+from kstate.control import execution, nodelifecycle, replication
+from kstate.control.commands import Create, Delete, Outcome
+from kstate.node import execution as node_execution
+from kstate.node import podsync
 from kstate.verify import report
 from kstate.verify.checker import check
 from kstate.verify.replay import replay_file
@@ -165,3 +169,88 @@ def test_a_binding_rule_that_lets_a_pod_move_is_found_and_replays(
 
     monkeypatch.undo()  # the real binding rule: the engine refuses the second binding
     assert not replay_file(trace).reproduced
+
+
+# --- seeded bugs: part B (one executor per kind of command: control.execution, node.execution)
+
+
+def _counting_own_creations(command: Create | Delete, outcome: Outcome) -> bool:
+    """The controller executor's "will the watch never show this?" with one line wrong:
+    a creation counts as seen as soon as the API server answered."""
+    if isinstance(command, Create):
+        return True  # the real rule: outcome != "ok"
+    return outcome not in ("ok", "not_found")
+
+
+def test_an_executor_that_counts_its_own_creations_over_creates(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seeded bug sits in the shared plan (``control.execution.unseen``): the checker
+    and the engine's Executor both run it. The shortest counterexample is two syncs; the
+    engine reproduces it; the real plan passes the same scenario."""
+    scenario = load_scenario(SCENARIOS / "stale-cache.yaml")
+    monkeypatch.setattr(execution, "unseen", _counting_own_creations)
+    broken = check(scenario.model(symmetry=False), symmetry=False, stop="first-violation",
+                   max_depth=10)
+    prop = broken.property("never_overcreates")
+    assert prop.verdict.value == "violated"
+    # BFS: the first sync creates both pods and forgets it expects them; the second,
+    # on a cache that has seen one of them, creates another.
+    assert [s.action for s in prop.trace] == ["<init>", "Sync(web)", "Sync(web)"]
+    trace = tmp_path / "result.json"
+    trace.write_text(json.dumps({**broken.to_json(),
+                                 "scenario": str(SCENARIOS / "stale-cache.yaml")}))
+    replayed = replay_file(trace)
+    assert replayed.reproduced, replayed.text()
+    assert "more than the 2 replicas" in replayed.steps[-1].violations[0]
+
+    monkeypatch.undo()
+    assert not replay_file(trace).reproduced
+    real = check(scenario.model(symmetry=False), symmetry=False)
+    assert real.property("never_overcreates").verdict.value == "holds"
+    assert real.complete
+
+
+def _units_dropping_the_last_stops(
+        commands: Sequence[podsync.NodeCommand]) -> Iterator[tuple[podsync.NodeCommand, ...]]:
+    """The node plan's ``units`` with its last line lost: a run of StopContainers that
+    ends the round is never flushed — so never sent."""
+    stops: list[podsync.NodeCommand] = []
+    for cmd in commands:
+        if isinstance(cmd, podsync.StopContainer):
+            stops.append(cmd)
+            continue
+        if stops:
+            yield tuple(stops)
+            stops = []
+        yield (cmd,)
+
+
+def test_a_node_plan_that_never_sends_a_rounds_last_stops_is_found(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seeded bug sits in the shared round plan (``node.execution.units``): the
+    model's pod worker and the engine's node agent both run it. A deleted pod's container
+    is never stopped, so the deletion never completes; the engine replays it (its agent
+    retries the round forever); the real plan passes the same scenario."""
+    scenario = load_scenario(SCENARIOS / "graceful-delete.yaml")
+    monkeypatch.setattr(node_execution, "units", _units_dropping_the_last_stops)
+    broken = check(scenario.model(), symmetry=False, stop="first-violation")
+    prop = broken.property("deletions_complete")
+    assert prop.verdict.value == "violated"
+    actions = [s.action for s in prop.trace]
+    assert actions[:6] == ["<init>", "Sync(web)", "Schedule(web-0)", "Kubelet(node-1, web-0)",
+                           "Kubelet(node-1, web-0)", "DeletePod(web-0)"]
+    # After the deletion no Kubelet step for web-0 changes anything: its stop is lost.
+    assert "Kubelet(node-1, web-0)" not in actions[6:]
+    assert "counterexample for deletions_complete" in report.trace_text(prop)
+    trace = tmp_path / "result.json"
+    trace.write_text(json.dumps({**broken.to_json(),
+                                 "scenario": str(SCENARIOS / "graceful-delete.yaml")}))
+    replayed = replay_file(trace)
+    assert replayed.reproduced, replayed.text()
+    assert "still terminating" in replayed.verdict
+
+    monkeypatch.undo()
+    assert not replay_file(trace).reproduced
+    real = check(scenario.model(), symmetry=False)
+    assert all(p.verdict.value == "holds" for p in real.properties)
+    assert real.complete

@@ -9,6 +9,8 @@ Pod, RC, Service and Node machines with the *same* functions the engine runs:
   manager's (possibly stale) cache;
 * ``kstate.node.podsync.sync`` for every pod on every node, over a ``SimulatedNode``;
 * ``kstate.node.heartbeat`` for leases and Ready conditions;
+* the executors' plans, ``kstate.control.execution`` and ``kstate.node.execution``, for
+  how commands are carried out (this module only applies each step to the World);
 * the abstract API of world.py, which applies every write with the api server's own
   rules (``kstate.api.writes``).
 
@@ -30,35 +32,24 @@ not, and partitions heal fairly — so liveness is checked "once faults stop".
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
 from kstate.api.frozen import FrozenDict
 from kstate.api.helpers import get_condition
 from kstate.api.lifecycle import DRAINING_ANNOTATION, pod_state, use_executor
-from kstate.api.meta import KubeObject
+from kstate.api.meta import KubeObject, ObjectReference, Preconditions
 from kstate.api.objects import Endpoints, Lease, Node, Pod, ReplicationController, Service
 from kstate.clock import parse_rfc3339
-from kstate.control import endpoints, gc, nodelifecycle, replication
-from kstate.control.commands import (
-    Bind,
-    Command,
-    Create,
-    Delete,
-    DeleteIfGone,
-    Evict,
-    Expect,
-    Record,
-    Remember,
-    Update,
-    follow_ups,
-)
-from kstate.control.expectations import Expectation
+from kstate.control import endpoints, execution, gc, nodelifecycle, replication
+from kstate.control.commands import Bind, Command, Create, Delete, Evict, Outcome, Record
 from kstate.control.pods import is_active
 from kstate.control.taints import eviction_time
 from kstate.machines.pod import FINISHED_STATES, BackOffPolicy
+from kstate.node import execution as node_execution
 from kstate.node import podsync
+from kstate.node.execution import WriteOutcome
 from kstate.node.heartbeat import renew_lease, report_ready
 from kstate.node.simulated import SimulatedNode
 from kstate.verify.checker import Model, Property
@@ -72,6 +63,7 @@ from kstate.verify.system.world import (
     caught_up,
     deliver,
     key,
+    key_of,
     lease_of,
     observe,
 )
@@ -288,60 +280,57 @@ class SystemModel(Model[World]):
 
     # ------------------------------------------------------------------ applying
 
-    def apply(self, w: World, commands: Iterable[Command]) -> World:
-        """Execute a controller's commands in order against the abstract API."""
-        cm = w.cm
-        for cmd in commands:
-            if isinstance(cmd, Expect):
-                record = Expectation.expect(adds=cmd.adds, deletes=cmd.deletes, now=w.now)
-                cm = attrs.evolve(cm, expectations=cm.expectations.set(cmd.key, record))
-                w = attrs.evolve(w, cm=cm)
-                continue
-            if isinstance(cmd, Remember):
-                cm = attrs.evolve(cm, memory=cm.memory.set(cmd.key, cmd.value))
-                w = attrs.evolve(w, cm=cm)
-                continue
-            if isinstance(cmd, Record):
-                continue
-            w, result, name = self._api_call(w, cmd)
-            _, observed = follow_ups(cmd, result, name)  # type: ignore[arg-type]
-            if observed:
-                expectations = dict(w.cm.expectations)
-                for seen in observed:
-                    if seen.key in expectations:
-                        expectations[seen.key] = expectations[seen.key].observe(seen.what,
-                                                                                seen.pod)
-                w = attrs.evolve(w, cm=attrs.evolve(w.cm, expectations=FrozenDict(
-                    expectations)))
-            cm = w.cm
-        return w
+    def apply(self, w: World, commands: Sequence[Command]) -> World:
+        """Carry out a controller's commands: the engine's plan (``execution.execute``),
+        each step's calls applied in order to the abstract API. Events are not stored
+        (no controller reads them)."""
+        world = [w]
 
-    def _api_call(self, w: World, cmd: Command) -> tuple[World, str, str]:
+        def perform(step: execution.Step) -> tuple[execution.Reply, ...]:
+            w = world[0]
+            if step.effects:
+                expectations, memory = dict(w.cm.expectations), dict(w.cm.memory)
+                for effect in step.effects:
+                    execution.apply_effect(expectations, memory, effect, w.now)
+                w = attrs.evolve(w, cm=attrs.evolve(w.cm, expectations=FrozenDict(expectations),
+                                                    memory=FrozenDict(memory)))
+            replies = []
+            for call in step.calls:
+                w, reply = self._api_call(w, call)
+                replies.append(reply)
+            world[0] = w
+            return tuple(replies)
+
+        execution.drive(execution.execute(commands), perform)
+        return world[0]
+
+    def _api_call(self, w: World, call: execution.Call) -> tuple[World, execution.Reply]:
+        """One call on the abstract API (its verbs keep their own argument order)."""
         api = self.api
-        if isinstance(cmd, Create):
-            out = api.create(w, cmd.obj)
-            return out.world, out.result, out.obj.metadata.name if out.obj is not None else ""
-        if isinstance(cmd, Update):
-            out = api.update(w, cmd.obj, cmd.subresource)
-            return out.world, out.result, ""
-        if isinstance(cmd, Delete):
-            out = api.delete(w, cmd.kind, cmd.namespace, cmd.name, cmd.uid,
-                             cmd.grace_seconds, cmd.propagation)
-            return out.world, out.result, ""
-        if isinstance(cmd, Bind):
-            out = api.bind(w, cmd.namespace, cmd.name, cmd.uid, cmd.node)
-            return out.world, out.result, ""
-        if isinstance(cmd, Evict):
-            out = api.delete(w, "Pod", cmd.namespace, cmd.name, cmd.uid)
-            return out.world, out.result, ""
-        if isinstance(cmd, DeleteIfGone):
-            if api.exists(w, cmd.gone):
-                return w, "exists", ""
-            dep = cmd.dependent
-            out = api.delete(w, dep.kind, dep.namespace, dep.name, dep.uid,
-                             cmd.grace_seconds, cmd.propagation)
-            return out.world, out.result, ""
-        raise TypeError(f"unknown command {cmd!r}")
+        pre = call.preconditions or Preconditions()
+        if call.verb == "get":
+            ref = ObjectReference(kind=call.kind, namespace=call.namespace, name=call.name,
+                                  uid=pre.uid)
+            return w, execution.read_reply(api.exists(w, ref))
+        if call.verb == "create":
+            assert call.obj is not None
+            out = api.create(w, call.obj)
+            return out.world, execution.Reply(_outcome(out.result), out.obj.metadata.name
+                                              if out.obj is not None else "")
+        if call.verb == "update":
+            assert call.obj is not None
+            out = api.update(w, call.obj, call.subresource)
+        elif call.verb == "delete":
+            out = api.delete(w, call.kind, call.namespace, call.name, pre.uid,
+                             call.grace_seconds, call.propagation,
+                             resource_version=pre.resource_version)
+        elif call.verb == "bind":
+            out = api.bind(w, call.namespace, call.name, pre.uid, call.node)
+        elif call.verb == "evict":
+            out = api.evict(w, call.namespace, call.name, pre.uid)
+        else:
+            raise TypeError(f"unknown call {call!r}")
+        return out.world, execution.Reply(_outcome(out.result))
 
     # ------------------------------------------------------------------ nodes
 
@@ -364,14 +353,24 @@ class SystemModel(Model[World]):
                     yield f"Kubelet({node_name}, {label})", after
 
     def _pod_worker(self, w: World, node: str, uid: str) -> World | None:
-        """One pod worker step: its rounds up to and including the next store write.
+        """One pod worker step: its rounds up to and including the next one that writes
+        to the store (or ends idle).
 
-        Rounds that only touch the node's own runtime (create the sandbox, start a
-        container) are invisible to every other component, so they run atomically with
-        the round that reports them — Promela's ``atomic``; it keeps the interleavings
-        that other components can observe and drops the ones they cannot.
+        Rounds that only touch the node's own runtime (create the sandbox, start or stop
+        containers) run atomically with the round that reports them — Promela's
+        ``atomic``. Sound because no other component reads a node's runtime (they see
+        it only through the status the worker writes) and no time passes within a step;
+        what remains observable is the properties that read runtimes, and within one
+        step those change one way only (a pod's containers started, or stopped), so the
+        step's end state is the extreme one. The fault that acts on a runtime, a
+        container crash, is the exception: a crash between a container's start and the
+        round that reports it is a history of its own (the exit is seen while the pod is
+        still ContainerCreating), so while crashes remain in the budget a round that
+        started a container ends the step. (A partition never falls between rounds: the
+        model's partitioned kubelet stops altogether.)
         """
         start = w
+        crashes = w.budget.get("container_crash", 0) > 0
         for _ in range(8):
             kubelet = w.kubelets[node]
             pod = _own_pods(kubelet, node).get(uid)
@@ -379,58 +378,57 @@ class SystemModel(Model[World]):
             cmds = self._memo(podsync.sync, view, w.now, self.settings.backoff)
             if not any(not isinstance(c, podsync.RequeueAt) for c in cmds):
                 break
-            w = self._run_pod(w, node, uid, cmds)
-            if any(isinstance(c, podsync.WriteStatus | podsync.FinishDelete) for c in cmds):
+            w, end = self._run_pod(w, node, uid, cmds)
+            if end.next != "again" or any(
+                    isinstance(c, podsync.WriteStatus | podsync.FinishDelete)
+                    or (crashes and isinstance(c, podsync.StartContainer)) for c in cmds):
                 break
         return w if w != start else None
 
     def _pod_view(self, node: str, uid: str, pod: Pod | None, kubelet: Kubelet,
                   runtime: SimulatedNode) -> podsync.PodSyncView:
-        prefix = uid + "/"
-        backoff = FrozenDict({k[len(prefix):]: v for k, v in kubelet.backoff.items()
-                              if k.startswith(prefix)})
         return podsync.PodSyncView(
             node=node, uid=uid, pod=pod, sandbox=runtime.sandbox(uid),
             containers=runtime.of_pod(uid),
             start_errors=kubelet.start_errors.get(uid, FrozenDict()),
-            backoff=backoff,
+            backoff=_backoff_of(kubelet, uid),
         )
 
-    def _run_pod(self, w: World, node: str, uid: str,
-                 cmds: list[podsync.NodeCommand]) -> World:
-        runtime = w.runtimes[node]
-        kubelet = w.kubelets[node]
-        for cmd in cmds:
-            if isinstance(cmd, podsync.WriteStatus):
-                out = self.api.update(w, cmd.pod, "status")
-                w = out.world
-                if out.result != "ok":
-                    break  # stale cache: the next round starts from fresher data
-            elif isinstance(cmd, podsync.FinishDelete):
-                w = self.api.delete(w, "Pod", cmd.namespace, cmd.name, cmd.uid, 0).world
-            elif isinstance(cmd, podsync.RememberBackOff):
-                k = f"{uid}/{cmd.key}"
-                backoff = kubelet.backoff.without(k) if cmd.backoff is None else \
-                    kubelet.backoff.set(k, cmd.backoff)
-                kubelet = attrs.evolve(kubelet, backoff=backoff)
-            elif isinstance(cmd, podsync.ClearStartErrors):
-                kubelet = attrs.evolve(kubelet, start_errors=kubelet.start_errors.without(uid))
-            elif isinstance(cmd, podsync.RequeueAt):
-                continue
-            else:
-                if isinstance(cmd, podsync.StartContainer) and _finished(w, uid):
-                    w = w.with_flag(restarted_finished=True)
-                runtime, error = runtime.apply(cmd, w.now)
-                if isinstance(cmd, podsync.StartContainer):
-                    errors = kubelet.start_errors.get(uid, FrozenDict())
-                    errors = errors.set(cmd.spec.name, error) if error else \
-                        errors.without(cmd.spec.name)
-                    kubelet = attrs.evolve(kubelet, start_errors=kubelet.start_errors.set(
-                        uid, errors) if errors else kubelet.start_errors.without(uid))
-        # A kubelet's own writes can have queued events for itself: keep them.
-        kubelet = attrs.evolve(kubelet, watcher=w.kubelets[node].watcher)
-        return attrs.evolve(w, runtimes=w.runtimes.set(node, runtime),
-                            kubelets=w.kubelets.set(node, kubelet))
+    def _run_pod(self, w: World, node: str, uid: str, cmds: list[podsync.NodeCommand]
+                 ) -> tuple[World, node_execution.RoundEnd]:
+        """Carry out one round: the engine's plan (``node.execution``) against the
+        node's ``SimulatedNode`` and the abstract API."""
+        world = [w]
+
+        def perform(step: node_execution.NodeStep
+                    ) -> tuple[node_execution.RuntimeReply, ...] | WriteOutcome | None:
+            w = world[0]
+            if isinstance(step, node_execution.OnRuntime):
+                runtime, replies = w.runtimes[node], []
+                for cmd in step.commands:
+                    if isinstance(cmd, podsync.StartContainer) and _finished(w, uid):
+                        w = w.with_flag(restarted_finished=True)
+                    runtime, error = runtime.apply(cmd, w.now)
+                    replies.append(node_execution.RuntimeReply(
+                        start_error=error if isinstance(cmd, podsync.StartContainer) else None))
+                world[0] = attrs.evolve(w, runtimes=w.runtimes.set(node, runtime))
+                return tuple(replies)
+            if isinstance(step, node_execution.ToApi):
+                write = step.command
+                out = self.api.update(w, _versioned(w, write.pod, step.resource_version),
+                                      "status") \
+                    if isinstance(write, podsync.WriteStatus) else \
+                    self.api.delete(w, "Pod", write.namespace, write.name, write.uid, 0)
+                world[0] = out.world
+                return "ok" if out.result == "ok" else "lost"
+            world[0] = _remembered(w, node, uid, step.changes)
+            return None
+
+        end = execution.drive(node_execution.execute(cmds), perform)
+        w = world[0]
+        if end.reread is not None:
+            w = _reread(w, node, end.reread.pod)
+        return w, end
 
     # ------------------------------------------------------------------ watches
 
@@ -462,8 +460,8 @@ class SystemModel(Model[World]):
                 renewed = parse_rfc3339(lease.spec.renew_time) if lease is not None and \
                     lease.spec.renew_time else now
                 out.append(renewed + grace + 1)
-            for memo in kubelet.backoff.values():
-                out.append(memo.since + self.settings.backoff.delay(max(0, memo.count - 1)))
+            else:
+                out.extend(self._requeues(w, name, kubelet))
         nodes = {n.metadata.name: n for n in w.nodes()}
         for pod in w.pods():
             node = nodes.get(pod.spec.node_name)
@@ -482,6 +480,20 @@ class SystemModel(Model[World]):
         if last is not None and rate > 0:
             out.append(last + 1.0 / rate)
         return sorted(t for t in out if t > now)
+
+    def _requeues(self, w: World, node: str, kubelet: Kubelet) -> Iterator[float]:
+        """When the node's idle pod workers run again: the plan's ``requeue_at`` for a
+        round with nothing to do before then (a back-off). The engine's worker sleeps
+        until then on its clock; here time may jump there."""
+        runtime = w.runtimes[node]
+        mine = _own_pods(kubelet, node)
+        for uid in sorted(set(mine) | runtime.pod_uids()):
+            view = self._pod_view(node, uid, mine.get(uid), kubelet, runtime)
+            cmds = self._memo(podsync.sync, view, w.now, self.settings.backoff)
+            if cmds and all(isinstance(c, podsync.RequeueAt) for c in cmds):
+                end = execution.drive(node_execution.execute(cmds), _idle_round)
+                if end.requeue_at is not None:
+                    yield end.requeue_at
 
     def _tick(self, w: World) -> Iterator[tuple[str, World]]:
         if self.settings.time_waits_for_watches and (
@@ -578,8 +590,70 @@ def _own_pods(kubelet: Kubelet, node: str) -> dict[str, Pod]:
             if isinstance(p, Pod) and p.spec.node_name == node}
 
 
+def _idle_round(step: node_execution.NodeStep) -> None:
+    raise AssertionError(f"a round of RequeueAt only asked for I/O: {step!r}")
+
+
+def _backoff_of(kubelet: Kubelet, uid: str) -> FrozenDict[str, Any]:
+    """One pod's back-off memory (the kubelet keeps every pod's, keyed ``uid/key``)."""
+    prefix = uid + "/"
+    return FrozenDict({k[len(prefix):]: v for k, v in kubelet.backoff.items()
+                       if k.startswith(prefix)})
+
+
+def _remembered(w: World, node: str, uid: str,
+                changes: Iterable[node_execution.MemoryChange]) -> World:
+    """The world after the pod worker stored ``changes`` in its kubelet's memory."""
+    kubelet = w.kubelets[node]
+    backoff = dict(_backoff_of(kubelet, uid))
+    errors = dict(kubelet.start_errors.get(uid, FrozenDict()))
+    for change in changes:
+        node_execution.remember(backoff, errors, change)
+    prefix = uid + "/"
+    others = {k: v for k, v in kubelet.backoff.items() if not k.startswith(prefix)}
+    kubelet = attrs.evolve(
+        kubelet,
+        backoff=FrozenDict({**others, **{prefix + k: v for k, v in backoff.items()}}),
+        start_errors=kubelet.start_errors.set(uid, FrozenDict(errors)) if errors
+        else kubelet.start_errors.without(uid))
+    return attrs.evolve(w, kubelets=w.kubelets.set(node, kubelet))
+
+
+def _versioned(w: World, pod: Pod, resource_version: str) -> Pod:
+    """``pod`` carrying the write's precondition; none (``""``) writes over whatever
+    version is stored, as the API server does (the abstract API always compares)."""
+    if not resource_version:
+        stored = w.get(key_of(pod))
+        resource_version = stored.metadata.resource_version if stored is not None else ""
+    if pod.metadata.resource_version == resource_version:
+        return pod
+    return attrs.evolve(pod, metadata=attrs.evolve(pod.metadata,
+                                                   resource_version=resource_version))
+
+
+def _reread(w: World, node: str, pod: Pod) -> World:
+    """A lost status write re-reads the pod: the kubelet's cache takes in the watch
+    events in flight up to the pod's latest (a read sees the store; the events before
+    it in the queue arrive first, as a watch delivers each kind in order)."""
+    kubelet = w.kubelets[node]
+    watcher = kubelet.watcher
+    k = key_of(pod)
+    queue = watcher.pending.get("Pod", ())
+    last = max((i for i, (changed, _) in enumerate(queue) if changed == k), default=-1)
+    for _ in range(last + 1):
+        watcher, _ = deliver(watcher, "Pod")
+    if watcher is kubelet.watcher:
+        return w
+    return attrs.evolve(w, kubelets=w.kubelets.set(node, attrs.evolve(kubelet,
+                                                                       watcher=watcher)))
+
+
 def _spend(budget: FrozenDict[str, int], fault: str) -> FrozenDict[str, int]:
     return budget.set(fault, budget[fault] - 1)
+
+
+def _outcome(result: str) -> Outcome:
+    return cast(Outcome, result)
 
 
 def _finished(w: World, uid: str) -> bool:

@@ -219,6 +219,16 @@ def no_orphans(_: PropertyContext) -> Property[World]:
     return _converges_to("no_orphans", _no_orphan_containers)
 
 
+def _no_pod_terminating(w: World) -> bool:
+    return not any(p.metadata.deletion_timestamp for p in w.pods())
+
+
+def deletions_complete(_: PropertyContext) -> Property[World]:
+    """Once faults stop, every pod marked for deletion is stopped and gone, for good
+    (graceful deletion completes: the node stops its containers and removes the pod)."""
+    return _converges_to("deletions_complete", _no_pod_terminating)
+
+
 LIBRARY: dict[str, Factory] = {
     "never_overcreates": never_overcreates,
     "legal_transitions": legal_transitions,
@@ -231,6 +241,7 @@ LIBRARY: dict[str, Factory] = {
     "converges": converges,
     "endpoints_converge": endpoints_converge,
     "no_orphans": no_orphans,
+    "deletions_complete": deletions_complete,
 }
 
 
