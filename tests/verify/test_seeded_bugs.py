@@ -150,7 +150,8 @@ def test_a_binding_rule_that_lets_a_pod_move_is_found_and_replays(
     real = check(scenario.model())
     assert real.complete
     assert {p.name: p.verdict.value for p in real.properties} == {
-        "bound_once": "holds", "no_pod_on_two_nodes": "holds", "legal_transitions": "holds"}
+        "bound_once": "holds", "no_pod_on_two_nodes": "holds", "legal_transitions": "holds",
+        "replicas_ready": "witnessed"}
 
     binding_checks_only_the_target_node(monkeypatch)
     broken = check(scenario.model(), stop="first-violation")
