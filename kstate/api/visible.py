@@ -159,13 +159,27 @@ def _condition_matches(declared: str, status: str | None) -> bool:
     return status == declared
 
 
-def _identity(s: Shown, key: tuple[str, str, str]) -> bool:
+def _identity(s: Shown, key: tuple[str, str, str], *, by_phase: bool = True) -> bool:
     """Whether ``s`` can be the state of an object whose deletion mark, node and phase
-    are ``key`` (``""``: the machine has no such field)."""
+    are ``key`` (``""``: the machine has no such field); ``by_phase=False`` leaves the
+    phase out."""
     deletion, bound, phase = key
     return not (s.absent or (s.deletion and s.deletion != deletion)
                 or (s.node_name and s.node_name != bound)
-                or (s.phase and phase not in s.phase))
+                or (by_phase and s.phase and phase not in s.phase))
+
+
+def _candidates(machine: str, key: tuple[str, str, str]) -> tuple[Shown, ...]:
+    table = SHOWN[machine]
+    order = READ_ORDER[machine]
+    found = tuple(table[name] for name in order if _identity(table[name], key))
+    if not found:
+        # The phase contradicts the node and the deletion mark (a client wrote a phase
+        # only a bound pod can have, then unbound it): where the pod is decides, as the
+        # scheduler and the kubelet read it — an unbound pod is Pending.
+        found = tuple(table[name] for name in order
+                      if _identity(table[name], key, by_phase=False))
+    return table.remember(key, found)
 
 
 def read(obj: Pod | Node, now: float | None = None) -> str:
@@ -174,7 +188,8 @@ def read(obj: Pod | Node, now: float | None = None) -> str:
 
     A pod whose conditions or waiting reasons contradict its phase (a client wrote only
     ``phase``) shows the first state its phase, node and deletion mark match: the phase
-    is what a user reads first.
+    is what a user reads first — unless the phase contradicts the node (a Running pod
+    with no node): then the node decides.
     """
     if isinstance(obj, Pod):
         machine = "pod"
@@ -187,11 +202,9 @@ def read(obj: Pod | Node, now: float | None = None) -> str:
         key = (deletion, "set" if obj.spec.node_name else "unset", obj.status.phase or "Pending")
     else:
         machine, key = "node", ("", "", "")
-    table = SHOWN[machine]
-    candidates = table.candidates.get(key)
+    candidates = SHOWN[machine].candidates.get(key)
     if candidates is None:
-        candidates = table.remember(key, tuple(
-            table[name] for name in READ_ORDER[machine] if _identity(table[name], key)))
+        candidates = _candidates(machine, key)
     waiting: set[str] | None = None
     conditions: dict[str, str] | None = None
     for s in candidates:
