@@ -180,22 +180,23 @@ async def handle_port_forward(request: web.Request, locator: PodLocator
 
     async def upstream() -> None:
         async for msg in ws:
-            if msg.type is WSMsgType.BINARY:
-                writer.write(msg.data)
-                await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
+            if msg.type is not WSMsgType.BINARY:
+                continue
+            if not msg.data:  # the client is done sending; replies may still come
+                if writer.can_write_eof():
+                    writer.write_eof()
+                continue
+            writer.write(msg.data)
+            await writer.drain()
 
     async def downstream() -> None:
         while data := await reader.read(65536):
             await ws.send_bytes(data)
 
+    # Over when the pod's side closes (all its replies sent) or the client goes away.
     up, down = asyncio.ensure_future(upstream()), asyncio.ensure_future(downstream())
     try:
         await asyncio.wait([up, down], return_when=asyncio.FIRST_COMPLETED)
-        if up.done() and not up.exception():  # the client finished sending: drain replies
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(down), 30)
     finally:
         for task in (up, down):
             task.cancel()

@@ -68,6 +68,10 @@ SERVED: dict[str, Served] = {
             Subresource("binding", "Binding", ("create",)),
             Subresource("eviction", "Eviction", ("create",), group="policy"),
             Subresource("log", "Pod", ("get",)),
+            # kubectl 1.30+ upgrade with a GET (WebSocket), older ones with a POST (SPDY).
+            Subresource("exec", "PodExecOptions", ("create", "get")),
+            Subresource("attach", "PodAttachOptions", ("create", "get")),
+            Subresource("portforward", "PodPortForwardOptions", ("create", "get")),
         ), categories=("all",)),
         Served(REGISTRY.for_kind("ReplicationController"), subresources=(
             _status("ReplicationController"),
