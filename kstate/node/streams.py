@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import urllib.parse
 from typing import Any, Protocol
 
 import attrs
@@ -51,6 +52,8 @@ from kstate.runtime.base import (
 log = logging.getLogger("kstate.node.streams")
 
 STDIN, STDOUT, STDERR, EXIT, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+#: Why a stream was refused (URL-quoted), besides the body.
+ERROR_HEADER = "X-Kstate-Error"
 
 
 @attrs.frozen
@@ -98,7 +101,10 @@ def _flag(query: Any, name: str) -> bool:
 def _error_response(err: KstateError) -> web.Response:
     status = 404 if isinstance(err, NotFound) else 400 if isinstance(
         err, BadRequest | ContainerNotRunning) else 503
-    return web.Response(status=status, text=f"{err}\n")
+    # The API server reads the reason from the header: a failed WebSocket handshake
+    # hands its client the headers, not the body.
+    return web.Response(status=status, text=f"{err}\n",
+                        headers={ERROR_HEADER: urllib.parse.quote(str(err))})
 
 
 async def handle_exec(request: web.Request, locator: PodLocator) -> web.StreamResponse:

@@ -51,6 +51,8 @@ PORT_FORWARD = "portforward.k8s.io"
 PORT_FORWARD_TUNNEL = "SPDY/3.1+portforward.k8s.io"
 #: How long kubectl has to open every stream it announced (Kubernetes waits 30 s).
 STREAM_SETUP_TIMEOUT = 30.0
+#: The node agent's reason for refusing a stream (``kstate.node.streams.ERROR_HEADER``).
+AGENT_ERROR_HEADER = "X-Kstate-Error"
 _STREAM_TYPES = {"stdin": STDIN, "stdout": STDOUT, "stderr": STDERR, "error": ERROR,
                  "resize": RESIZE}
 
@@ -103,7 +105,8 @@ async def connect_agent(session: aiohttp.ClientSession, url: str,
     try:
         return await session.ws_connect(url, params=params, max_msg_size=0, heartbeat=None)
     except aiohttp.WSServerHandshakeError as err:
-        message = err.message
+        reason = (err.headers or {}).get(AGENT_ERROR_HEADER)
+        message = urllib.parse.unquote(reason) if reason else err.message
         raise (NotFound(message) if err.status == 404 else BadRequest(message)
                if err.status == 400 else Unavailable(
                    f"the node agent answered {err.status}: {message}")) from None
