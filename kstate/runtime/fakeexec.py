@@ -18,7 +18,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from kstate.runtime.base import STDOUT, ExecResult, ExecSession
+from kstate.runtime.base import EXIT_KILLED, STDOUT, ExecResult, ExecSession
 
 Handler = Callable[[tuple[str, ...]], "ExecResult | Awaitable[ExecResult]"]
 
@@ -56,8 +56,9 @@ class FakeProcess(ExecSession):
                 self._output.put_nowait((STDOUT, result.output))
             return result.exit_code
         finally:
-            self._table.discard(self)
-            self._output.put_nowait(None)
+            if self in self._table:  # not killed: its output ends here
+                self._table.discard(self)
+                self._output.put_nowait(None)
 
     async def read(self) -> tuple[int, bytes] | None:
         return await self._output.get()
@@ -73,11 +74,18 @@ class FakeProcess(ExecSession):
         self.size = (width, height)
 
     async def wait(self) -> int | None:
-        return await asyncio.shield(self._task)
+        try:
+            return await asyncio.shield(self._task)
+        except asyncio.CancelledError:
+            if self._task.cancelled():  # killed, as SIGKILL would have
+                return EXIT_KILLED
+            raise
 
     def kill(self) -> None:
         """The process dies (its container stopped, or its session closed)."""
+        self._table.discard(self)  # now: a task cancelled before it ran has no finally
         self._task.cancel()
+        self._output.put_nowait(None)
 
     async def close(self) -> None:
         self.kill()

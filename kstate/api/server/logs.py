@@ -29,7 +29,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Mapping
 
 from kstate.api.objects import Node
-from kstate.errors import BadRequest, Unavailable
+from kstate.errors import BadRequest, NotFound, Unavailable
 
 AGENT_URL_ANNOTATION = "kstate.io/agent-url"
 
@@ -92,7 +92,13 @@ async def stream_log(url: str, query: Mapping[str, str], *, timeout: float | Non
         async with aiohttp.ClientSession(timeout=client_timeout) as session, \
                 session.get(url, params=dict(query)) as resp:
             if resp.status != 200:
-                text = (await resp.text())[:500]
+                text = (await resp.text())[:500].strip()
+                # The agent's 400 / 404 are the user's (a container with no previous
+                # instance, a pod it does not run): pass them on as they are.
+                if resp.status == 400:
+                    raise BadRequest(text)
+                if resp.status == 404:
+                    raise NotFound(text)
                 raise Unavailable(f"node agent answered {resp.status} for the log: {text}")
             async for chunk in resp.content.iter_any():
                 yield chunk
