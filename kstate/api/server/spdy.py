@@ -23,9 +23,12 @@ flow control, so WINDOW_UPDATE and SETTINGS are read and ignored.
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
+
+log = logging.getLogger("kstate.api.spdy")
 
 VERSION = 3
 SYN_STREAM, SYN_REPLY, RST_STREAM, SETTINGS, PING, GOAWAY, HEADERS, WINDOW_UPDATE = (
@@ -202,6 +205,8 @@ class Session:
                         stream._feed(payload, bool(flags & FLAG_FIN))
         except (asyncio.IncompleteReadError, ConnectionError, _GoAway):
             pass
+        except ProtocolError as err:  # not kubectl's SPDY: drop the connection
+            log.info("SPDY session ended: %s", err)
         finally:
             self.closed = True
             for stream in self._streams.values():

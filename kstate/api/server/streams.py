@@ -105,7 +105,7 @@ async def connect_agent(session: aiohttp.ClientSession, url: str,
     try:
         return await session.ws_connect(url, params=params, max_msg_size=0, heartbeat=None)
     except aiohttp.WSServerHandshakeError as err:
-        reason = (err.headers or {}).get(AGENT_ERROR_HEADER)
+        reason = err.headers.get(AGENT_ERROR_HEADER) if err.headers else None
         message = urllib.parse.unquote(reason) if reason else err.message
         raise (NotFound(message) if err.status == 404 else BadRequest(message)
                if err.status == 400 else Unavailable(
