@@ -122,14 +122,19 @@ def test_exec_refusals_are_statuses_before_any_upgrade() -> None:
     run(go())
 
 
+async def sleeping(env: Env, http: TestClient[Any, Any]) -> aiohttp.ClientWebSocketResponse:
+    """``kubectl exec web -- sleep 100``, running."""
+    ws = await http.ws_connect(EXEC, params=[("command", "sleep"), ("command", "100"),
+                                             ("stdout", "1")],
+                               headers=AUTH, protocols=("v5.channel.k8s.io",))
+    await env.until(lambda: processes(env) == [("sleep", "100")], what="the exec running")
+    return ws
+
+
 def test_a_client_gone_mid_command_leaves_no_process() -> None:
     async def go() -> None:
         async with cluster() as (env, http):
-            ws = await http.ws_connect(EXEC, params=[("command", "sleep"), ("command", "100"),
-                                                     ("stdout", "1")],
-                                       headers=AUTH, protocols=("v5.channel.k8s.io",))
-            await env.until(lambda: processes(env) == [("sleep", "100")],
-                            what="the exec running")
+            ws = await sleeping(env, http)
             await ws.close()
             await env.until(lambda: processes(env) == [], what="the exec killed")
     run(go())
@@ -254,11 +259,7 @@ def test_port_forward_refuses_a_bad_port() -> None:
 def test_a_killed_container_ends_its_exec_sessions() -> None:
     async def go() -> None:
         async with cluster() as (env, http):
-            ws = await http.ws_connect(EXEC, params=[("command", "sleep"), ("command", "100"),
-                                                     ("stdout", "1")],
-                                       headers=AUTH, protocols=("v5.channel.k8s.io",))
-            await env.until(lambda: processes(env) == [("sleep", "100")],
-                            what="the exec running")
+            ws = await sleeping(env, http)
             (box,) = [b for b in env.runtime._boxes.values() if b.role == "container"]
             env.runtime.crash(box.id, 1)
             error = b""

@@ -28,7 +28,7 @@ from __future__ import annotations
 import urllib.parse
 from collections.abc import AsyncIterator, Mapping
 
-from kstate.api.objects import Node
+from kstate.api.objects import Node, Pod
 from kstate.errors import BadRequest, NotFound, Unavailable
 
 AGENT_URL_ANNOTATION = "kstate.io/agent-url"
@@ -59,6 +59,21 @@ def agent_base_url(node: Node) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{port}"
+
+
+def choose_container(pod: Pod, container: str) -> str:
+    """The container a logs / exec / attach request means (``BadRequest`` otherwise):
+    the one named, or the pod's only one when none is."""
+    names = [c.name for c in pod.spec.containers]
+    name = pod.metadata.name
+    if not container:
+        if len(names) != 1:
+            raise BadRequest(f"a container name must be specified for pod {name}, "
+                             f"choose one of: [{' '.join(names)}]")
+        return names[0]
+    if container not in names:
+        raise BadRequest(f"container {container} is not valid for pod {name}")
+    return container
 
 
 def agent_log_url(node: Node, namespace: str, pod: str, container: str) -> str:
@@ -106,5 +121,6 @@ async def stream_log(url: str, query: Mapping[str, str], *, timeout: float | Non
         raise Unavailable(f"cannot reach the node agent at {url}: {exc}") from None
 
 
-__all__ = ["AGENT_URL_ANNOTATION", "agent_base_url", "agent_log_url", "log_query",
+__all__ = ["AGENT_URL_ANNOTATION", "agent_base_url", "agent_log_url", "choose_container",
+           "log_query",
            "stream_log"]

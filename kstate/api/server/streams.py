@@ -39,7 +39,7 @@ from aiohttp import WSMsgType, web
 from kstate.api.objects import Node, Pod
 from kstate.api.registry import REGISTRY
 from kstate.api.server import spdy
-from kstate.api.server.logs import agent_base_url
+from kstate.api.server.logs import agent_base_url, choose_container
 from kstate.errors import BadRequest, KstateError, NotFound, Unavailable
 
 log = logging.getLogger("kstate.api.streams")
@@ -82,15 +82,7 @@ async def agent_stream_url(core: Any, namespace: str, name: str, subresource: st
     base = f"{agent_base_url(node)}"
     if subresource == "portforward":
         return f"{base}/portForward/{quote(namespace, safe='')}/{quote(name, safe='')}"
-    names = [c.name for c in pod.spec.containers]
-    container = query.get("container", "")
-    if not container:
-        if len(names) != 1:
-            raise BadRequest(f"a container name must be specified for pod {name}, "
-                             f"choose one of: [{' '.join(names)}]")
-        container = names[0]
-    elif container not in names:
-        raise BadRequest(f"container {container} is not valid for pod {name}")
+    container = choose_container(pod, query.get("container", ""))
     return (f"{base}/{subresource}/{quote(namespace, safe='')}/{quote(name, safe='')}/"
             f"{quote(container, safe='')}")
 
