@@ -34,8 +34,8 @@ async def cluster() -> AsyncIterator[tuple[Env, TestClient[Any, Any]]]:
         await env.agent(server_port=0)
         await env.pod()
         await env.reach("Ready")
-        api = HttpApi(env.core, Authenticator.from_tokens({"t": User("admin", "1",
-                                                                      ("admin",))}))
+        api = HttpApi(env.core, Authenticator.from_tokens({
+            "t": User("admin", "1", ("admin",)), "viewer": User("viewer", "2", ("view",))}))
         http: TestClient[Any, Any] = TestClient(TestServer(api.app()))
         await http.start_server()
         try:
@@ -111,6 +111,11 @@ def test_exec_refusals_are_statuses_before_any_upgrade() -> None:
                 "X-Stream-Protocol-Version": "v2.channel.k8s.io"})
             assert old.status == 400 and "kubectl 1.27 or newer" in (await old.json())[
                 "message"]
+            # Reading is not running: the view role may not exec, even with a GET.
+            denied = await http.get(EXEC, params={"command": "true"},
+                                    headers={"Authorization": "Bearer viewer"})
+            assert denied.status == 403
+            assert 'cannot create resource "pods/exec"' in (await denied.json())["message"]
             # A pod whose container never started: the agent refuses, and says why.
             await env.pod("pending", containers=[{"name": "c0", "image": "kstate/missing:1",
                                                   "imagePullPolicy": "Never"}])
