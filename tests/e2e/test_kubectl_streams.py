@@ -9,12 +9,15 @@ line by line with a deadline (a reader thread and a queue); nothing sleeps to wa
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import pty
 import queue
 import re
 import select
+import struct
 import subprocess
+import termios
 import threading
 import time
 from collections.abc import Iterator
@@ -150,10 +153,12 @@ def test_exec_with_stdin(kubectl: Kubectl) -> None:
 
 
 def test_exec_with_a_terminal(kubectl: Kubectl) -> None:
-    """``-it`` from a real terminal: kubectl sees a TTY, the process gets one."""
+    """``-it`` from a real terminal: kubectl sees a TTY, the process gets one, of the
+    terminal's size."""
     leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     proc = subprocess.Popen([kubectl.binary, "exec", "-it", "sh", "--", "sh", "-c",
-                             "tty; echo done; exit 4"], stdin=follower, stdout=follower,
+                             "stty -F $(tty) size; tty; exit 4"], stdin=follower, stdout=follower,
                             stderr=follower, env=kubectl.env, close_fds=True)
     os.close(follower)
     output = b""
@@ -171,7 +176,7 @@ def test_exec_with_a_terminal(kubectl: Kubectl) -> None:
         output += chunk
     os.close(leader)
     assert proc.wait(timeout=10) == 4
-    assert b"/dev/pts/" in output and b"done" in output
+    assert b"30 100" in output and b"/dev/pts/" in output
 
 
 def test_exec_refusals_are_clear(kubectl: Kubectl) -> None:

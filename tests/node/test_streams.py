@@ -273,3 +273,17 @@ def test_a_killed_container_ends_its_exec_sessions() -> None:
                     error = msg.data[1:]
             assert json.loads(error)["details"]["causes"][0]["message"] == str(EXIT_KILLED)
     run(go())
+
+
+def test_a_terminal_resize_reaches_the_process() -> None:
+    async def go() -> None:
+        async with cluster() as (env, http):
+            params = [("command", "sleep"), ("command", "100"), ("stdin", "1"), ("tty", "1"),
+                      ("stdout", "1")]
+            async with http.ws_connect(EXEC, params=params, headers=AUTH,
+                                       protocols=("v5.channel.k8s.io",)) as ws:
+                await ws.send_bytes(bytes([4]) + b'{"Width":80,"Height":24}')
+                (box,) = [b for b in env.runtime._boxes.values() if b.role == "container"]
+                await env.until(lambda: [p.size for p in box.processes] == [(80, 24)],
+                                what="the resize applied")
+    run(go())
