@@ -82,7 +82,7 @@ from kstate.node import podsync
 from kstate.node.heartbeat import LEASE_NAMESPACE, renew_lease, report_ready
 from kstate.node.probes import NetworkProber, ProbeManager, Prober, ScriptedProber
 from kstate.node.server import AgentServer
-from kstate.node.streams import PodLocation
+from kstate.node.streams import PodLocation, container_instances
 from kstate.runtime.base import (
     NODE_NAME,
     POD_UID,
@@ -770,13 +770,8 @@ class NodeAgent:
                             follow: bool = False, since: float | None = None,
                             timestamps: bool = False) -> AsyncIterator[bytes]:
         """The log of a pod's container (``previous``: the instance before the current)."""
-        where = self.locate_pod(namespace, pod)
-        if container not in where.containers:
-            raise BadRequest(f"container {container} is not valid for pod {pod}")
-        instances = sorted(
-            (c for c in await self.runtime.list_containers(
-                {NODE_NAME: self.node_name, POD_UID: where.uid}) if c.name == container),
-            key=lambda c: c.attempt, reverse=True)
+        instances = await container_instances(self.locate_pod(namespace, pod), pod,
+                                              container)
         if previous:
             instances = instances[1:]
             if not instances:

@@ -45,6 +45,7 @@ from kstate.runtime.base import (
     POD_UID,
     ContainerRuntime,
     ContainerState,
+    ContainerStatus,
     ExecSession,
     SandboxState,
 )
@@ -72,13 +73,20 @@ class PodLocator(Protocol):
         ...
 
 
-async def running_container(where: PodLocation, pod: str, container: str) -> str:
-    """The id of the container's running instance (``BadRequest`` with the reason)."""
+async def container_instances(where: PodLocation, pod: str, container: str
+                              ) -> list[ContainerStatus]:
+    """The runtime's instances of a pod's container, newest first (``BadRequest`` for a
+    name the pod does not have)."""
     if container not in where.containers:
         raise BadRequest(f"container {container} is not valid for pod {pod}")
-    instances = [c for c in await where.runtime.list_containers(
-        {NODE_NAME: where.node_name, POD_UID: where.uid}) if c.name == container]
-    current = max(instances, key=lambda c: c.attempt, default=None)
+    return sorted((c for c in await where.runtime.list_containers(
+        {NODE_NAME: where.node_name, POD_UID: where.uid}) if c.name == container),
+        key=lambda c: c.attempt, reverse=True)
+
+
+async def running_container(where: PodLocation, pod: str, container: str) -> str:
+    """The id of the container's running instance (``BadRequest`` with the reason)."""
+    current = next(iter(await container_instances(where, pod, container)), None)
     if current is None or current.state is not ContainerState.RUNNING:
         state = "waiting to start" if current is None else current.state.value
         raise BadRequest(f'container "{container}" in pod "{pod}" is not running '
@@ -213,5 +221,5 @@ async def handle_port_forward(request: web.Request, locator: PodLocator
     return ws
 
 
-__all__ = ["PodLocation", "PodLocator", "handle_exec", "handle_port_forward",
+__all__ = ["PodLocation", "PodLocator", "container_instances", "handle_exec", "handle_port_forward",
            "pod_sandbox", "pump_session", "running_container"]
