@@ -1,5 +1,6 @@
 """SPDY/3 framing (``kstate.api.server.spdy``): the dictionary, header blocks, and a server
-session driven by a scripted client over an in-memory pipe."""
+session driven by a scripted client over an in-memory pipe; Hypothesis over block
+sequences and interleaved data frames."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kstate.api.server import spdy
 
@@ -135,4 +138,48 @@ def test_a_frame_of_another_spdy_version_ends_the_session() -> None:
         pipe.send(struct.pack(">HHI", 0x8002, spdy.SYN_STREAM, 10) + bytes(10))
         await serving  # ends cleanly: no exception escapes to the server
         assert pipe.session.closed
+    run(go())
+
+
+_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=20)
+_values = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF), max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.dictionaries(_names, _values, max_size=6), min_size=1, max_size=6))
+def test_any_sequence_of_header_blocks_round_trips(blocks: list[dict[str, str]]) -> None:
+    sender, receiver = spdy.HeaderCodec(), spdy.HeaderCodec()
+    for headers in blocks:
+        assert receiver.decode(sender.encode(headers)) == headers
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([1, 3, 5]), st.binary(max_size=300),
+                          st.booleans()), max_size=8))
+def test_data_frames_reach_their_streams_whole(frames: list[tuple[int, bytes, bool]]
+                                               ) -> None:
+    async def go() -> None:
+        pipe = Pipe()
+        serving = asyncio.ensure_future(pipe.session.serve())
+        streams = {}
+        for stream_id in (1, 3, 5):
+            pipe.open(stream_id, {"streamtype": "data", "requestid": str(stream_id)})
+            stream = await pipe.session.accept()
+            assert stream is not None
+            streams[stream_id] = stream
+        expected: dict[int, bytes] = {1: b"", 3: b"", 5: b""}
+        closed: set[int] = set()
+        for stream_id, data, fin in frames:
+            pipe.send(spdy.data_frame(stream_id, data, fin=fin))
+            if stream_id not in closed:
+                expected[stream_id] += data
+                if fin:
+                    closed.add(stream_id)
+        pipe.to_server.feed_eof()
+        await serving
+        for stream_id, stream in streams.items():
+            got = b""
+            while chunk := await stream.read():
+                got += chunk
+            assert got == expected[stream_id]
     run(go())
