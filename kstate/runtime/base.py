@@ -10,7 +10,8 @@ Why it exists: the agent must run the same code over a real engine and over a si
 one (thousands of nodes in one process). Everything both adapters must agree on lives
 here, once: the label vocabulary that ties containers to pods, how a termination reason
 is derived, what imagePullPolicy means without a registry, how log bytes become lines.
-The contract suite (``tests/runtime/test_contract.py``) proves both adapters honour it.
+The contract suite (``tests/runtime/test_contract.py``, and ``test_contract_streams.py``
+for exec / attach / port-forward) proves both adapters honour it.
 
 A sketch of the agent's use (one pod, one container)::
 
