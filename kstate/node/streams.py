@@ -39,7 +39,13 @@ from typing import Any, Protocol
 import attrs
 from aiohttp import WSMsgType, web
 
-from kstate.errors import BadRequest, ContainerNotRunning, KstateError, NotFound
+from kstate.errors import (
+    BadRequest,
+    KstateError,
+    NotFound,
+    RuntimeAdapterError,
+    RuntimeUnreachable,
+)
 from kstate.runtime.base import (
     NODE_NAME,
     POD_UID,
@@ -107,8 +113,11 @@ def _flag(query: Any, name: str) -> bool:
 
 
 def _error_response(err: KstateError) -> web.Response:
-    status = 404 if isinstance(err, NotFound) else 400 if isinstance(
-        err, BadRequest | ContainerNotRunning) else 503
+    # The pod's state (no such container, not running, nothing on the port) is the
+    # user's to act on: 400; only an engine that cannot be reached is 503.
+    status = 404 if isinstance(err, NotFound) else 503 if isinstance(
+        err, RuntimeUnreachable) or not isinstance(
+        err, BadRequest | RuntimeAdapterError) else 400
     # The API server reads the reason from the header: a failed WebSocket handshake
     # hands its client the headers, not the body.
     return web.Response(status=status, text=f"{err}\n",

@@ -647,10 +647,10 @@ class DockerRuntime:
             async with asyncio.timeout(5):
                 return await asyncio.open_connection(sandbox.ip, port)
         except (OSError, TimeoutError) as err:
-            raise RuntimeAdapterError(
-                f"cannot connect to port {port} of the pod ({sandbox.ip}): "
-                f"{err.strerror if isinstance(err, OSError) and err.strerror else 'timed out'}"
-            ) from None
+            reason = (os.strerror(err.errno) if isinstance(err, OSError) and err.errno
+                      else "timed out")
+            raise RuntimeAdapterError(f"cannot connect to port {port} of the pod "
+                                      f"({sandbox.ip}): {reason}") from None
 
     async def _kill_marked(self, container_id: str, marker: str) -> None:
         """SIGKILL every process in the container whose environment holds ``marker``."""

@@ -225,6 +225,17 @@ def test_port_forward_to_a_quick_start_pod(kubectl: Kubectl) -> None:
             assert done.stdout.strip() == f"hello from {pod}"
 
 
+def test_port_forward_to_a_closed_port_says_why(kubectl: Kubectl) -> None:
+    pod = pod_of(kubectl.cluster, "app=mytomcat")
+    with kubectl.background("port-forward", f"pod/{pod}", ":9") as lines:
+        port = lines.until(r"Forwarding from 127\.0\.0\.1:(\d+) -> 9", timeout=20)[1]
+        subprocess.run(["curl", "-s", "-m", "10", f"http://127.0.0.1:{port}/"],
+                       capture_output=True, check=False)
+        # kubectl reports the pod's refusal, then ends the session (as on any cluster).
+        lines.until(r"error forwarding port 9 to pod: cannot connect to port 9 of the pod "
+                    r"\([\d.]+\): Connection refused", timeout=10)
+
+
 def test_cp_both_ways(kubectl: Kubectl, tmp_path: Path) -> None:
     local = tmp_path / "in.txt"
     local.write_text("copied in\n" * 1000)
