@@ -248,7 +248,8 @@ class NodeAgent:
         self._started = True
         opts = self.options
         if opts.server_port is not None:
-            self.server = AgentServer(self, opts.server_host, opts.server_port)
+            self.server = AgentServer(self, opts.server_host, opts.server_port,
+                                      clock=self.clock)
             await self.server.start()
         await self.register()
         await self.renew_lease()

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, Protocol
 
+from kstate.clock import Clock, RealClock
 from kstate.errors import BadRequest, KstateError, NotFound
 from kstate.node.streams import PodLocator, handle_exec, handle_port_forward
 
@@ -47,8 +47,11 @@ class LogSource(PodLocator, Protocol):
 class AgentServer:
     """An aiohttp server for :class:`LogSource` on ``host:port`` (port 0: any free port)."""
 
-    def __init__(self, source: LogSource, host: str = "127.0.0.1", port: int = 10250) -> None:
+    def __init__(self, source: LogSource, host: str = "127.0.0.1", port: int = 10250, *,
+                 clock: Clock | None = None) -> None:
         self.source = source
+        #: The runtime's time: ``sinceSeconds`` counts back from its now.
+        self.clock: Clock = clock or RealClock()
         self.host = host
         self.port = port
         self._runner: Any = None
@@ -98,7 +101,7 @@ class AgentServer:
         try:
             tail = _int(query, "tailLines")
             limit = _int(query, "limitBytes")
-            since = _since(query)
+            since = _since(query, self.clock.now())
             lines = self.source.container_log(
                 info["namespace"], info["pod"], info["container"],
                 previous=query.get("previous") in _TRUE if "previous" in query else False,
@@ -133,11 +136,11 @@ class AgentServer:
         return response
 
 
-def _since(query: Any) -> float | None:
-    """``sinceSeconds`` (relative to now) or ``sinceTime`` (RFC 3339) as epoch seconds."""
+def _since(query: Any, now: float) -> float | None:
+    """``sinceSeconds`` (back from ``now``) or ``sinceTime`` (RFC 3339) as epoch seconds."""
     seconds = _int(query, "sinceSeconds")
     if seconds is not None:
-        return time.time() - seconds
+        return now - seconds
     if "sinceTime" not in query:
         return None
     try:

@@ -116,7 +116,8 @@ class SimulatedCluster:
         """Register every node and start its agent; returns once all are Ready."""
         opts = self.options
         if opts.log_port is not None:
-            self.server = AgentServer(self, opts.log_host, opts.log_port)
+            self.server = AgentServer(self, opts.log_host, opts.log_port,
+                                      clock=self.clock)
             await self.server.start()
         for i, name in enumerate(self.node_names()):
             runtime = FakeRuntime(self.clock, seed=opts.seed + i, pod_cidr=_pod_cidr(i),

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from kstate.api.server import spdy
 from kstate.api.server.auth import Authenticator, User
 from kstate.api.server.http import HttpApi
-from kstate.runtime.base import EXIT_KILLED
+from kstate.runtime.base import EXIT_KILLED, log_timestamp
 from tests.node.test_agent import Env, run
 
 AUTH = {"Authorization": "Bearer t"}
@@ -286,4 +286,27 @@ def test_a_terminal_resize_reaches_the_process() -> None:
                 (box,) = [b for b in env.runtime._boxes.values() if b.role == "container"]
                 await env.until(lambda: [p.size for p in box.processes] == [(80, 24)],
                                 what="the resize applied")
+    run(go())
+
+
+def test_logs_since_and_timestamps_on_the_runtimes_clock() -> None:
+    async def go() -> None:
+        async with cluster() as (env, http):
+            (box,) = [b for b in env.runtime._boxes.values() if b.role == "container"]
+            env.runtime.write_log(box.id, b"early\n")
+            await env.elapse(100)
+            env.runtime.write_log(box.id, b"late\n")
+
+            async def log(**query: str) -> str:
+                resp = await http.get("/api/v1/namespaces/default/pods/web/log",
+                                      params=query, headers=AUTH)
+                assert resp.status == 200, await resp.text()
+                return str(await resp.text())
+
+            assert await log(sinceSeconds="50") == "late\n"
+            assert await log(tailLines="2") == "early\nlate\n"
+            stamp = log_timestamp(env.clock.now()).decode()
+            assert await log(sinceSeconds="50", timestamps="true") == f"{stamp}late\n"
+            since = log_timestamp(env.clock.now() - 1).decode().split(".")[0] + "Z"
+            assert await log(sinceTime=since) == "late\n"
     run(go())
