@@ -28,7 +28,7 @@ import pytest
 from tests.conftest import require_binary
 from tests.e2e.conftest import build_base_images, remove_node_containers, require_docker
 from tests.e2e.test_kubectl import kubectl_binary
-from tests.e2e.test_quickstart import ROOT, Cluster, ready
+from tests.e2e.test_quickstart import ROOT, Cluster, http, ready
 
 NODE = "e2e-streams"
 VERSIONS = ("1.27", "1.33")
@@ -220,17 +220,15 @@ def test_port_forward_to_a_quick_start_pod(kubectl: Kubectl) -> None:
     with kubectl.background("port-forward", f"pod/{pod}", ":8080") as lines:
         port = lines.until(r"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", timeout=20)[1]
         for _ in range(2):  # two connections over one session
-            done = subprocess.run(["curl", "-s", "-m", "10", f"http://127.0.0.1:{port}/"],
-                                  capture_output=True, text=True, check=False)
-            assert done.stdout.strip() == f"hello from {pod}"
+            assert http(f"http://127.0.0.1:{port}/") == f"hello from {pod}"
 
 
 def test_port_forward_to_a_closed_port_says_why(kubectl: Kubectl) -> None:
     pod = pod_of(kubectl.cluster, "app=mytomcat")
     with kubectl.background("port-forward", f"pod/{pod}", ":9") as lines:
         port = lines.until(r"Forwarding from 127\.0\.0\.1:(\d+) -> 9", timeout=20)[1]
-        subprocess.run(["curl", "-s", "-m", "10", f"http://127.0.0.1:{port}/"],
-                       capture_output=True, check=False)
+        with contextlib.suppress(OSError):  # the connection is accepted, then dropped
+            http(f"http://127.0.0.1:{port}/")
         # kubectl reports the pod's refusal, then ends the session (as on any cluster).
         lines.until(r"error forwarding port 9 to pod: cannot connect to port 9 of the pod "
                     r"\([\d.]+\): Connection refused", timeout=10)
