@@ -158,7 +158,10 @@ def test_exec_with_a_terminal(kubectl: Kubectl) -> None:
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     proc = subprocess.Popen([kubectl.binary, "exec", "-it", "sh", "--", "sh", "-c",
-                             "stty -F $(tty) size; tty; exit 4"], stdin=follower, stdout=follower,
+                             # kubectl sends the size just after the start: poll for it
+                             'i=0; until [ "$(stty -F $(tty) size)" = "30 100" ] || [ $i = 50 ];'
+                             " do i=$((i+1)); sleep 0.1; done; stty -F $(tty) size; tty; exit 4"],
+                            stdin=follower, stdout=follower,
                             stderr=follower, env=kubectl.env, close_fds=True)
     os.close(follower)
     output = b""
