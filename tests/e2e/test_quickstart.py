@@ -29,8 +29,9 @@ pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
 
 
 class Cluster:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, node: str = NODE) -> None:
         self.data_dir = data_dir
+        self.node = node
         self.kubeconfig = data_dir / "admin.kubeconfig"
         self.kubectl = require_binary("kubectl")
         self.proc: subprocess.Popen[str] | None = None
@@ -38,7 +39,7 @@ class Cluster:
     def up(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kstate.cli", "up", "--data-dir", str(self.data_dir),
-             "--listen", "127.0.0.1:0", "--node-name", NODE, "--backoff-initial", "1",
+             "--listen", "127.0.0.1:0", "--node-name", self.node, "--backoff-initial", "1",
              "--backoff-cap", "8", "--node-port-address", "127.0.0.1"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert self.proc.stdout is not None
