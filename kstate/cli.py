@@ -109,6 +109,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
     config = DaemonConfig(
         data_dir=Path(args.data_dir), store=args.store or "", listen=args.listen,
         insecure_http=args.insecure_http, runtime=args.runtime, nodes=args.nodes,
+        containerd_socket=args.containerd_socket or "",
         node_port_address=args.node_port_address, apply=tuple(args.apply or ()),
         node_name=args.node_name, backoff_initial=args.backoff_initial,
         backoff_cap=args.backoff_cap)
@@ -367,7 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--listen", default="127.0.0.1:6443", metavar="HOST:PORT")
     up.add_argument("--insecure-http", action="store_true",
                     help="plain HTTP (loopback only)")
-    up.add_argument("--runtime", choices=("docker", "fake"), default="docker")
+    up.add_argument("--runtime", choices=("docker", "containerd", "fake"), default="docker",
+                    help="the node's runtime: Docker, kstate's containerd (over CRI; "
+                    "./dev up --runtime containerd starts it) or --nodes simulated nodes")
+    up.add_argument("--containerd-socket", metavar="PATH",
+                    help="containerd's socket (default /run/kstate-containerd/containerd.sock, "
+                    "the one ./dev starts)")
     up.add_argument("--nodes", type=int, default=1,
                     help="simulated nodes (with --runtime fake)")
     up.add_argument("--node-port-address", default="0.0.0.0", metavar="ADDR",
@@ -410,7 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
         component.add_argument("-v", "--verbose", action="store_true")
         if name == "node":
             component.add_argument("--name", required=True, help="the Node's name")
-            component.add_argument("--runtime", choices=("docker", "fake"), default="docker")
+            component.add_argument("--runtime", choices=("docker", "containerd", "fake"),
+                                   default="docker")
             component.add_argument("--address", default="127.0.0.1",
                                    help="the node's InternalIP")
             component.add_argument("--port", type=int, default=10250,

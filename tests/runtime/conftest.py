@@ -17,8 +17,8 @@ Docker and containerd tests skip outside CI when no engine answers and fail unde
 ``CI=true``. Every object a session makes carries the session's node name label (Docker's
 also live on a session-only network); teardown removes them by label. containerd is
 kstate's own (``python -m kstate.runtime.containerd_host start``; ``./dev test`` starts it)
-on its default socket or ``KSTATE_CONTAINERD_SOCKET``. The base image is built once and kept (it is the
-shared artifact ``./dev test`` builds anyway).
+on its default socket or ``KSTATE_CONTAINERD_SOCKET``. The base image is built once and
+kept (it is the shared artifact ``./dev test`` builds anyway).
 """
 
 from __future__ import annotations
