@@ -192,6 +192,7 @@ class ContainerdHost:
         if binary is None:
             raise RuntimeAdapterError("containerd not found: apt-get install containerd")
         self.write_config()
+        self.ensure_bridge()
         with self.log_path.open("ab") as log:
             proc = subprocess.Popen([binary, "--config", str(self.config_path)],
                                     stdout=log, stderr=log, stdin=subprocess.DEVNULL,
@@ -207,6 +208,24 @@ class ContainerdHost:
             time.sleep(0.1)
         raise RuntimeAdapterError(f"containerd did not answer on {self.socket} within "
                                   f"{timeout:.0f} s; see {self.log_path}")
+
+    def ensure_bridge(self) -> None:
+        """Make the pod bridge with its gateway address now (CNI would on the first pod):
+        the service proxy listens on the gateway from the start."""
+        ip = shutil.which("ip") or "/sbin/ip"
+
+        def run(*args: str) -> subprocess.CompletedProcess[bytes]:
+            return subprocess.run([ip, *args], capture_output=True, check=False, timeout=30)
+
+        if run("link", "show", BRIDGE).returncode != 0:
+            run("link", "add", BRIDGE, "type", "bridge")
+        prefix = SUBNET.split("/")[1]
+        if GATEWAY not in run("-4", "addr", "show", "dev", BRIDGE).stdout.decode():
+            run("addr", "add", f"{GATEWAY}/{prefix}", "dev", BRIDGE)
+        done = run("link", "set", BRIDGE, "up")
+        if done.returncode != 0:
+            raise RuntimeAdapterError(f"cannot bring up the pod bridge {BRIDGE}: "
+                                      f"{done.stderr.decode(errors='replace').strip()}")
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop the containerd :meth:`start` launched (by its pid file); its containers'
@@ -311,6 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             if args.action == "start":
                 host.start()
+                host.ensure_bridge()  # also when it was running already
             host.import_base_images(force=args.action == "import-images")
             sys.stdout.write(f"{host.socket}\n")
     except RuntimeAdapterError as err:

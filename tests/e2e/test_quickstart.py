@@ -1,4 +1,5 @@
-"""The seed's quick start, for real: ``kstate up`` on Docker, driven with the real kubectl.
+"""The seed's quick start, for real: ``kstate up`` on Docker and on containerd, driven with
+the real kubectl.
 
 One daemon for the module (a subprocess, like a user runs it); each test waits for a
 condition by polling the API through kubectl with a deadline — the daemon is another
@@ -21,16 +22,28 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_binary
-from tests.e2e.conftest import ROOT, build_base_images, remove_node_containers, require_docker
+from tests.e2e.conftest import (
+    ROOT,
+    RUNTIMES,
+    exec_in,
+    kill_container,
+    prepare_images,
+    remove_node_containers,
+    require_runtime,
+    running_app_containers,
+    up_args,
+)
 
 NODE = "e2e-quickstart"
 
-pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
+pytestmark = [pytest.mark.kubectl]
 
 
 class Cluster:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, runtime: str) -> None:
         self.data_dir = data_dir
+        self.runtime = runtime
+        self.node = f"{NODE}-{runtime}"
         self.kubeconfig = data_dir / "admin.kubeconfig"
         self.kubectl = require_binary("kubectl")
         self.proc: subprocess.Popen[str] | None = None
@@ -38,7 +51,8 @@ class Cluster:
     def up(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kstate.cli", "up", "--data-dir", str(self.data_dir),
-             "--listen", "127.0.0.1:0", "--node-name", NODE, "--backoff-initial", "1",
+             "--listen", "127.0.0.1:0", *up_args(self.runtime), "--node-name", self.node,
+             "--backoff-initial", "1",
              "--backoff-cap", "8", "--node-port-address", "127.0.0.1"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert self.proc.stdout is not None
@@ -87,18 +101,20 @@ def http(url: str) -> str:
         return r.read().decode().strip()
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    require_docker()
+@pytest.fixture(scope="module", params=RUNTIMES)
+def cluster(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    runtime = request.param
+    require_runtime(runtime)
     require_binary("kubectl")
-    build_base_images()
-    c = Cluster(tmp_path_factory.mktemp("quickstart"))
+    prepare_images(runtime)
+    c = Cluster(tmp_path_factory.mktemp(f"quickstart-{runtime}"), runtime)
     c.up()
     try:
         yield c
     finally:
         c.down()
-        remove_node_containers(NODE)
+        remove_node_containers(c.node, runtime)
 
 
 def test_apply_then_two_pods_answer_in_turn_through_the_node_port(cluster: Cluster) -> None:
@@ -114,10 +130,8 @@ def test_apply_then_two_pods_answer_in_turn_through_the_node_port(cluster: Clust
 def test_killed_container_is_restarted(cluster: Cluster) -> None:
     victim = cluster.pods()[0]
     uid = victim["metadata"]["uid"]
-    cid = subprocess.run(["docker", "ps", "-q", "--filter", f"label=io.kstate.pod.uid={uid}",
-                          "--filter", "label=io.kstate.role=container"],
-                         capture_output=True, text=True, check=True).stdout.split()[0]
-    subprocess.run(["docker", "kill", cid], check=True, capture_output=True)
+    cid = running_app_containers(cluster.runtime, "io.kstate.pod.uid", uid)[0]
+    kill_container(cluster.runtime, cid)
 
     def restarted() -> bool:
         pod = next(p for p in cluster.pods() if p["metadata"]["uid"] == uid)
@@ -137,19 +151,15 @@ def test_scale_up_then_down_terminates_gracefully(cluster: Cluster) -> None:
     cluster.until("5 ready pods", lambda: len([p for p in cluster.pods() if ready(p)]) == 5)
     cluster.k("scale", "rc", "mytomcat", "--replicas=1")
     cluster.until("1 pod left", lambda: len(cluster.pods()) == 1)
-    running = subprocess.run(["docker", "ps", "-q", "--filter", f"label=io.kstate.node.name={NODE}",
-                              "--filter", "label=io.kstate.role=container"],
-                             capture_output=True, text=True, check=True).stdout.split()
+    running = running_app_containers(cluster.runtime, "io.kstate.node.name", cluster.node)
     assert len(running) == 1  # the other four containers were stopped and removed
 
 
 def test_failing_readiness_takes_a_pod_out_of_the_service(cluster: Cluster) -> None:
     (pod,) = cluster.pods()
     uid, ip = pod["metadata"]["uid"], pod["status"]["podIP"]
-    cid = subprocess.run(["docker", "ps", "-q", "--filter", f"label=io.kstate.pod.uid={uid}",
-                          "--filter", "label=io.kstate.role=container"],
-                         capture_output=True, text=True, check=True).stdout.split()[0]
-    subprocess.run(["docker", "exec", cid, "rm", "/www/index.html"], check=True)
+    cid = running_app_containers(cluster.runtime, "io.kstate.pod.uid", uid)[0]
+    exec_in(cluster.runtime, cid, "rm", "/www/index.html")
 
     def not_ready_address() -> bool:
         ep = json.loads(cluster.k("get", "endpoints", "mytomcat", "-o", "json"))
