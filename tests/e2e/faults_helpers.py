@@ -31,9 +31,9 @@ from kstate.api.codec import from_dict
 from kstate.api.lifecycle import pod_state
 from kstate.api.objects import Pod, ReplicationController
 from kstate.errors import Compacted, Unavailable
-from kstate.runtime.base import HTTPD_IMAGE, NODE_NAME, POD_UID, ROLE, ROLE_CONTAINER
+from kstate.runtime.base import HTTPD_IMAGE, ROLE_CONTAINER
 from kstate.verify.stateful.machine import HTTPD
-from tests.e2e.conftest import ROOT, node_containers, up_args
+from tests.e2e.conftest import ROOT, Container, node_containers, up_args
 
 SEED_ENV = "KSTATE_FAULT_SEED"
 #: Short graces keep deletions quick; HTTPD exits on TERM, so they are not even used up.
@@ -54,8 +54,8 @@ def fault_rng() -> tuple[int, random.Random]:
 
 
 class DaemonProcess:
-    """``kstate up`` on Docker or containerd as a child process in a session of its own, so SIGKILL of
-    its process group takes the whole daemon down at once, as a crash would."""
+    """``kstate up`` (Docker or containerd) as a child process in a session of its own, so
+    SIGKILL of its process group takes the whole daemon down at once, as a crash would."""
 
     def __init__(self, data_dir: Path, node: str, store: str = "",
                  runtime: str = "docker") -> None:

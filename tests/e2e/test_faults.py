@@ -59,7 +59,6 @@ from tests.e2e.faults_helpers import (
 )
 from tests.store.conftest import require_etcd_client
 
-
 #: Rounds of each kind (scale-up, scale-down, RC deletion) on SQLite: 3 x 7 = 21 kills.
 ROUNDS = 7
 WEB = "web"
