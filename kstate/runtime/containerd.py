@@ -549,14 +549,15 @@ class ContainerdRuntime:
             raise RuntimeAdapterError(f"ctr tasks kill {container_id[:12]}: {text}")
 
     async def remove_container(self, container_id: str) -> None:
-        # Idempotent: a container already gone is success; a sandbox id removes the pod.
-        try:
+        # A sandbox id removes the pod (as on Docker). CRI's RemoveContainer succeeds on
+        # any unknown id (idempotent teardown), so the sandbox case is asked first.
+        if await self._is_sandbox(container_id):
+            await self.remove_sandbox(container_id)
+            return
+        with contextlib.suppress(ContainerNotFound):
             await self._call("remove", lambda: self._rt().RemoveContainer(
                 cri.RemoveContainerRequest(container_id=container_id),
                 timeout=self._call_timeout), not_found=self._not_found(container_id))
-        except ContainerNotFound:
-            if await self._is_sandbox(container_id):
-                await self.remove_sandbox(container_id)
 
     async def _list_container_items(self, selector: Mapping[str, str]) -> list[Any]:
         got = await self._call("list containers", lambda: self._rt().ListContainers(

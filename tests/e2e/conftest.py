@@ -98,17 +98,22 @@ class Container:
 
 def node_containers(node: str, runtime: str = "docker") -> list[Container]:
     """Every container (any state) kstate labelled with ``node``, from the engine's CLI."""
+    return labelled_containers(runtime, NODE_NAME, node)
+
+
+def labelled_containers(runtime: str, label: str, value: str) -> list[Container]:
+    """Every container (any state, sandboxes too) labelled ``label=value``."""
     if runtime == "docker":
         fmt = "\t".join(["{{.ID}}", "{{.State}}", f'{{{{.Label "{POD_UID}"}}}}',
                          f'{{{{.Label "{ROLE}"}}}}'])
-        out = subprocess.run(["docker", "ps", "-a", "--filter", f"label={NODE_NAME}={node}",
+        out = subprocess.run(["docker", "ps", "-a", "--filter", f"label={label}={value}",
                               "--format", fmt], capture_output=True, text=True,
                              check=True).stdout
         return [Container(*line.split("\t")) for line in out.splitlines() if line]
     tasks = {line.split()[0]: line.split()[-1].lower()
              for line in _ctr("tasks", "ls").splitlines()[1:] if line.strip()}
     found = []
-    for cid in _ctr("containers", "ls", "-q", f'labels."{NODE_NAME}"=={node}').split():
+    for cid in _ctr("containers", "ls", "-q", f'labels."{label}"=={value}').split():
         try:
             labels = json.loads(_ctr("containers", "info", cid)).get("Labels") or {}
         except subprocess.CalledProcessError:  # removed meanwhile
