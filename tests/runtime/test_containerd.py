@@ -207,3 +207,44 @@ def test_a_new_adapter_adopts_and_clusters_stay_apart(containerd_h: Harness) -> 
             await theirs.close()
 
     h.run(scenario())
+
+
+@pytest.mark.containerd
+def test_containerd_restarting_under_running_pods(containerd_h: Harness) -> None:
+    """Stopping containerd leaves its shims (and so the pods) running; the adapter reports
+    it unreachable meanwhile, reconnects afterwards, and nothing is lost or duplicated."""
+    h = containerd_h
+    host = ContainerdHost(state_dir=Path(h.rt.socket).parent)  # type: ignore[attr-defined]
+    require(host.pid_path.exists(), f"a containerd started by kstate ({host.pid_path}) "
+            "to restart")
+
+    async def scenario() -> None:
+        sb = await h.sandbox(name="survivor")
+        cid = await h.container(sb, QUICK_START, name="web")
+        before = await h.state(cid, ContainerState.RUNNING)
+        async with h.rt.events({POD_UID: sb.pod_uid}) as events:
+            await asyncio.to_thread(host.stop)
+            with pytest.raises(RuntimeUnreachable):
+                await h.rt.inspect_container(cid)
+            with pytest.raises(RuntimeUnreachable):  # the agent relists and resubscribes
+                await h.next_event(events)
+            await asyncio.to_thread(host.start)
+        await h.until(lambda: _answers(h), what="containerd back")
+        after = await h.rt.inspect_container(cid)
+        assert (after.state, after.started_at) == (ContainerState.RUNNING, before.started_at)
+        assert (await h.rt.inspect_sandbox(sb.id)).ip == sb.ip
+        assert await asyncio.to_thread(_get, f"http://{sb.ip}:8080/") == b"hello from survivor\n"
+        assert [c.id for c in await h.rt.list_containers({POD_UID: sb.pod_uid})] == [cid]
+        await h.rt.remove_sandbox(sb.id)
+        assert await h.rt.list_containers({POD_UID: sb.pod_uid}) == []
+        assert await h.rt.list_sandboxes({POD_UID: sb.pod_uid}) == []
+
+    h.run(scenario())
+
+
+async def _answers(h: Harness) -> bool:
+    try:
+        await h.rt.version()
+    except RuntimeUnreachable:
+        return False
+    return True
