@@ -249,3 +249,41 @@ def test_containerd_restarting_mid_run_pods_recover(cluster: Cluster) -> None:
         [p for p in cluster.pods() if ready(p)]) == len(before)
         and victim not in {p["metadata"]["name"] for p in cluster.pods()})
     assert http("http://127.0.0.1:30001/").startswith("hello from ")
+
+
+ABSENT = """
+apiVersion: v1
+kind: Pod
+metadata: {{name: absent-{policy}, namespace: default}}
+spec:
+  containers:
+  - name: c
+    image: kstate/absent:1
+    imagePullPolicy: {Policy}
+"""
+
+
+@pytest.mark.parametrize(("policy", "reasons"), [("Never", {"ErrImageNeverPull"}),
+                                                  ("IfNotPresent", {"ErrImagePull",
+                                                                    "ImagePullBackOff"})])
+def test_an_image_that_is_not_there(cluster: Cluster, tmp_path: Path, policy: str,
+                                    reasons: set[str]) -> None:
+    """No registry: Never is ErrImageNeverPull; a pull that fails is ErrImagePull, retried
+    with back-off (the pod's phase ImagePullBackOff) — as Kubernetes reports them, on
+    either runtime."""
+    name = f"absent-{policy.lower()}"
+    manifest = tmp_path / "absent.yaml"
+    manifest.write_text(ABSENT.format(policy=policy.lower(), Policy=policy))
+    cluster.k("apply", "-f", str(manifest))
+
+    def waiting() -> str:
+        pod = json.loads(cluster.k("get", "pod", name, "-o", "json"))
+        statuses = pod["status"].get("containerStatuses") or [{}]
+        found = statuses[0].get("state", {}).get("waiting", {}).get("reason", "")
+        return found if found in reasons else ""
+    cluster.until(f"waiting reason in {sorted(reasons)}", waiting, timeout=60)
+    pod = json.loads(cluster.k("get", "pod", name, "-o", "json"))
+    assert pod["status"]["phase"] == "Pending"
+    assert policy in pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"] \
+        or "not present" in pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+    cluster.k("delete", "pod", name, "--grace-period=0", "--force")
