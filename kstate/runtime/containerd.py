@@ -307,8 +307,7 @@ class ContainerdRuntime:
 
     def _sandbox_config(self, spec: SandboxSpec) -> cri.PodSandboxConfig:
         labels = {**spec.all_labels(), **self._scope}
-        # Kubernetes truncates a pod's hostname to 63 characters (a DNS label).
-        hostname = (spec.hostname or spec.name)[:63].rstrip("-.")
+        hostname = spec.effective_hostname()
         return cri.PodSandboxConfig(
             metadata=cri.PodSandboxMetadata(name=spec.name, uid=spec.pod_uid,
                                             namespace=spec.namespace, attempt=spec.attempt),

@@ -42,13 +42,11 @@ from pathlib import Path
 import attrs
 
 from kstate.errors import RuntimeAdapterError
-from kstate.runtime.base import BASE_IMAGE, HTTPD_IMAGE
+from kstate.runtime.base import BASE_IMAGE, HTTPD_IMAGE, PAUSE_COMMAND
 from kstate.runtime.image import base_image_tar
 
 #: The sandbox ("pause") image: the base filesystem whose command sleeps until killed.
 PAUSE_IMAGE = "kstate/pause:1"
-#: Kept in step with the Docker adapter's sandbox command (a TERM ends it at once).
-PAUSE_COMMAND = ("sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done")
 CRI_NAMESPACE = "k8s.io"
 BRIDGE = "kstate-cni0"
 SUBNET = "10.213.0.0/16"

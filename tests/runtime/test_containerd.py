@@ -25,6 +25,7 @@ from kstate.runtime.base import (
     CLUSTER,
     HTTPD_IMAGE,
     NODE_NAME,
+    PAUSE_COMMAND,
     POD_UID,
     ContainerSpec,
     ContainerState,
@@ -34,7 +35,6 @@ from kstate.runtime.base import (
 )
 from kstate.runtime.containerd_host import (
     BASE_IMAGE,
-    PAUSE_COMMAND,
     PAUSE_IMAGE,
     SUBNET,
     ContainerdHost,
