@@ -213,6 +213,11 @@ def render_containerd(command: str, info: dict[str, str], extra: dict[str, str],
         "  (every container gone before the next); one untimed warm-up first. Figures:",
         "  median over repetitions of each repetition's p50/p99 (min..max beside); ratios",
         "  per repetition, then the median. Short on purpose (a shared 2-core machine).",
+        "- Reading the ratio: the RC controller creates pods in slow-start batches (1, 2,",
+        "  4, 8, ...), so kstate's pods reach containerd a little spread out, while the",
+        "  floor sends all of them at once; on a loaded machine the floor's pods then queue",
+        "  longer than kstate's, and the ratio can fall below 1. The Docker row is the same",
+        "  RC through the Docker adapter, interleaved in the same run.",
         "", "### Results", "", *lines, "",
     ])
 
