@@ -147,6 +147,7 @@ class Daemon:
         except KstateError:
             await runtime.close()
             raise
+        record_runtime(cfg.data_dir, cfg.runtime, cfg.containerd_socket)
         self._stops.append(runtime.close)
         backoff = BackOffPolicy(initial=cfg.backoff_initial, cap=cfg.backoff_cap)
         agent = NodeAgent(client, runtime, cfg.node_name, self.clock,
@@ -389,33 +390,52 @@ def purge(data_dir: Path, *, delete_data: bool = False) -> int:
 
 def open_cluster_runtime(data_dir: Path, kind: str, containerd_socket: str = "", *,
                          create: bool = False) -> ContainerRuntime:
-    """The ``kind`` adapter scoped to ``data_dir``'s cluster; with ``create`` the cluster id
-    is made if missing and the runtime is recorded for ``kstate down --purge``."""
+    """The ``kind`` adapter scoped to ``data_dir``'s cluster (its id made first if missing
+    and ``create``)."""
     from kstate.runtime import open_runtime
 
+    if create and not (data_dir / RUNTIMES_FILE).exists():
+        # A cluster id without a record ran before the record existed: on Docker.
+        _write_runtimes(data_dir, {"docker": {}} if cluster_id(data_dir) else {})
     cluster = cluster_id(data_dir, create=create) or ""
-    options: dict[str, Any] = {"socket": containerd_socket} if kind == "containerd" else {}
-    if create:
-        used = recorded_runtimes(data_dir)
-        used[kind] = {k: str(v) for k, v in options.items()}
-        partial = data_dir / f"{RUNTIMES_FILE}.new"
-        partial.write_text(json.dumps(used, sort_keys=True) + "\n")
-        partial.replace(data_dir / RUNTIMES_FILE)
-    return open_runtime(kind, cluster=cluster, **{k: v for k, v in options.items() if v})
+    if kind == "containerd" and containerd_socket:
+        return open_runtime(kind, cluster=cluster, socket=containerd_socket)
+    return open_runtime(kind, cluster=cluster)
+
+
+def record_runtime(data_dir: Path, kind: str, containerd_socket: str = "") -> None:
+    """Note that the cluster ran on ``kind`` (once it answered), for ``kstate down
+    --purge``."""
+    used = _read_runtimes(data_dir) or {}
+    used[kind] = {"socket": containerd_socket} if kind == "containerd" else {}
+    _write_runtimes(data_dir, used)
 
 
 def recorded_runtimes(data_dir: Path) -> dict[str, dict[str, str]]:
     """The runtimes ``data_dir``'s cluster ran on; a directory from before the record
     existed ran on Docker only."""
-    try:
-        found = json.loads((data_dir / RUNTIMES_FILE).read_text())
-    except FileNotFoundError:
+    found = _read_runtimes(data_dir)
+    if found is None:
         return {"docker": {}} if cluster_id(data_dir) else {}
+    return found
+
+
+def _read_runtimes(data_dir: Path) -> dict[str, dict[str, str]] | None:
+    path = data_dir / RUNTIMES_FILE
+    try:
+        found = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
     except ValueError as err:
-        raise UsageError(f"{data_dir / RUNTIMES_FILE} is not valid JSON ({err}); delete it "
-                         "and remove the cluster's containers by their io.kstate.cluster "
-                         "label") from err
+        raise UsageError(f"{path} is not valid JSON ({err}); delete it and remove the "
+                         "cluster's containers by their io.kstate.cluster label") from err
     return {str(k): dict(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
+def _write_runtimes(data_dir: Path, used: dict[str, dict[str, str]]) -> None:
+    partial = data_dir / f"{RUNTIMES_FILE}.new"  # written whole or not at all
+    partial.write_text(json.dumps(used, sort_keys=True) + "\n")
+    partial.replace(data_dir / RUNTIMES_FILE)
 
 
 async def _remove_cluster_containers(data_dir: Path) -> int:
