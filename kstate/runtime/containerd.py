@@ -78,10 +78,14 @@ from kstate.errors import (
 from kstate.runtime.base import (
     CLUSTER,
     MANAGED,
+    POD_NAME,
+    POD_NAMESPACE,
+    POD_UID,
     ROLE,
     ROLE_CONTAINER,
     ROLE_SANDBOX,
     ContainerSpec,
+    ContainerState,
     ContainerStatus,
     EnsuredImage,
     EventKind,
@@ -101,7 +105,9 @@ from kstate.runtime.base import (
 )
 from kstate.runtime.containerd_host import (
     BRIDGE,
+    CRI_NAMESPACE,
     GATEWAY,
+    PAUSE_IMAGE,
     SUBNET,
     ContainerdHost,
     default_socket,
@@ -189,8 +195,7 @@ class ContainerdRuntime:
     ) -> None:
         self.socket = socket or default_socket()
         self._scope = {CLUSTER: cluster} if cluster else {}
-        host = ContainerdHost(state_dir=Path(self.socket).parent)
-        self._host = host
+        self._host = ContainerdHost(state_dir=Path(self.socket).parent)
         self._log_dir = Path(log_dir) if log_dir else ContainerdHost().pod_log_dir
         self._build_sandbox_image = build_sandbox_image
         self._call_timeout = call_timeout
@@ -234,6 +239,8 @@ class ContainerdRuntime:
             code, detail = err.code(), err.details() or ""
             if code is grpc.StatusCode.UNAVAILABLE:
                 raise self._unreachable(detail) from err
+            if code is grpc.StatusCode.UNIMPLEMENTED:  # e.g. the containerd dockerd runs
+                raise self._unreachable(f"no CRI runtime.v1 service there: {detail}") from err
             if code is grpc.StatusCode.NOT_FOUND and not_found is not None:
                 raise not_found() from err
             if other is not None:
@@ -284,8 +291,6 @@ class ContainerdRuntime:
         async with self._setup_lock:
             if self._images_ok:
                 return
-            from kstate.runtime.containerd_host import PAUSE_IMAGE
-
             if not await self.image_present(PAUSE_IMAGE):
                 if not self._build_sandbox_image:
                     raise ImageNotPresent(PAUSE_IMAGE, PullPolicy.NEVER.value,
@@ -300,8 +305,7 @@ class ContainerdRuntime:
     # ------------------------------------------------------------------ sandboxes
 
     def _pod_log_dir(self, labels: Mapping[str, str], attempt: int) -> str:
-        from kstate.runtime.base import POD_NAME, POD_NAMESPACE, POD_UID
-
+        """Kubernetes' ``<namespace>_<name>_<uid>`` pod log directory, per sandbox attempt."""
         return str(self._log_dir / (f"{labels.get(POD_NAMESPACE, '')}_{labels.get(POD_NAME, '')}"
                                     f"_{labels.get(POD_UID, '')}_{attempt}"))
 
@@ -525,7 +529,7 @@ class ContainerdRuntime:
                 raise
             await self._stop_sandbox(container_id)  # a sandbox dies of any signal
             return
-        if status.state.value != "running":
+        if status.state is not ContainerState.RUNNING:
             raise ContainerNotRunning(container_id)
         if signal in ("SIGKILL", "KILL", "9"):
             await self.stop_container(container_id, 0)  # CRI's "kill now"
@@ -537,7 +541,7 @@ class ContainerdRuntime:
         if ctr is None:
             raise RuntimeAdapterError("ctr not found: apt-get install containerd")
         proc = await asyncio.create_subprocess_exec(
-            ctr, "--address", self.socket, "-n", "k8s.io", "tasks", "kill",
+            ctr, "--address", self.socket, "-n", CRI_NAMESPACE, "tasks", "kill",
             "--signal", signal, container_id,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
         _, err = await proc.communicate()
@@ -617,7 +621,7 @@ class ContainerdRuntime:
         for line in tail_lines(backlog, tail):
             yield line
         while True:
-            running = (await self.inspect_container(container_id)).state.value == "running"
+            running = (await self.inspect_container(container_id)).state is ContainerState.RUNNING
             data = await asyncio.to_thread(_read_file, path, offset)
             complete = data.rfind(b"\n") + 1
             if complete:
@@ -632,7 +636,7 @@ class ContainerdRuntime:
         self, container_id: str, command: Sequence[str], timeout: float
     ) -> ExecResult:
         status = await self.inspect_container(container_id)
-        if status.state.value != "running":
+        if status.state is not ContainerState.RUNNING:
             raise ContainerNotRunning(container_id)
 
         def failed(detail: str) -> RuntimeAdapterError:
