@@ -171,5 +171,5 @@ def test_the_runtimes_a_cluster_ran_on_are_recorded_for_purge(tmp_path: Path) ->
     assert recorded_runtimes(old) == {"docker": {}, "containerd": {"socket": ""}}
     assert cluster_id(old) == made
     (old / "runtimes.json").write_text("{")
-    with pytest.raises(UsageError, match="runtimes.json is not valid JSON"):
+    with pytest.raises(UsageError, match=r"runtimes\.json is not valid JSON"):
         recorded_runtimes(old)
