@@ -116,6 +116,7 @@ from kstate.runtime.cri import api_pb2 as cri
 from kstate.runtime.cri import api_pb2_grpc as cri_grpc
 
 T = TypeVar("T")
+S = TypeVar("S", SandboxStatus, ContainerStatus)
 
 #: How often an event stream compares containerd's listings (containerd 1.6 pushes none).
 EVENT_POLL_SECONDS = 0.1
@@ -387,15 +388,7 @@ class ContainerdRuntime:
         self, label_filter: Mapping[str, str] | None = None
     ) -> list[SandboxStatus]:
         items = await self._list_sandbox_items(self._selector(label_filter, ROLE_SANDBOX))
-
-        async def one(sandbox_id: str) -> SandboxStatus | None:
-            try:
-                return await self.inspect_sandbox(sandbox_id)
-            except ContainerNotFound:  # removed between list and status
-                return None
-
-        found = [s for s in await asyncio.gather(*(one(i.id) for i in items)) if s]
-        return sorted(found, key=lambda s: (s.created_at, s.id))
+        return await _each_still_there([i.id for i in items], self.inspect_sandbox)
 
     # ------------------------------------------------------------------ containers
 
@@ -574,15 +567,7 @@ class ContainerdRuntime:
         # The list lacks exit codes, OOM and times: one status call per container, in
         # parallel, keeps a relist correct on its own.
         items = await self._list_container_items(self._selector(label_filter, ROLE_CONTAINER))
-
-        async def one(container_id: str) -> ContainerStatus | None:
-            try:
-                return await self.inspect_container(container_id)
-            except ContainerNotFound:
-                return None
-
-        found = [s for s in await asyncio.gather(*(one(i.id) for i in items)) if s]
-        return sorted(found, key=lambda s: (s.created_at, s.id))
+        return await _each_still_there([i.id for i in items], self.inspect_container)
 
     async def stats(self, container_id: str) -> ContainerUsage:
         got = await self._call("stats", lambda: self._rt().ContainerStats(
@@ -671,6 +656,20 @@ class ContainerdRuntime:
             self._runtime = self._images = None
             with contextlib.suppress(Exception):
                 await channel.close()
+
+
+async def _each_still_there(ids: Sequence[str], inspect: Callable[[str], Awaitable[S]]
+                            ) -> list[S]:
+    """The status of every id (in parallel), sorted by creation; one removed between the
+    list and its status call is left out."""
+    async def one(object_id: str) -> S | None:
+        try:
+            return await inspect(object_id)
+        except ContainerNotFound:
+            return None
+
+    found = [s for s in await asyncio.gather(*(one(i) for i in ids)) if s is not None]
+    return sorted(found, key=lambda s: (s.created_at, s.id))
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
