@@ -372,11 +372,18 @@ class ContainerdRuntime:
 
     async def remove_sandbox(self, sandbox_id: str) -> None:
         # Idempotent (CRI's rule too): a sandbox already gone is success.
+        try:
+            status = await self._sandbox_raw(sandbox_id)
+        except ContainerNotFound:
+            return
         with contextlib.suppress(ContainerNotFound):
             await self._stop_sandbox(sandbox_id)
             await self._call("remove sandbox", lambda: self._rt().RemovePodSandbox(
                 cri.RemovePodSandboxRequest(pod_sandbox_id=sandbox_id),
                 timeout=self._call_timeout), not_found=self._not_found(sandbox_id, "sandbox"))
+        # The pod's log files go with it, as the kubelet removes a pod's log directory.
+        log_dir = self._pod_log_dir(dict(status.labels), status.metadata.attempt)
+        await asyncio.to_thread(shutil.rmtree, log_dir, True)
 
     async def _list_sandbox_items(self, selector: Mapping[str, str]) -> list[Any]:
         got = await self._call("list sandboxes", lambda: self._rt().ListPodSandbox(

@@ -248,3 +248,20 @@ async def _answers(h: Harness) -> bool:
     except RuntimeUnreachable:
         return False
     return True
+
+
+@pytest.mark.containerd
+def test_removing_a_sandbox_removes_its_log_files(containerd_h: Harness) -> None:
+    h = containerd_h
+
+    async def scenario() -> None:
+        sb = await h.sandbox(name="logged")
+        cid = await h.container(sb, ("sh", "-c", "echo hello"), name="talker")
+        await h.state(cid, ContainerState.EXITED)
+        assert await h.collect(h.rt.logs(cid)) == [b"hello\n"]
+        log_dir = Path(h.rt._pod_log_dir(sb.labels, sb.attempt))  # type: ignore[attr-defined]
+        assert (log_dir / "talker" / "0.log").exists()
+        await h.rt.remove_sandbox(sb.id)
+        assert not log_dir.exists()
+
+    h.run(scenario())
