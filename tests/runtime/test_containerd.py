@@ -265,3 +265,13 @@ def test_removing_a_sandbox_removes_its_log_files(containerd_h: Harness) -> None
         assert not log_dir.exists()
 
     h.run(scenario())
+
+
+def test_build_base_for_a_missing_containerd_says_how_to_start_it(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from kstate.cli import main
+
+    assert main(["image", "build-base", "--runtime", "containerd",
+                 "--containerd-socket", "/nonexistent/kstate-test.sock"]) == 2
+    err = capsys.readouterr().err
+    assert "/nonexistent/kstate-test.sock" in err and "containerd_host start" in err
