@@ -74,6 +74,11 @@ ROLE_CONTAINER = "container"
 BASE_IMAGE = "kstate/base:1"
 HTTPD_IMAGE = "kstate/httpd:1"
 
+#: The sandbox's process (Docker's sandbox command, containerd's pause image): sleeps
+#: forever, exits at once on TERM (a PID 1 without a handler would ignore it and cost the
+#: whole grace period).
+PAUSE_COMMAND = ("sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done")
+
 #: Exit code of a process killed by SIGKILL (128 + 9), as engines report it.
 EXIT_KILLED = 137
 #: Exit code of a process that died of SIGTERM's default action (128 + 15).
@@ -208,6 +213,11 @@ class SandboxSpec:
     #: Re-creating a dead sandbox bumps this, so the new one never collides with the old.
     attempt: int = 0
     labels: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map, hash=False)
+
+    def effective_hostname(self) -> str:
+        """The hostname the pod gets: Kubernetes truncates it to 63 characters (a DNS
+        label)."""
+        return (self.hostname or self.name)[:63].rstrip("-.")
 
     def identity_labels(self) -> dict[str, str]:
         """The labels every container of this pod carries."""

@@ -72,6 +72,7 @@ from kstate.runtime.base import (
     BASE_IMAGE,
     CLUSTER,
     MANAGED,
+    PAUSE_COMMAND,
     ROLE,
     ROLE_CONTAINER,
     ROLE_SANDBOX,
@@ -100,9 +101,6 @@ from kstate.runtime.image import DEFAULT_TAGS, build_base_image
 DEFAULT_NETWORK = "kstate0"
 #: The environment variable marking an exec'd process (and its children) for kill.
 EXEC_MARKER = "KSTATE_EXEC_SESSION"
-#: The sandbox's process: sleeps forever, exits at once on TERM (a PID 1 without a
-#: handler would ignore it and cost the whole grace period).
-PAUSE_COMMAND = ("sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done")
 #: The sandbox holds no state worth a graceful stop, and a TERM that lands before the shell
 #: has set its trap would be ignored: stopping a sandbox KILLs it, always at once.
 SANDBOX_STOP_SIGNAL = "SIGKILL"
@@ -142,11 +140,6 @@ def split_reference(image: str) -> tuple[str, str]:
     if not sep or "/" in tag:
         return image, "latest"
     return repo, tag
-
-
-def _hostname(spec: SandboxSpec) -> str:
-    # Kubernetes truncates a pod's hostname to 63 characters (a DNS label).
-    return (spec.hostname or spec.name)[:63].rstrip("-.")
 
 
 def _label_filters(labels: Mapping[str, str] | None) -> list[str]:
@@ -397,7 +390,7 @@ class DockerRuntime:
         config: dict[str, Any] = {
             "Image": self._sandbox_image,
             "Cmd": list(PAUSE_COMMAND),
-            "Hostname": _hostname(spec),
+            "Hostname": spec.effective_hostname(),
             "StopSignal": SANDBOX_STOP_SIGNAL,
             "Labels": {**spec.all_labels(), **self._scope},
             "HostConfig": {"NetworkMode": self._network_name, "LogConfig": LOG_CONFIG},
