@@ -109,6 +109,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
     config = DaemonConfig(
         data_dir=Path(args.data_dir), store=args.store or "", listen=args.listen,
         insecure_http=args.insecure_http, runtime=args.runtime, nodes=args.nodes,
+        containerd_socket=args.containerd_socket or "",
         node_port_address=args.node_port_address, apply=tuple(args.apply or ()),
         node_name=args.node_name, backoff_initial=args.backoff_initial,
         backoff_cap=args.backoff_cap)
@@ -176,7 +177,9 @@ def _cmd_node(args: argparse.Namespace) -> int:
     _logging(args.verbose)
 
     def build(client: Any, clock: Any) -> NodeAgent:
-        runtime = open_runtime(args.runtime, clock=clock)
+        options = {"socket": args.containerd_socket} if args.runtime == "containerd" \
+            and args.containerd_socket else {}
+        runtime = open_runtime(args.runtime, clock=clock, **options)
         return NodeAgent(client, runtime, args.name, clock,
                          AgentOptions(server_port=args.port, internal_ip=args.address))
 
@@ -187,6 +190,20 @@ def _cmd_node(args: argparse.Namespace) -> int:
 
 
 def _cmd_image(args: argparse.Namespace) -> int:
+    if args.runtime == "containerd":
+        from kstate.runtime.containerd_host import ContainerdHost, default_socket
+
+        socket = args.containerd_socket or default_socket()
+        host = ContainerdHost(state_dir=Path(socket).parent)
+        if not host.answers():
+            raise UsageError(f"no containerd answers on {socket}; start kstate's with "
+                             "`python -m kstate.runtime.containerd_host start`, or pass "
+                             "--containerd-socket")
+        built = host.import_base_images(force=args.force)
+        print(f"imported {', '.join(built)} into containerd's k8s.io namespace" if built
+              else "base images already present: kstate/base:1, kstate/httpd:1, "
+              "kstate/pause:1")
+        return 0
     from kstate.runtime.docker import build_base_image_sync
 
     built = build_base_image_sync(force=args.force)
@@ -411,7 +428,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--listen", default="127.0.0.1:6443", metavar="HOST:PORT")
     up.add_argument("--insecure-http", action="store_true",
                     help="plain HTTP (loopback only)")
-    up.add_argument("--runtime", choices=("docker", "fake"), default="docker")
+    up.add_argument("--runtime", choices=("docker", "containerd", "fake"), default="docker",
+                    help="the node's runtime: Docker, kstate's containerd (over CRI; "
+                    "./dev up --runtime containerd starts it) or --nodes simulated nodes")
+    up.add_argument("--containerd-socket", metavar="PATH",
+                    help="containerd's socket (default /run/kstate-containerd/containerd.sock, "
+                    "the one ./dev starts)")
     up.add_argument("--nodes", type=int, default=1,
                     help="simulated nodes (with --runtime fake)")
     up.add_argument("--node-port-address", default="0.0.0.0", metavar="ADDR",
@@ -454,7 +476,10 @@ def build_parser() -> argparse.ArgumentParser:
         component.add_argument("-v", "--verbose", action="store_true")
         if name == "node":
             component.add_argument("--name", required=True, help="the Node's name")
-            component.add_argument("--runtime", choices=("docker", "fake"), default="docker")
+            component.add_argument("--runtime", choices=("docker", "containerd", "fake"),
+                                   default="docker")
+            component.add_argument("--containerd-socket", metavar="PATH",
+                                   help="with --runtime containerd (default: kstate's own)")
             component.add_argument("--address", default="127.0.0.1",
                                    help="the node's InternalIP")
             component.add_argument("--port", type=int, default=10250,
@@ -469,6 +494,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Import Debian's busybox-static into the local Docker engine as "
                     "kstate/base:1 (also tagged kstate/httpd:1); idempotent.")
     base.add_argument("--force", action="store_true", help="rebuild even if present")
+    base.add_argument("--runtime", choices=("docker", "containerd"), default="docker",
+                      help="containerd: import them (and kstate/pause:1) into kstate's "
+                      "containerd with ctr, in CRI's k8s.io namespace")
+    base.add_argument("--containerd-socket", metavar="PATH",
+                      help="containerd's socket (default /run/kstate-containerd/containerd.sock)")
     base.set_defaults(handler=_cmd_image)
 
     verify = sub.add_parser(

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import shutil
@@ -39,7 +40,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -54,12 +55,18 @@ from kstate.control.schedulerd import Scheduler
 from kstate.errors import KeyExists, KstateError, UsageError
 from kstate.store import open_store
 
+if TYPE_CHECKING:
+    from kstate.runtime.base import ContainerRuntime
+
 log = logging.getLogger("kstate.daemon")
 
 #: Held (``flock``) by the running daemon, which writes its pid inside.
 LOCK_FILE = "kstate.lock"
 #: The id every container of this data directory's cluster is labelled with.
 CLUSTER_ID_FILE = "cluster-id"
+#: The real runtimes this data directory's cluster ran on (and containerd's socket), so
+#: ``kstate down --purge`` finds its containers on each.
+RUNTIMES_FILE = "runtimes.json"
 
 
 @attrs.frozen
@@ -68,7 +75,8 @@ class DaemonConfig:
     store: str = ""  # default: sqlite:///<data_dir>/state.db
     listen: str = "127.0.0.1:6443"
     insecure_http: bool = False
-    runtime: str = "docker"  # docker | fake
+    runtime: str = "docker"  # docker | containerd | fake
+    containerd_socket: str = ""  # default: kstate's own containerd
     nodes: int = 1
     node_name: str = "node-1"
     node_port_address: str = "0.0.0.0"
@@ -127,13 +135,19 @@ class Daemon:
             await cluster.start()
             self._stops.append(cluster.stop)
             return ""
-        if cfg.runtime != "docker":
-            raise UsageError(f"--runtime {cfg.runtime!r}: choose docker or fake")
+        if cfg.runtime not in ("docker", "containerd"):
+            raise UsageError(f"--runtime {cfg.runtime!r}: choose docker, containerd or fake")
         from kstate.machines.pod import BackOffPolicy
         from kstate.node.agent import AgentOptions, NodeAgent
-        from kstate.runtime import open_runtime
 
-        runtime = open_runtime("docker", cluster=cluster_id(cfg.data_dir, create=True))
+        runtime = open_cluster_runtime(cfg.data_dir, cfg.runtime, cfg.containerd_socket,
+                                       create=True)
+        try:
+            await runtime.version()  # a missing or wrong socket stops the start, by name
+        except KstateError:
+            await runtime.close()
+            raise
+        record_runtime(cfg.data_dir, cfg.runtime, cfg.containerd_socket)
         self._stops.append(runtime.close)
         backoff = BackOffPolicy(initial=cfg.backoff_initial, cap=cfg.backoff_cap)
         agent = NodeAgent(client, runtime, cfg.node_name, self.clock,
@@ -366,8 +380,7 @@ def purge(data_dir: Path, *, delete_data: bool = False) -> int:
     lock = DataDirLock(data_dir)
     lock.acquire(record_pid=False)
     try:
-        cluster = cluster_id(data_dir)
-        removed = asyncio.run(_remove_cluster_containers(cluster)) if cluster else 0
+        removed = asyncio.run(_remove_cluster_containers(data_dir)) if cluster_id(data_dir) else 0
         if delete_data:
             shutil.rmtree(data_dir)
     finally:
@@ -375,20 +388,69 @@ def purge(data_dir: Path, *, delete_data: bool = False) -> int:
     return removed
 
 
-async def _remove_cluster_containers(cluster: str) -> int:
+def open_cluster_runtime(data_dir: Path, kind: str, containerd_socket: str = "", *,
+                         create: bool = False) -> ContainerRuntime:
+    """The ``kind`` adapter scoped to ``data_dir``'s cluster (its id made first if missing
+    and ``create``)."""
     from kstate.runtime import open_runtime
 
-    runtime = open_runtime("docker", cluster=cluster)
+    if create and not (data_dir / RUNTIMES_FILE).exists():
+        # A cluster id without a record ran before the record existed: on Docker.
+        _write_runtimes(data_dir, {"docker": {}} if cluster_id(data_dir) else {})
+    cluster = cluster_id(data_dir, create=create) or ""
+    if kind == "containerd" and containerd_socket:
+        return open_runtime(kind, cluster=cluster, socket=containerd_socket)
+    return open_runtime(kind, cluster=cluster)
+
+
+def record_runtime(data_dir: Path, kind: str, containerd_socket: str = "") -> None:
+    """Note that the cluster ran on ``kind`` (once it answered), for ``kstate down
+    --purge``."""
+    used = _read_runtimes(data_dir) or {}
+    used[kind] = {"socket": containerd_socket} if kind == "containerd" else {}
+    _write_runtimes(data_dir, used)
+
+
+def recorded_runtimes(data_dir: Path) -> dict[str, dict[str, str]]:
+    """The runtimes ``data_dir``'s cluster ran on; a directory from before the record
+    existed ran on Docker only."""
+    found = _read_runtimes(data_dir)
+    if found is None:
+        return {"docker": {}} if cluster_id(data_dir) else {}
+    return found
+
+
+def _read_runtimes(data_dir: Path) -> dict[str, dict[str, str]] | None:
+    path = data_dir / RUNTIMES_FILE
     try:
-        removed = 0
-        # App containers first: each lives in its sandbox's network namespace.
-        for listing in (runtime.list_containers, runtime.list_sandboxes):
-            ids = [found.id for found in await listing()]
-            await asyncio.gather(*(runtime.remove_container(cid) for cid in ids))
-            removed += len(ids)
-        return removed
-    finally:
-        await runtime.close()
+        found = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError as err:
+        raise UsageError(f"{path} is not valid JSON ({err}); delete it and remove the "
+                         "cluster's containers by their io.kstate.cluster label") from err
+    return {str(k): dict(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
+def _write_runtimes(data_dir: Path, used: dict[str, dict[str, str]]) -> None:
+    partial = data_dir / f"{RUNTIMES_FILE}.new"  # written whole or not at all
+    partial.write_text(json.dumps(used, sort_keys=True) + "\n")
+    partial.replace(data_dir / RUNTIMES_FILE)
+
+
+async def _remove_cluster_containers(data_dir: Path) -> int:
+    removed = 0
+    for kind, options in recorded_runtimes(data_dir).items():
+        runtime = open_cluster_runtime(data_dir, kind, options.get("socket", ""))
+        try:
+            # App containers first: each lives in its sandbox's network namespace.
+            for listing in (runtime.list_containers, runtime.list_sandboxes):
+                ids = [found.id for found in await listing()]
+                await asyncio.gather(*(runtime.remove_container(cid) for cid in ids))
+                removed += len(ids)
+        finally:
+            await runtime.close()
+    return removed
 
 
 __all__ = ["Daemon", "DaemonConfig", "DataDirLock", "apply_manifests", "cluster_id",

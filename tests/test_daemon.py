@@ -149,3 +149,27 @@ def test_the_cluster_id_is_made_once_and_never_empty(tmp_path: Path) -> None:
     assert cluster_id(tmp_path) is None
     again = cluster_id(tmp_path, create=True)
     assert again and again != made
+
+
+def test_the_runtimes_a_cluster_ran_on_are_recorded_for_purge(tmp_path: Path) -> None:
+    from kstate.daemon import open_cluster_runtime, record_runtime, recorded_runtimes
+
+    new = tmp_path / "new"
+    new.mkdir()
+    assert recorded_runtimes(new) == {}
+    open_cluster_runtime(new, "containerd", "/run/x.sock", create=True)
+    assert recorded_runtimes(new) == {}  # not until the runtime answered
+    record_runtime(new, "containerd", "/run/x.sock")
+    assert recorded_runtimes(new) == {"containerd": {"socket": "/run/x.sock"}}
+    # A directory from before the record ran on Docker; it stays on the record.
+    old = tmp_path / "old"
+    old.mkdir()
+    made = cluster_id(old, create=True)
+    assert recorded_runtimes(old) == {"docker": {}}
+    open_cluster_runtime(old, "containerd", create=True)
+    record_runtime(old, "containerd")
+    assert recorded_runtimes(old) == {"docker": {}, "containerd": {"socket": ""}}
+    assert cluster_id(old) == made
+    (old / "runtimes.json").write_text("{")
+    with pytest.raises(UsageError, match=r"runtimes\.json is not valid JSON"):
+        recorded_runtimes(old)

@@ -53,7 +53,8 @@ ADAPTER_ONLY = {
     "etcd3": ("kstate.store.etcd",),
     "etcd3gw": ("kstate.store.etcd",),
     "etcetra": ("kstate.store.etcd",),
-    "grpc": ("kstate.store.etcd", "kstate.runtime.containerd"),
+    # kstate.runtime.cri holds the containerd adapter's generated CRI stubs.
+    "grpc": ("kstate.store.etcd", "kstate.runtime.containerd", "kstate.runtime.cri"),
 }
 
 MACHINES_MAY_IMPORT = {"transitions", "attrs", "networkx", "__future__", "collections",

@@ -49,10 +49,11 @@ from kstate.api.client import ApiClient
 from kstate.api.helpers import get_condition
 from kstate.api.objects import Node, Pod, ReplicationController
 from kstate.errors import NotFound
+from kstate.runtime.base import PAUSE_COMMAND
 
 IMAGE = "kstate/httpd:1"
 NETWORK = "kstate0"
-PAUSE = ("sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done")
+PAUSE = PAUSE_COMMAND  # the Docker adapter's sandbox command
 
 
 @dataclass

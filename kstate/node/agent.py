@@ -82,6 +82,7 @@ from kstate.node import execution, podsync
 from kstate.node.heartbeat import LEASE_NAMESPACE, renew_lease, report_ready
 from kstate.node.probes import NetworkProber, ProbeManager, Prober, ScriptedProber
 from kstate.node.server import AgentServer
+from kstate.node.streams import PodLocation, container_instances
 from kstate.runtime.base import (
     NODE_NAME,
     POD_UID,
@@ -250,7 +251,8 @@ class NodeAgent:
         self._started = True
         opts = self.options
         if opts.server_port is not None:
-            self.server = AgentServer(self, opts.server_host, opts.server_port)
+            self.server = AgentServer(self, opts.server_host, opts.server_port,
+                                      clock=self.clock)
             await self.server.start()
         await self.register()
         await self.renew_lease()
@@ -761,20 +763,22 @@ class NodeAgent:
 
     # ------------------------------------------------------------------ logs
 
-    async def container_log(self, namespace: str, pod: str, container: str, *,
-                            previous: bool = False, tail: int | None = None,
-                            follow: bool = False) -> AsyncIterator[bytes]:
-        """The log of a pod's container (``previous``: the instance before the current)."""
+    def locate_pod(self, namespace: str, pod: str) -> PodLocation:
+        """Where a pod of this node lives in the runtime (for logs and streams)."""
         uid = self._uid_of.get(f"{namespace}/{pod}")
         cached = self._by_uid.get(uid) if uid else None
         if uid is None or cached is None:
             raise NotFound(f'pod "{pod}" not found on node {self.node_name}')
-        if container not in {c.name for c in cached.spec.containers}:
-            raise BadRequest(f"container {container} is not valid for pod {pod}")
-        instances = sorted(
-            (c for c in await self.runtime.list_containers(
-                {NODE_NAME: self.node_name, POD_UID: uid}) if c.name == container),
-            key=lambda c: c.attempt, reverse=True)
+        return PodLocation(self.runtime, self.node_name, uid,
+                           tuple(c.name for c in cached.spec.containers))
+
+    async def container_log(self, namespace: str, pod: str, container: str, *,
+                            previous: bool = False, tail: int | None = None,
+                            follow: bool = False, since: float | None = None,
+                            timestamps: bool = False) -> AsyncIterator[bytes]:
+        """The log of a pod's container (``previous``: the instance before the current)."""
+        instances = await container_instances(self.locate_pod(namespace, pod), pod,
+                                              container)
         if previous:
             instances = instances[1:]
             if not instances:
@@ -785,7 +789,8 @@ class NodeAgent:
                              "ContainerCreating")
         chosen = instances[0]
         async for line in self.runtime.logs(chosen.id, tail=tail,
-                                            follow=follow and not previous):
+                                            follow=follow and not previous, since=since,
+                                            timestamps=timestamps):
             yield line
 
     # ------------------------------------------------------------------ tests and tools

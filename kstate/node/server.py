@@ -1,4 +1,5 @@
-"""The node agent's HTTP endpoint: container logs for ``kubectl logs``.
+"""The node agent's HTTP endpoint: container logs for ``kubectl logs``, and the streams
+of ``kubectl exec|attach|port-forward`` (``kstate.node.streams``).
 
 Where it sits: ``kubectl logs`` -> API server (``/api/v1/namespaces/<ns>/pods/<pod>/log``)
 -> **this endpoint** (``/containerLogs/<ns>/<pod>/<container>``, the kubelet's path and
@@ -9,32 +10,36 @@ registered: the ``kstate.io/agent-url`` annotation, or an address plus
 What it answers is delegated to a :class:`LogSource` (a node agent, or a simulated
 cluster routing to many), so one server can front one node or a thousand simulated ones.
 
-Query parameters: ``follow``, ``tailLines``, ``previous``, ``limitBytes``; ``timestamps``,
-``sinceSeconds`` and ``sinceTime`` are accepted and ignored (the runtime protocol has no
-timestamps to offer). Plain HTTP on loopback by default: this is a single-host system and
-the API server is the only client.
+Query parameters: ``follow``, ``tailLines``, ``previous``, ``limitBytes``, ``timestamps``,
+``sinceSeconds`` and ``sinceTime`` (RFC 3339), as the kubelet reads them. Plain HTTP on
+loopback by default: this is a single-host system and the API server is the only client.
 
 >>> # server = AgentServer(agent, port=0); url = await server.start(); ...; await server.stop()
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any, Protocol
 
+from kstate.clock import Clock, RealClock
 from kstate.errors import BadRequest, KstateError, NotFound
+from kstate.node.streams import PodLocator, handle_exec, handle_port_forward
 
 log = logging.getLogger("kstate.node.server")
 
 _TRUE = ("true", "1", "")
 
 
-class LogSource(Protocol):
+class LogSource(PodLocator, Protocol):
     """Whoever knows which container a (namespace, pod, container) names."""
 
     def container_log(self, namespace: str, pod: str, container: str, *, previous: bool,
-                      tail: int | None, follow: bool) -> AsyncIterator[bytes]:
+                      tail: int | None, follow: bool, since: float | None = None,
+                      timestamps: bool = False) -> AsyncIterator[bytes]:
         """Log lines; raises ``NotFound`` / ``BadRequest`` before the first line."""
         ...
 
@@ -42,8 +47,11 @@ class LogSource(Protocol):
 class AgentServer:
     """An aiohttp server for :class:`LogSource` on ``host:port`` (port 0: any free port)."""
 
-    def __init__(self, source: LogSource, host: str = "127.0.0.1", port: int = 10250) -> None:
+    def __init__(self, source: LogSource, host: str = "127.0.0.1", port: int = 10250, *,
+                 clock: Clock | None = None) -> None:
         self.source = source
+        #: The runtime's time: ``sinceSeconds`` counts back from its now.
+        self.clock: Clock = clock or RealClock()
         self.host = host
         self.port = port
         self._runner: Any = None
@@ -60,6 +68,11 @@ class AgentServer:
         app = web.Application()
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         app.router.add_get("/healthz", self._healthz)
+        for verb in ("exec", "attach"):
+            app.router.add_get(f"/{verb}/{{namespace}}/{{pod}}/{{container}}",
+                               functools.partial(handle_exec, locator=self.source))
+        app.router.add_get("/portForward/{namespace}/{pod}",
+                           functools.partial(handle_port_forward, locator=self.source))
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -88,11 +101,13 @@ class AgentServer:
         try:
             tail = _int(query, "tailLines")
             limit = _int(query, "limitBytes")
+            since = _since(query, self.clock.now())
             lines = self.source.container_log(
                 info["namespace"], info["pod"], info["container"],
                 previous=query.get("previous") in _TRUE if "previous" in query else False,
                 tail=tail,
-                follow=query.get("follow") in _TRUE if "follow" in query else False)
+                follow=query.get("follow") in _TRUE if "follow" in query else False,
+                since=since, timestamps=query.get("timestamps", "false") in _TRUE)
             first = await anext(lines, b"")  # errors surface before the headers go out
         except NotFound as err:
             return web.Response(status=404, text=f"{err}\n")
@@ -119,6 +134,20 @@ class AgentServer:
         finally:
             await lines.aclose()  # type: ignore[attr-defined]
         return response
+
+
+def _since(query: Any, now: float) -> float | None:
+    """``sinceSeconds`` (back from ``now``) or ``sinceTime`` (RFC 3339) as epoch seconds."""
+    seconds = _int(query, "sinceSeconds")
+    if seconds is not None:
+        return now - seconds
+    if "sinceTime" not in query:
+        return None
+    try:
+        return datetime.fromisoformat(query["sinceTime"].replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise BadRequest(f"sinceTime must be an RFC 3339 time, not {query['sinceTime']!r}"
+                         ) from None
 
 
 def _int(query: Any, name: str) -> int | None:

@@ -42,6 +42,7 @@ from kstate.machines.pod import BackOffPolicy
 from kstate.node.agent import AgentOptions, NodeAgent
 from kstate.node.probes import ScriptedProber
 from kstate.node.server import AgentServer
+from kstate.node.streams import PodLocation
 from kstate.runtime.fake import FakeRuntime, Program
 
 log = logging.getLogger("kstate.node.sim")
@@ -115,7 +116,8 @@ class SimulatedCluster:
         """Register every node and start its agent; returns once all are Ready."""
         opts = self.options
         if opts.log_port is not None:
-            self.server = AgentServer(self, opts.log_host, opts.log_port)
+            self.server = AgentServer(self, opts.log_host, opts.log_port,
+                                      clock=self.clock)
             await self.server.start()
         for i, name in enumerate(self.node_names()):
             runtime = FakeRuntime(self.clock, seed=opts.seed + i, pod_cidr=_pod_cidr(i),
@@ -175,16 +177,26 @@ class SimulatedCluster:
 
     # ------------------------------------------------------------------ logs
 
-    async def container_log(self, namespace: str, pod: str, container: str, *,
-                            previous: bool, tail: int | None,
-                            follow: bool) -> AsyncIterator[bytes]:
-        """The shared log endpoint: find the pod's node, ask its agent."""
+    def _agent_of(self, namespace: str, pod: str) -> NodeAgent:
         cached = self.pods.get(f"{namespace}/{pod}")
         agent = self.agents.get(cached.spec.node_name) if cached is not None else None
         if agent is None:
             raise NotFound(f'pod "{pod}" not found on any simulated node')
+        return agent
+
+    def locate_pod(self, namespace: str, pod: str) -> PodLocation:
+        """The shared stream endpoint: the pod's node's agent knows."""
+        return self._agent_of(namespace, pod).locate_pod(namespace, pod)
+
+    async def container_log(self, namespace: str, pod: str, container: str, *,
+                            previous: bool, tail: int | None, follow: bool,
+                            since: float | None = None,
+                            timestamps: bool = False) -> AsyncIterator[bytes]:
+        """The shared log endpoint: find the pod's node, ask its agent."""
+        agent = self._agent_of(namespace, pod)
         async for line in agent.container_log(namespace, pod, container, previous=previous,
-                                              tail=tail, follow=follow):
+                                              tail=tail, follow=follow, since=since,
+                                              timestamps=timestamps):
             yield line
 
     # ------------------------------------------------------------------ numbers

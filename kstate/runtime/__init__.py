@@ -1,11 +1,13 @@
 """kstate.runtime: container runtime adapters (see ARCHITECTURE §4 and docs/runtime.md).
 
-Where it sits: node agent -> **runtime adapter** (docker | fake) -> containers. The agent
-depends on the protocol in :mod:`kstate.runtime.base` only and gets an adapter from
-:func:`open_runtime`, so ``kstate node --runtime docker|fake`` is one string away.
+Where it sits: node agent -> **runtime adapter** (docker | containerd | fake) -> containers.
+The agent depends on the protocol in :mod:`kstate.runtime.base` only and gets an adapter
+from :func:`open_runtime`, so ``kstate node --runtime docker|containerd|fake`` is one
+string away.
 
-The Docker adapter's client library is imported only when a Docker runtime is opened, so
-the fake (and the model checker) work on machines without it.
+The real adapters' client libraries (aiodocker; grpcio for containerd's CRI) are imported
+only when such a runtime is opened, so the fake (and the model checker) work on machines
+without them.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from kstate.runtime.base import (
     EventKind,
     EventStream,
     ExecResult,
+    ExecSession,
     NetworkInfo,
     PullPolicy,
     Reason,
@@ -34,12 +37,13 @@ from kstate.runtime.base import (
     SandboxStatus,
 )
 
-RUNTIMES = ("docker", "fake")
+RUNTIMES = ("docker", "containerd", "fake")
 
 
 def open_runtime(kind: str, *, clock: Clock | None = None, **options: Any) -> ContainerRuntime:
-    """An adapter by name: ``"docker"`` (options: url, network, ...) or ``"fake"``
-    (options: seed, programs, start_delay, ...; ``clock`` drives its time).
+    """An adapter by name: ``"docker"`` (options: url, network, cluster, ...),
+    ``"containerd"`` (options: socket, cluster, ...) or ``"fake"`` (options: seed,
+    programs, start_delay, ...; ``clock`` drives its time).
 
     >>> open_runtime("fake").name
     'fake'
@@ -48,6 +52,10 @@ def open_runtime(kind: str, *, clock: Clock | None = None, **options: Any) -> Co
         from kstate.runtime.docker import DockerRuntime
 
         return DockerRuntime(**options)
+    if kind == "containerd":
+        from kstate.runtime.containerd import ContainerdRuntime
+
+        return ContainerdRuntime(**options)
     if kind == "fake":
         from kstate.runtime.fake import FakeRuntime
 
@@ -67,6 +75,7 @@ __all__ = [
     "EventKind",
     "EventStream",
     "ExecResult",
+    "ExecSession",
     "NetworkInfo",
     "PullPolicy",
     "Reason",

@@ -10,7 +10,8 @@ Why it exists: the agent must run the same code over a real engine and over a si
 one (thousands of nodes in one process). Everything both adapters must agree on lives
 here, once: the label vocabulary that ties containers to pods, how a termination reason
 is derived, what imagePullPolicy means without a registry, how log bytes become lines.
-The contract suite (``tests/runtime/test_contract.py``) proves both adapters honour it.
+The contract suite (``tests/runtime/test_contract.py``, and ``test_contract_streams.py``
+for exec / attach / port-forward) proves both adapters honour it.
 
 A sketch of the agent's use (one pod, one container)::
 
@@ -28,9 +29,11 @@ A sketch of the agent's use (one pod, one container)::
 from __future__ import annotations
 
 import abc
+import asyncio
 import enum
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
@@ -70,6 +73,11 @@ ROLE_CONTAINER = "container"
 #: The image every sandbox runs (and the quick start's default); built locally.
 BASE_IMAGE = "kstate/base:1"
 HTTPD_IMAGE = "kstate/httpd:1"
+
+#: The sandbox's process (Docker's sandbox command, containerd's pause image): sleeps
+#: forever, exits at once on TERM (a PID 1 without a handler would ignore it and cost the
+#: whole grace period).
+PAUSE_COMMAND = ("sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done")
 
 #: Exit code of a process killed by SIGKILL (128 + 9), as engines report it.
 EXIT_KILLED = 137
@@ -205,6 +213,11 @@ class SandboxSpec:
     #: Re-creating a dead sandbox bumps this, so the new one never collides with the old.
     attempt: int = 0
     labels: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map, hash=False)
+
+    def effective_hostname(self) -> str:
+        """The hostname the pod gets: Kubernetes truncates it to 63 characters (a DNS
+        label)."""
+        return (self.hostname or self.name)[:63].rstrip("-.")
 
     def identity_labels(self) -> dict[str, str]:
         """The labels every container of this pod carries."""
@@ -492,6 +505,50 @@ class EventStream(abc.ABC):
     async def _stop(self) -> None: ...
 
 
+# --------------------------------------------------------------------------- streams
+
+#: :meth:`ExecSession.read` tags output with the stream it came from.
+STDOUT, STDERR = 1, 2
+
+
+class ExecSession(abc.ABC):
+    """One interactive process (``kubectl exec``) or a container's main process
+    (``kubectl attach``), with the streams Kubernetes' remote-command protocol carries.
+
+    The contract every adapter keeps (the contract suite checks it):
+
+    * :meth:`read` yields ``(STDOUT | STDERR, bytes)`` as the process writes, and None
+      once its output ends (with a TTY everything is STDOUT, as on a terminal);
+    * :meth:`write` feeds stdin (only when the session was opened with ``stdin=True``);
+      :meth:`close_stdin` sends EOF, so ``cat`` ends;
+    * :meth:`resize` sets the TTY's size (ignored without a TTY);
+    * :meth:`wait` returns the exit code once the process exited (None for attach: the
+      container's process goes on);
+    * :meth:`close` ends the session; an exec'd process still running is killed with its
+      children, so a client that goes away mid-command leaks nothing. It is idempotent.
+    """
+
+    tty: bool = False
+
+    @abc.abstractmethod
+    async def read(self) -> tuple[int, bytes] | None: ...
+
+    @abc.abstractmethod
+    async def write(self, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    async def close_stdin(self) -> None: ...
+
+    @abc.abstractmethod
+    async def resize(self, width: int, height: int) -> None: ...
+
+    @abc.abstractmethod
+    async def wait(self) -> int | None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+
 # --------------------------------------------------------------------------- protocol
 
 
@@ -551,16 +608,37 @@ class ContainerRuntime(Protocol):
     async def inspect_container(self, container_id: str) -> ContainerStatus: ...
 
     def logs(
-        self, container_id: str, *, tail: int | None = None, follow: bool = False
+        self, container_id: str, *, tail: int | None = None, follow: bool = False,
+        since: float | None = None, timestamps: bool = False,
     ) -> AsyncIterator[bytes]:
         """Output lines (with their newline; the last may lack it), stdout and stderr
-        interleaved. ``follow`` keeps streaming until the container exits."""
+        interleaved. ``follow`` keeps streaming until the container exits; ``since``
+        (epoch seconds) keeps lines written at or after it (before ``tail`` applies);
+        ``timestamps`` prefixes each line with its RFC 3339 time and a space, as
+        Kubernetes shows it (:func:`log_timestamp`)."""
         ...
 
     async def exec(
         self, container_id: str, command: Sequence[str], timeout: float
     ) -> ExecResult:
         """Run ``command`` in a running container; ``ExecTimeout`` past ``timeout``."""
+        ...
+
+    async def exec_session(self, container_id: str, command: Sequence[str], *,
+                           stdin: bool, tty: bool) -> ExecSession:
+        """Start ``command`` in a running container, interactively (see
+        :class:`ExecSession`); ``ContainerNotRunning`` if it is not running."""
+        ...
+
+    async def attach(self, container_id: str, *, stdin: bool, tty: bool) -> ExecSession:
+        """The running container's main process: its output from now on (and its stdin
+        when the container was created with one)."""
+        ...
+
+    async def port_forward(self, sandbox_id: str, port: int
+                           ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A TCP connection to ``port`` in the sandbox's network namespace
+        (``RuntimeAdapterError`` with the engine's reason if nothing listens)."""
         ...
 
     def events(self, label_filter: Mapping[str, str] | None = None) -> EventStream:
@@ -623,6 +701,20 @@ async def split_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
             yield line + b"\n"
     if pending:
         yield pending
+
+
+def log_timestamp(at: float) -> bytes:
+    """RFC 3339 with nanoseconds in UTC, the prefix ``kubectl logs --timestamps`` shows.
+
+    >>> log_timestamp(0.5)
+    b'1970-01-01T00:00:00.500000000Z '
+    """
+    whole = int(at)
+    nanos = round((at - whole) * 1e9)
+    if nanos >= 1_000_000_000:
+        whole, nanos = whole + 1, nanos - 1_000_000_000
+    stamp = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{nanos:09d}Z ".encode()
 
 
 def tail_lines(lines: Sequence[bytes], tail: int | None) -> Sequence[bytes]:

@@ -46,6 +46,7 @@ import contextlib
 import json
 import math
 import os
+import secrets
 import struct
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -71,16 +72,19 @@ from kstate.runtime.base import (
     BASE_IMAGE,
     CLUSTER,
     MANAGED,
+    PAUSE_COMMAND,
     ROLE,
     ROLE_CONTAINER,
     ROLE_SANDBOX,
     SANDBOX_ID,
+    STDOUT,
     ContainerSpec,
     ContainerStatus,
     EnsuredImage,
     EventKind,
     EventStream,
     ExecResult,
+    ExecSession,
     NetworkInfo,
     PullPolicy,
     RuntimeEvent,
@@ -95,9 +99,8 @@ from kstate.runtime.base import (
 from kstate.runtime.image import DEFAULT_TAGS, build_base_image
 
 DEFAULT_NETWORK = "kstate0"
-#: The sandbox's process: sleeps forever, exits at once on TERM (a PID 1 without a
-#: handler would ignore it and cost the whole grace period).
-PAUSE_COMMAND = ("sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done")
+#: The environment variable marking an exec'd process (and its children) for kill.
+EXEC_MARKER = "KSTATE_EXEC_SESSION"
 #: The sandbox holds no state worth a graceful stop, and a TERM that lands before the shell
 #: has set its trap would be ignored: stopping a sandbox KILLs it, always at once.
 SANDBOX_STOP_SIGNAL = "SIGKILL"
@@ -137,11 +140,6 @@ def split_reference(image: str) -> tuple[str, str]:
     if not sep or "/" in tag:
         return image, "latest"
     return repo, tag
-
-
-def _hostname(spec: SandboxSpec) -> str:
-    # Kubernetes truncates a pod's hostname to 63 characters (a DNS label).
-    return (spec.hostname or spec.name)[:63].rstrip("-.")
 
 
 def _label_filters(labels: Mapping[str, str] | None) -> list[str]:
@@ -392,7 +390,7 @@ class DockerRuntime:
         config: dict[str, Any] = {
             "Image": self._sandbox_image,
             "Cmd": list(PAUSE_COMMAND),
-            "Hostname": _hostname(spec),
+            "Hostname": spec.effective_hostname(),
             "StopSignal": SANDBOX_STOP_SIGNAL,
             "Labels": {**spec.all_labels(), **self._scope},
             "HostConfig": {"NetworkMode": self._network_name, "LogConfig": LOG_CONFIG},
@@ -548,10 +546,15 @@ class DockerRuntime:
     # ------------------------------------------------------------------ logs, exec, events
 
     async def _log_frames(
-        self, container_id: str, tail: int | None, follow: bool
+        self, container_id: str, tail: int | None, follow: bool, since: float | None,
+        timestamps: bool,
     ) -> AsyncIterator[bytes]:
+        # Docker's timestamps are RFC 3339 with nine fraction digits, as kubectl shows.
         params: dict[str, Any] = {"stdout": True, "stderr": True, "follow": follow,
-                  "tail": "all" if tail is None else str(max(0, tail))}
+                  "tail": "all" if tail is None else str(max(0, tail)),
+                  "timestamps": timestamps}
+        if since is not None:
+            params["since"] = f"{since:.9f}"
         with self._translate("logs", not_found=self._not_found(container_id)):
             resp = await self._client()._do_query(
                 f"containers/{container_id}/logs", "GET", params=params, timeout=None)
@@ -569,9 +572,10 @@ class DockerRuntime:
             resp.release()
 
     async def logs(
-        self, container_id: str, *, tail: int | None = None, follow: bool = False
+        self, container_id: str, *, tail: int | None = None, follow: bool = False,
+        since: float | None = None, timestamps: bool = False,
     ) -> AsyncIterator[bytes]:
-        frames = self._log_frames(container_id, tail, follow)
+        frames = self._log_frames(container_id, tail, follow, since, timestamps)
         async for line in split_lines(frames):
             yield line
 
@@ -601,6 +605,53 @@ class DockerRuntime:
         code = info.get("ExitCode")
         return ExecResult(exit_code=int(code) if code is not None else 126, output=bytes(output))
 
+    async def exec_session(self, container_id: str, command: Sequence[str], *,
+                           stdin: bool, tty: bool) -> ExecSession:
+        container = self._client().containers.container(container_id)
+        # The engine cannot kill an exec'd process, so each carries a marker in its
+        # environment (inherited by its children) that closing the session kills by.
+        marker = f"{EXEC_MARKER}={secrets.token_hex(16)}"
+        with self._translate("exec", not_found=self._not_found(container_id),
+                             conflict=lambda: ContainerNotRunning(container_id)):
+            execution = await container.exec(list(command), stdin=stdin, tty=tty,
+                                             environment=[marker])
+            stream = execution.start(detach=False)
+            await stream._init()  # the engine starts the process on this request
+        return _DockerSession(self, container_id, stream, tty=tty, execution=execution,
+                              marker=marker)
+
+    async def attach(self, container_id: str, *, stdin: bool, tty: bool) -> ExecSession:
+        container = self._client().containers.container(container_id)
+        with self._translate("attach", not_found=self._not_found(container_id)):
+            info = await container.show()
+            if not info.get("State", {}).get("Running"):
+                raise ContainerNotRunning(container_id)
+            stream = container.attach(stdin=stdin and bool(info["Config"].get("OpenStdin")),
+                                      stdout=True, stderr=True)
+            await stream._init()
+        return _DockerSession(self, container_id, stream, tty=bool(info["Config"].get("Tty")))
+
+    async def port_forward(self, sandbox_id: str, port: int
+                           ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        sandbox = await self.inspect_sandbox(sandbox_id)
+        if not sandbox.ip:
+            raise ContainerNotRunning(sandbox_id)
+        try:
+            async with asyncio.timeout(5):
+                return await asyncio.open_connection(sandbox.ip, port)
+        except (OSError, TimeoutError) as err:
+            reason = (os.strerror(err.errno) if isinstance(err, OSError) and err.errno
+                      else "timed out")
+            raise RuntimeAdapterError(f"cannot connect to port {port} of the pod "
+                                      f"({sandbox.ip}): {reason}") from None
+
+    async def _kill_marked(self, container_id: str, marker: str) -> None:
+        """SIGKILL every process in the container whose environment holds ``marker``."""
+        script = (f'for p in /proc/[0-9]*; do grep -q "{marker}" "$p/environ" 2>/dev/null '
+                  '&& kill -9 "${p#/proc/}" 2>/dev/null; done; true')
+        with contextlib.suppress(RuntimeAdapterError):
+            await self.exec(container_id, ["sh", "-c", script], timeout=10)
+
     def events(self, label_filter: Mapping[str, str] | None = None) -> EventStream:
         return _DockerEvents(self, {**self._scope, **(label_filter or {})})
 
@@ -609,6 +660,71 @@ class DockerRuntime:
             docker, self._docker = self._docker, None
             with contextlib.suppress(Exception):
                 await docker.close()
+
+
+class _DockerSession(ExecSession):
+    """An exec'd process (``execution`` set) or an attach, over Docker's hijacked stream."""
+
+    def __init__(self, runtime: DockerRuntime, container_id: str, stream: Any, *, tty: bool,
+                 execution: Any = None, marker: str = "") -> None:
+        self._runtime = runtime
+        self._container_id = container_id
+        self._stream = stream
+        self._execution = execution
+        self._marker = marker
+        self._closed = False
+        self.tty = tty
+
+    async def read(self) -> tuple[int, bytes] | None:
+        try:
+            message = await self._stream.read_out()
+        except (aiohttp.ClientError, DockerError, RuntimeError):
+            return None
+        if message is None:
+            return None
+        return (STDOUT if self.tty else message.stream), bytes(message.data)
+
+    async def write(self, data: bytes) -> None:
+        with contextlib.suppress(RuntimeError, ConnectionError):
+            await self._stream.write_in(data)
+
+    async def close_stdin(self) -> None:
+        # Half-close the hijacked connection: the process reads EOF, its output goes on.
+        connection = self._stream._resp.connection if self._stream._resp else None
+        transport = connection.transport if connection is not None else None
+        if transport is not None and transport.can_write_eof():
+            transport.write_eof()
+
+    async def resize(self, width: int, height: int) -> None:
+        if not self.tty or width <= 0 or height <= 0:
+            return
+        with contextlib.suppress(DockerError):
+            if self._execution is not None:
+                await self._execution.resize(w=width, h=height)
+            else:
+                await self._runtime._client().containers.container(
+                    self._container_id).resize(w=width, h=height)
+
+    async def wait(self) -> int | None:
+        if self._execution is None:
+            return None
+        info = await self._execution.inspect()
+        while info.get("Running"):  # the stream can end a moment before the exit code
+            await asyncio.sleep(0.005)
+            info = await self._execution.inspect()
+        code = info.get("ExitCode")
+        return int(code) if code is not None else 126
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._execution is not None:
+            with contextlib.suppress(DockerError, aiohttp.ClientError):
+                if (await self._execution.inspect()).get("Running"):
+                    await self._runtime._kill_marked(self._container_id, self._marker)
+        with contextlib.suppress(Exception):
+            await self._stream.close()
 
 
 class _DockerEvents(EventStream):

@@ -31,6 +31,7 @@ import functools
 import inspect
 import ipaddress
 import random
+import socket
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -64,6 +65,7 @@ from kstate.runtime.base import (
     EventKind,
     EventStream,
     ExecResult,
+    ExecSession,
     NetworkInfo,
     PullPolicy,
     RuntimeEvent,
@@ -73,9 +75,11 @@ from kstate.runtime.base import (
     SandboxStatus,
     apply_pull_policy,
     container_status,
+    log_timestamp,
     matches,
     tail_lines,
 )
+from kstate.runtime.fakeexec import FakeAttach, FakeProcess, echo_port
 
 ExecHandler = Callable[[str, tuple[str, ...]], "ExecResult | Awaitable[ExecResult]"]
 
@@ -179,6 +183,10 @@ class _Box:
     oom_killed: bool = False
     error: str = ""
     log: list[bytes] = attrs.field(factory=list)
+    #: When each line of ``log`` was begun (epoch seconds on the runtime's clock).
+    log_times: list[float] = attrs.field(factory=list)
+    #: Exec'd processes still running in it (the fake's ``docker top``).
+    processes: set[FakeProcess] = attrs.field(factory=set)
     timers: list[asyncio.Task[None]] = attrs.field(factory=list)
     #: Resolved (and dropped) on any change that waiters care about: exit, new log lines.
     changed: asyncio.Future[None] | None = None
@@ -300,9 +308,13 @@ class FakeRuntime:
             "fake runtime: the engine is unreachable (fault injected; set_reachable(True))")
 
     def _write(self, box: _Box, data: bytes) -> None:
+        now = self.clock.now()
         if box.log and not box.log[-1].endswith(b"\n"):  # continue a partial line
             data = box.log.pop() + data
-        box.log.extend(_lines(data))
+            now = box.log_times.pop()
+        lines = _lines(data)
+        box.log.extend(lines)
+        box.log_times.extend([now] * len(lines))
         box.notify()
 
     def _check(self) -> None:
@@ -407,6 +419,8 @@ class FakeRuntime:
         if box.ip:
             self._ips_in_use.discard(box.ip)
             box.ip = ""
+        for process in list(box.processes):  # a container's processes die with it
+            process.kill()
         if oom:
             self._emit(box, EventKind.OOM)
         self._emit(box, EventKind.DIED, code)
@@ -615,17 +629,25 @@ class FakeRuntime:
     # ------------------------------------------------------------------ logs, exec, events
 
     async def logs(
-        self, container_id: str, *, tail: int | None = None, follow: bool = False
+        self, container_id: str, *, tail: int | None = None, follow: bool = False,
+        since: float | None = None, timestamps: bool = False,
     ) -> AsyncIterator[bytes]:
         box = self._get(container_id)
+
+        def shown(start: int) -> list[bytes]:
+            picked = [(t, line) for t, line in zip(box.log_times[start:], box.log[start:],
+                                                   strict=True)
+                      if since is None or t >= since]
+            return [log_timestamp(t) + line if timestamps else line for t, line in picked]
+
         sent = len(box.log)
-        for line in tail_lines(box.log, tail):
+        for line in tail_lines(shown(0), tail):
             yield line
         # Like the engine, following a container that is not running (never started, or
         # exited) returns what there is and ends.
         while follow and box.state is ContainerState.RUNNING and not box.removed:
             await box.wait_changed()
-            for line in box.log[sent:]:
+            for line in shown(sent):
                 yield line
             sent = len(box.log)
 
@@ -655,6 +677,45 @@ class FakeRuntime:
     async def _sleep_exec(self, command: Sequence[str]) -> ExecResult:
         await self.clock.sleep(float(command[1]) if len(command) > 1 else 0.0)
         return ExecResult(0, b"")
+
+    async def exec_session(self, container_id: str, command: Sequence[str], *,
+                           stdin: bool, tty: bool) -> ExecSession:
+        box = self._get(container_id)
+        if box.role != ROLE_CONTAINER:
+            raise ContainerNotFound(container_id)
+        if box.state is not ContainerState.RUNNING:
+            raise ContainerNotRunning(box.id)
+        handler = box.program.exec or self.exec_handler
+        return FakeProcess(command, handler=functools.partial(handler, box.id),
+                           sleep=self.clock.sleep, table=box.processes, tty=tty)
+
+    async def attach(self, container_id: str, *, stdin: bool, tty: bool) -> ExecSession:
+        box = self._get(container_id)
+        if box.state is not ContainerState.RUNNING:
+            raise ContainerNotRunning(box.id)
+        follow = self.logs(container_id, tail=0, follow=True)
+        return FakeAttach(follow, tty=tty)
+
+    def processes(self, container_id: str) -> list[tuple[str, ...]]:
+        """The commands of the exec'd processes running in a container."""
+        return sorted(p.command for p in self._lookup(container_id).processes)
+
+    async def port_forward(self, sandbox_id: str, port: int
+                           ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        box = self._get(sandbox_id, "sandbox")
+        if box.state is not ContainerState.RUNNING:
+            raise ContainerNotRunning(box.id)
+        ours, theirs = socket.socketpair()
+        server = await asyncio.open_connection(sock=theirs)
+        task = asyncio.ensure_future(echo_port(*server))
+        box.timers.append(task)  # the sandbox's death ends its echo server
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if done in box.timers:
+                box.timers.remove(done)
+
+        task.add_done_callback(forget)
+        return await asyncio.open_connection(sock=ours)
 
     def events(self, label_filter: Mapping[str, str] | None = None) -> EventStream:
         return _FakeEvents(self, {MANAGED: "true", **(label_filter or {})})

@@ -1,6 +1,6 @@
 """Plumbing of the process-fault tests (``test_faults.py``): a ``kstate up`` to SIGKILL and
 start again, the writes the test issues and what each acknowledgement obliges the store
-to keep, and the convergence check over the API and the Docker engine.
+to keep, and the convergence check over the API and the engine (Docker or containerd).
 
 Nothing here sleeps to synchronise. The daemon is another process: its readiness is read
 from its own "kstate is up" line, and the cluster's convergence is a condition polled
@@ -31,9 +31,9 @@ from kstate.api.codec import from_dict
 from kstate.api.lifecycle import pod_state
 from kstate.api.objects import Pod, ReplicationController
 from kstate.errors import Compacted, Unavailable
-from kstate.runtime.base import HTTPD_IMAGE, NODE_NAME, POD_UID, ROLE, ROLE_CONTAINER
+from kstate.runtime.base import HTTPD_IMAGE, ROLE_CONTAINER
 from kstate.verify.stateful.machine import HTTPD
-from tests.e2e.conftest import ROOT
+from tests.e2e.conftest import ROOT, Container, node_containers, up_args
 
 SEED_ENV = "KSTATE_FAULT_SEED"
 #: Short graces keep deletions quick; HTTPD exits on TERM, so they are not even used up.
@@ -54,12 +54,14 @@ def fault_rng() -> tuple[int, random.Random]:
 
 
 class DaemonProcess:
-    """``kstate up`` on Docker as a child process in a session of its own, so SIGKILL of
-    its process group takes the whole daemon down at once, as a crash would."""
+    """``kstate up`` (Docker or containerd) as a child process in a session of its own, so
+    SIGKILL of its process group takes the whole daemon down at once, as a crash would."""
 
-    def __init__(self, data_dir: Path, node: str, store: str = "") -> None:
+    def __init__(self, data_dir: Path, node: str, store: str = "",
+                 runtime: str = "docker") -> None:
         self.data_dir = data_dir
         self.node = node
+        self.runtime = runtime
         self.store = store
         self.log = data_dir / "daemon.log"
         self.proc: subprocess.Popen[str] | None = None
@@ -68,7 +70,7 @@ class DaemonProcess:
 
     def start(self, timeout: float = 60.0) -> None:
         args = [sys.executable, "-m", "kstate.cli", "up", "--data-dir", str(self.data_dir),
-                "--listen", "127.0.0.1:0", "--runtime", "docker", "--node-name", self.node,
+                "--listen", "127.0.0.1:0", *up_args(self.runtime), "--node-name", self.node,
                 "--node-port-address", "127.0.0.1"]
         if self.store:
             args += ["--store", self.store]
@@ -283,24 +285,6 @@ class PodMonitor:
 
 
 @attrs.frozen
-class Container:
-    id: str
-    state: str  # Docker's: created, running, exited, ...
-    pod_uid: str
-    role: str  # sandbox | container
-
-
-def node_containers(node: str) -> list[Container]:
-    """Every container (any state) kstate labelled with ``node``, from the Docker CLI — an
-    observer independent of the runtime adapter under test."""
-    fmt = "\t".join(["{{.ID}}", "{{.State}}", f'{{{{.Label "{POD_UID}"}}}}',
-                     f'{{{{.Label "{ROLE}"}}}}'])
-    out = subprocess.run(["docker", "ps", "-a", "--filter", f"label={NODE_NAME}={node}",
-                          "--format", fmt], capture_output=True, text=True, check=True).stdout
-    return [Container(*line.split("\t")) for line in out.splitlines() if line]
-
-
-@attrs.frozen
 class Snapshot:
     rcs: dict[str, ReplicationController]
     pods: list[Pod]
@@ -308,10 +292,11 @@ class Snapshot:
     revision: int  # of the pod list
 
 
-async def snapshot(client: HttpClient, run: str, node: str) -> Snapshot:
+async def snapshot(client: HttpClient, run: str, node: str, runtime: str = "docker"
+                   ) -> Snapshot:
     rcs = await client.list(ReplicationController, "default", label_selector=f"run={run}")
     pods = await client.list(Pod, "default", label_selector=f"run={run}")
-    containers = await asyncio.to_thread(node_containers, node)
+    containers = await asyncio.to_thread(node_containers, node, runtime)
     return Snapshot({rc.metadata.name: rc for rc in rcs.items}, list(pods.items), containers,
                     int(pods.resource_version))
 
@@ -378,14 +363,14 @@ def convergence_gaps(snap: Snapshot, node: str) -> list[str]:
 
 
 async def converge(client: HttpClient, model: Acknowledged, node: str,
-                   on_timeout: Callable[[], str]) -> Snapshot:
+                   on_timeout: Callable[[], str], runtime: str = "docker") -> Snapshot:
     """Poll until the cluster shows exactly what was acknowledged (bounded); fail at once
     on a safety violation. Settles ``model`` on the observed values."""
     deadline = time.monotonic() + CONVERGE_TIMEOUT
     gaps: list[str] = ["never observed"]
     while time.monotonic() < deadline:
         try:
-            snap = await snapshot(client, model.run, node)
+            snap = await snapshot(client, model.run, node, runtime)
         except Unavailable:  # the API server may still be warming up a connection
             await asyncio.sleep(POLL_INTERVAL)
             continue
@@ -476,7 +461,7 @@ async def faulty_round(daemon: DaemonProcess, model: Acknowledged, writes: list[
     client = daemon.client()
     try:
         began = time.monotonic()
-        snap = await converge(client, model, daemon.node, daemon.log_tail)
+        snap = await converge(client, model, daemon.node, daemon.log_tail, daemon.runtime)
     finally:
         await client.close()
     pods = Counter(p.metadata.labels.get("app", "") for p in snap.pods)
@@ -491,7 +476,7 @@ async def calm_round(daemon: DaemonProcess, model: Acknowledged, writes: list[Wr
     try:
         for write in writes:
             assert await model.send(client, write), f"{write} failed with no fault injected"
-        await converge(client, model, daemon.node, daemon.log_tail)
+        await converge(client, model, daemon.node, daemon.log_tail, daemon.runtime)
     finally:
         await client.close()
 

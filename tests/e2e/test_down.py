@@ -1,14 +1,15 @@
-"""``kstate down --purge`` on the real Docker engine: after it, no container the cluster
+"""``kstate down --purge`` on Docker and on containerd: after it, no container the cluster
 created remains, running or stopped — whether the daemon was alive or already killed —
 and a container of another cluster on the same engine (same node name even) is untouched.
 
-What is left is asked of Docker itself (``docker ps -a`` filtered by the cluster label),
-not of kstate. The daemon is another process: the tests wait for its containers by
-polling Docker with a deadline.
+What is left is asked of the engine itself (``docker ps -a``, or ``ctr`` in containerd's
+``k8s.io`` namespace, filtered by the cluster label), not of kstate. The daemon is another
+process: the tests wait for its containers by polling the engine with a deadline.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -22,9 +23,15 @@ import pytest
 
 from kstate.daemon import CLUSTER_ID_FILE
 from kstate.runtime.base import CLUSTER, MANAGED, NODE_NAME, POD_UID, ROLE, ROLE_SANDBOX
-from tests.e2e.conftest import ROOT, build_base_images, remove_node_containers, require_docker
-
-pytestmark = pytest.mark.docker
+from tests.e2e.conftest import (
+    ROOT,
+    RUNTIMES,
+    labelled_containers,
+    prepare_images,
+    remove_node_containers,
+    require_runtime,
+    up_args,
+)
 
 #: Two pods of two containers each: one keeps running, one exits and (after one
 #: immediate restart) waits out a long back-off — so the cluster has stopped containers.
@@ -52,13 +59,10 @@ spec:
 """
 
 
-def docker_ps(*filters: str) -> list[tuple[str, str]]:
-    """(state, role) of every container, running or not, matching every label filter."""
-    args = ["docker", "ps", "-a", "--format", f'{{{{.State}}}} {{{{.Label "{ROLE}"}}}}']
-    for label in filters:
-        args += ["--filter", f"label={label}"]
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    return [(line.split(" ")[0], line.partition(" ")[2]) for line in out.splitlines()]
+def engine_ps(runtime: str, label: str) -> list[tuple[str, str]]:
+    """(state, role) of every container, running or not, labelled ``label`` (key=value)."""
+    key, _, value = label.partition("=")
+    return [(c.state, c.role) for c in labelled_containers(runtime, key, value)]
 
 
 def until(what: str, condition: Callable[[], bool], timeout: float = 90.0) -> None:
@@ -70,11 +74,12 @@ def until(what: str, condition: Callable[[], bool], timeout: float = 90.0) -> No
 
 
 class Daemon:
-    """``kstate up`` on Docker with the RC above applied, in a session of its own."""
+    """``kstate up`` with the RC above applied, in a session of its own."""
 
-    def __init__(self, data_dir: Path, node: str) -> None:
+    def __init__(self, data_dir: Path, node: str, runtime: str) -> None:
         self.data_dir = data_dir
         self.node = node
+        self.runtime = runtime
         self.proc: subprocess.Popen[str] | None = None
 
     def up(self) -> None:
@@ -82,7 +87,8 @@ class Daemon:
         manifest.write_text(RC)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kstate.cli", "up", "--data-dir", str(self.data_dir),
-             "--listen", "127.0.0.1:0", "--node-name", self.node, "--node-port-address",
+             "--listen", "127.0.0.1:0", *up_args(self.runtime), "--node-name", self.node,
+             "--node-port-address",
              "127.0.0.1", "--backoff-initial", "300", "--apply", str(manifest)],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             start_new_session=True)
@@ -100,7 +106,7 @@ class Daemon:
 
     def wait_for_running_and_stopped_containers(self) -> None:
         def both() -> bool:
-            found = docker_ps(self.cluster_label)
+            found = engine_ps(self.runtime, self.cluster_label)
             running_apps = [s for s, role in found if s == "running" and role == "container"]
             stopped = [s for s, _ in found if s != "running"]
             sandboxes = [s for s, role in found if role == ROLE_SANDBOX]
@@ -119,40 +125,60 @@ def kstate_down(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=180, check=False)
 
 
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    require_docker()
-    build_base_images()
+@pytest.fixture(params=RUNTIMES)
+def daemon(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Daemon]:
+    runtime = request.param
+    require_runtime(runtime)
+    prepare_images(runtime)
     node = f"e2e-purge-{uuid.uuid4().hex[:8]}"
-    d = Daemon(tmp_path / "data", node)
+    d = Daemon(tmp_path / "data", node, runtime)
     try:
         yield d
     finally:
         d.kill()
-        remove_node_containers(node)
+        remove_node_containers(node, runtime)
 
 
 @pytest.fixture
 def bystander(daemon: Daemon) -> Iterator[str]:
-    """A running sandbox of another cluster, labelled with the same node name."""
+    """A running sandbox of another cluster, labelled with the same node name; its pod
+    uid is returned."""
     name = f"kstate-test-bystander-{uuid.uuid4().hex[:8]}"
-    labels = {MANAGED: "true", ROLE: ROLE_SANDBOX, NODE_NAME: daemon.node,
-              POD_UID: f"other-{name}", CLUSTER: f"other-{name}"}
-    args = ["docker", "run", "-d", "--name", name]
-    for key, value in labels.items():
-        args += ["--label", f"{key}={value}"]
-    subprocess.run([*args, "kstate/base:1", "sleep", "3600"], capture_output=True,
-                   check=True)
+    uid = f"other-{name}"
+    if daemon.runtime == "docker":
+        labels = {MANAGED: "true", ROLE: ROLE_SANDBOX, NODE_NAME: daemon.node,
+                  POD_UID: uid, CLUSTER: f"other-{name}"}
+        args = ["docker", "run", "-d", "--name", name]
+        for key, value in labels.items():
+            args += ["--label", f"{key}={value}"]
+        subprocess.run([*args, "kstate/base:1", "sleep", "3600"], capture_output=True,
+                       check=True)
+    else:
+        asyncio.run(_containerd_bystander(daemon.node, uid, f"other-{name}"))
     try:
-        yield name
+        yield uid
     finally:
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+        if daemon.runtime == "docker":
+            subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
 
 
-def running_names(node: str) -> list[str]:
-    return subprocess.run(["docker", "ps", "--format", "{{.Names}}", "--filter",
-                           f"label={NODE_NAME}={node}"],
-                          capture_output=True, text=True, check=True).stdout.split()
+async def _containerd_bystander(node: str, uid: str, cluster: str) -> None:
+    from kstate.runtime.base import SandboxSpec
+    from kstate.runtime.containerd import ContainerdRuntime
+
+    rt = ContainerdRuntime(cluster=cluster)
+    try:
+        await rt.create_sandbox(SandboxSpec(pod_uid=uid, namespace="other", name="bystander",
+                                            node_name=node))
+    finally:
+        await rt.close()
+
+
+def running_pods(daemon: Daemon) -> list[str]:
+    """Pod uids of the running containers labelled with the daemon's node name."""
+    return sorted({c.pod_uid for c in labelled_containers(daemon.runtime, NODE_NAME,
+                                                           daemon.node)
+                   if c.state == "running"})
 
 
 def test_purge_stops_the_daemon_and_removes_every_container_it_created(
@@ -165,10 +191,10 @@ def test_purge_stops_the_daemon_and_removes_every_container_it_created(
     assert done.returncode == 0, done.stderr
     assert "kstate stopped" in done.stdout
     assert daemon.proc is not None and daemon.proc.wait(timeout=30) == 0
-    assert docker_ps(cluster) == []
+    assert engine_ps(daemon.runtime, cluster) == [], done.stdout
     # The other cluster's sandbox on the same node name: neither adopted and torn down
     # by the daemon as an orphan nor purged.
-    assert running_names(daemon.node) == [bystander]
+    assert running_pods(daemon) == [bystander]
     assert (daemon.data_dir / CLUSTER_ID_FILE).exists()  # --purge keeps the data
 
 
@@ -178,11 +204,11 @@ def test_purge_after_the_daemon_was_killed_removes_what_it_left(
     daemon.wait_for_running_and_stopped_containers()
     cluster = daemon.cluster_label
     daemon.kill()  # SIGKILL: its containers keep running
-    assert docker_ps(cluster)
+    assert engine_ps(daemon.runtime, cluster)
 
     done = kstate_down("--data-dir", str(daemon.data_dir), "--purge", "--delete-data")
     assert done.returncode == 0, done.stderr
     assert "no kstate daemon was running" in done.stdout
-    assert docker_ps(cluster) == []
-    assert running_names(daemon.node) == [bystander]
+    assert engine_ps(daemon.runtime, cluster) == []
+    assert running_pods(daemon) == [bystander]
     assert not daemon.data_dir.exists()

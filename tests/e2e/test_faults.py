@@ -1,4 +1,5 @@
-"""Real process faults: SIGKILL the all-in-one daemon in the middle of RC work, on Docker.
+"""Real process faults: SIGKILL the all-in-one daemon in the middle of RC work, on Docker
+and on containerd.
 
 Why: the architecture's promise is that the store is the single source of truth — every
 component can die at any instant and be rebuilt from the store alone (informers relist,
@@ -19,7 +20,7 @@ and, within a deadline, the cluster must converge to exactly what was acknowledg
   gone either way, and the restart's answer is then taken as the truth;
 * for each RC, exactly ``replicas`` pods, Ready, on the node — none stuck Terminating,
   none left over from a deleted RC;
-* on Docker, exactly one running sandbox and one running app container per pod, and no
+* on the engine, exactly one running sandbox and one running app container per pod, and no
   container of this test's node that belongs to no pod (no orphan).
 
 Checked at every poll, converged or not: never more active pods for an RC than it was
@@ -45,7 +46,7 @@ import pytest
 
 from kstate.store.etcdproc import EtcdCluster, log_tail
 from tests.conftest import require_binary
-from tests.e2e.conftest import build_base_images, remove_node_containers, require_docker
+from tests.e2e.conftest import RUNTIMES, prepare_images, remove_node_containers, require_runtime
 from tests.e2e.faults_helpers import (
     Acknowledged,
     DaemonProcess,
@@ -58,33 +59,38 @@ from tests.e2e.faults_helpers import (
 )
 from tests.store.conftest import require_etcd_client
 
-pytestmark = pytest.mark.docker
-
 #: Rounds of each kind (scale-up, scale-down, RC deletion) on SQLite: 3 x 7 = 21 kills.
 ROUNDS = 7
 WEB = "web"
 
 
+@pytest.fixture(params=RUNTIMES)
+def runtime(request: pytest.FixtureRequest) -> str:
+    """The real runtime the daemon's node runs on (Docker, then containerd)."""
+    require_runtime(request.param)
+    prepare_images(request.param)
+    return str(request.param)
+
+
 @pytest.fixture
-def docker_node() -> Iterator[str]:
+def node_name(runtime: str) -> Iterator[str]:
     """A node name of this test's own; every container labelled with it goes at the end."""
-    require_docker()
-    build_base_images()
     node = f"faults-{uuid.uuid4().hex[:8]}"
     try:
         yield node
     finally:
-        remove_node_containers(node)
+        remove_node_containers(node, runtime)
 
 
 @pytest.fixture
-def make_daemon(docker_node: str, tmp_path: Path) -> Iterator[Callable[[str], DaemonProcess]]:
+def make_daemon(node_name: str, runtime: str,
+                tmp_path: Path) -> Iterator[Callable[[str], DaemonProcess]]:
     """Start ``kstate up`` on the test's node (``store``: a URL, or "" for SQLite); every
     daemon started is killed at the end, before the node's containers are removed."""
     started: list[DaemonProcess] = []
 
     def make(store: str = "") -> DaemonProcess:
-        daemon = DaemonProcess(tmp_path / f"daemon{len(started)}", docker_node, store)
+        daemon = DaemonProcess(tmp_path / f"daemon{len(started)}", node_name, store, runtime)
         started.append(daemon)
         daemon.data_dir.mkdir()
         daemon.start()
@@ -146,10 +152,10 @@ def report(daemon: DaemonProcess, model: Acknowledged, monitor: PodMonitor,
 
 
 async def test_sigkill_during_scale_up_scale_down_and_rc_deletion(
-        make_daemon: Callable[[str], DaemonProcess], docker_node: str) -> None:
+        make_daemon: Callable[[str], DaemonProcess], node_name: str) -> None:
     seed, rng = fault_rng()
     daemon = make_daemon("")
-    model = Acknowledged(run=docker_node)
+    model = Acknowledged(run=node_name)
     async with PodMonitor(daemon, model) as monitor:
         await calm_round(daemon, model, [Write("create", WEB, 1)])
         for i in range(ROUNDS):
@@ -175,7 +181,7 @@ def etcd3() -> Iterator[EtcdCluster]:
 @pytest.mark.etcd
 async def test_sigkill_on_a_three_member_etcd_with_a_member_killed(
         etcd3: EtcdCluster, make_daemon: Callable[[str], DaemonProcess],
-        docker_node: str) -> None:
+        node_name: str) -> None:
     seed, rng = fault_rng()
     # The first endpoint is the one the daemon's store dials first: kill that one.
     member = etcd3.members[0]
@@ -189,7 +195,7 @@ async def test_sigkill_on_a_three_member_etcd_with_a_member_killed(
         await asyncio.to_thread(etcd3.restart, member)
 
     daemon = make_daemon(etcd3.url)
-    model = Acknowledged(run=docker_node)
+    model = Acknowledged(run=node_name)
     plan = [("scale-up", scale_up, None), ("scale-down", scale_down, kill_member),
             ("rc-deletion", rc_deletion, None), ("scale-up", scale_up, restart_member),
             ("scale-down", scale_down, None)]

@@ -1,4 +1,5 @@
-"""The seed's quick start, for real: ``kstate up`` on Docker, driven with the real kubectl.
+"""The seed's quick start, for real: ``kstate up`` on Docker and on containerd, driven with
+the real kubectl.
 
 One daemon for the module (a subprocess, like a user runs it); each test waits for a
 condition by polling the API through kubectl with a deadline — the daemon is another
@@ -20,17 +21,29 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require_binary
-from tests.e2e.conftest import ROOT, build_base_images, remove_node_containers, require_docker
+from tests.conftest import require, require_binary
+from tests.e2e.conftest import (
+    ROOT,
+    RUNTIMES,
+    exec_in,
+    kill_container,
+    prepare_images,
+    remove_node_containers,
+    require_runtime,
+    running_app_containers,
+    up_args,
+)
 
 NODE = "e2e-quickstart"
 
-pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
+pytestmark = [pytest.mark.kubectl]
 
 
 class Cluster:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, runtime: str = "docker", node: str = "") -> None:
         self.data_dir = data_dir
+        self.runtime = runtime
+        self.node = node or f"{NODE}-{runtime}"
         self.kubeconfig = data_dir / "admin.kubeconfig"
         self.kubectl = require_binary("kubectl")
         self.proc: subprocess.Popen[str] | None = None
@@ -38,7 +51,8 @@ class Cluster:
     def up(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kstate.cli", "up", "--data-dir", str(self.data_dir),
-             "--listen", "127.0.0.1:0", "--node-name", NODE, "--backoff-initial", "1",
+             "--listen", "127.0.0.1:0", *up_args(self.runtime), "--node-name", self.node,
+             "--backoff-initial", "1",
              "--backoff-cap", "8", "--node-port-address", "127.0.0.1"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert self.proc.stdout is not None
@@ -87,18 +101,20 @@ def http(url: str) -> str:
         return r.read().decode().strip()
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    require_docker()
+@pytest.fixture(scope="module", params=RUNTIMES)
+def cluster(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    runtime = request.param
+    require_runtime(runtime)
     require_binary("kubectl")
-    build_base_images()
-    c = Cluster(tmp_path_factory.mktemp("quickstart"))
+    prepare_images(runtime)
+    c = Cluster(tmp_path_factory.mktemp(f"quickstart-{runtime}"), runtime)
     c.up()
     try:
         yield c
     finally:
         c.down()
-        remove_node_containers(NODE)
+        remove_node_containers(c.node, runtime)
 
 
 def test_apply_then_two_pods_answer_in_turn_through_the_node_port(cluster: Cluster) -> None:
@@ -114,10 +130,8 @@ def test_apply_then_two_pods_answer_in_turn_through_the_node_port(cluster: Clust
 def test_killed_container_is_restarted(cluster: Cluster) -> None:
     victim = cluster.pods()[0]
     uid = victim["metadata"]["uid"]
-    cid = subprocess.run(["docker", "ps", "-q", "--filter", f"label=io.kstate.pod.uid={uid}",
-                          "--filter", "label=io.kstate.role=container"],
-                         capture_output=True, text=True, check=True).stdout.split()[0]
-    subprocess.run(["docker", "kill", cid], check=True, capture_output=True)
+    cid = running_app_containers(cluster.runtime, "io.kstate.pod.uid", uid)[0]
+    kill_container(cluster.runtime, cid)
 
     def restarted() -> bool:
         pod = next(p for p in cluster.pods() if p["metadata"]["uid"] == uid)
@@ -137,19 +151,15 @@ def test_scale_up_then_down_terminates_gracefully(cluster: Cluster) -> None:
     cluster.until("5 ready pods", lambda: len([p for p in cluster.pods() if ready(p)]) == 5)
     cluster.k("scale", "rc", "mytomcat", "--replicas=1")
     cluster.until("1 pod left", lambda: len(cluster.pods()) == 1)
-    running = subprocess.run(["docker", "ps", "-q", "--filter", f"label=io.kstate.node.name={NODE}",
-                              "--filter", "label=io.kstate.role=container"],
-                             capture_output=True, text=True, check=True).stdout.split()
+    running = running_app_containers(cluster.runtime, "io.kstate.node.name", cluster.node)
     assert len(running) == 1  # the other four containers were stopped and removed
 
 
 def test_failing_readiness_takes_a_pod_out_of_the_service(cluster: Cluster) -> None:
     (pod,) = cluster.pods()
     uid, ip = pod["metadata"]["uid"], pod["status"]["podIP"]
-    cid = subprocess.run(["docker", "ps", "-q", "--filter", f"label=io.kstate.pod.uid={uid}",
-                          "--filter", "label=io.kstate.role=container"],
-                         capture_output=True, text=True, check=True).stdout.split()[0]
-    subprocess.run(["docker", "exec", cid, "rm", "/www/index.html"], check=True)
+    cid = running_app_containers(cluster.runtime, "io.kstate.pod.uid", uid)[0]
+    exec_in(cluster.runtime, cid, "rm", "/www/index.html")
 
     def not_ready_address() -> bool:
         ep = json.loads(cluster.k("get", "endpoints", "mytomcat", "-o", "json"))
@@ -203,3 +213,77 @@ def test_crash_loop_back_off_grows_and_logs_are_served(cluster: Cluster, tmp_pat
         or "crashing from crasher" in cluster.k("logs", "crasher")
     cluster.k("delete", "pod", "crasher", "--grace-period=0", "--force")
 
+
+
+def test_containerd_restarting_mid_run_pods_recover(cluster: Cluster) -> None:
+    """containerd stops and starts under the running cluster: its shims keep the pods'
+    containers running, the agent rides out the outage (relist, resubscribe), nothing
+    restarts or is duplicated, and the node keeps working afterwards."""
+    if cluster.runtime != "containerd":
+        pytest.skip("a containerd restart (Docker's is dockerd's business)")
+    from kstate.runtime.containerd_host import ContainerdHost
+    from tests.e2e.conftest import containerd_socket
+
+    host = ContainerdHost(state_dir=Path(containerd_socket()).parent)
+    require(host.pid_path.exists(), f"a containerd started by kstate ({host.pid_path})")
+    cluster.k("scale", "rc", "mytomcat", "--replicas=2")
+    for pod in cluster.pods():  # the readiness test left one unready on purpose
+        if not ready(pod):
+            cluster.k("delete", "pod", pod["metadata"]["name"])
+    cluster.until("2 ready pods", lambda: len(cluster.pods()) == 2
+                  and all(ready(p) for p in cluster.pods()))
+    before = {p["metadata"]["uid"]: restarts(p) for p in cluster.pods()}
+    host.stop()
+    host.start()
+
+    def same_pods_ready() -> bool:
+        pods = cluster.pods()
+        return ({p["metadata"]["uid"]: restarts(p) for p in pods if ready(p)} == before
+                and len(pods) == len(before))
+    cluster.until("the same pods ready, no restarts", same_pods_ready)
+    assert len(running_app_containers(cluster.runtime, "io.kstate.node.name",
+                                      cluster.node)) == len(before)
+    victim = cluster.pods()[0]["metadata"]["name"]
+    cluster.k("delete", "pod", victim)
+    cluster.until("a replacement after the restart", lambda: len(
+        [p for p in cluster.pods() if ready(p)]) == len(before)
+        and victim not in {p["metadata"]["name"] for p in cluster.pods()})
+    assert http("http://127.0.0.1:30001/").startswith("hello from ")
+
+
+ABSENT = """
+apiVersion: v1
+kind: Pod
+metadata: {{name: absent-{policy}, namespace: default}}
+spec:
+  containers:
+  - name: c
+    image: kstate/absent:1
+    imagePullPolicy: {Policy}
+"""
+
+
+@pytest.mark.parametrize(("policy", "reasons"), [("Never", {"ErrImageNeverPull"}),
+                                                  ("IfNotPresent", {"ErrImagePull",
+                                                                    "ImagePullBackOff"})])
+def test_an_image_that_is_not_there(cluster: Cluster, tmp_path: Path, policy: str,
+                                    reasons: set[str]) -> None:
+    """No registry: Never is ErrImageNeverPull; a pull that fails is ErrImagePull, retried
+    with back-off (the pod's phase ImagePullBackOff) — as Kubernetes reports them, on
+    either runtime."""
+    name = f"absent-{policy.lower()}"
+    manifest = tmp_path / "absent.yaml"
+    manifest.write_text(ABSENT.format(policy=policy.lower(), Policy=policy))
+    cluster.k("apply", "-f", str(manifest))
+
+    def waiting() -> str:
+        pod = json.loads(cluster.k("get", "pod", name, "-o", "json"))
+        statuses = pod["status"].get("containerStatuses") or [{}]
+        found = statuses[0].get("state", {}).get("waiting", {}).get("reason", "")
+        return found if found in reasons else ""
+    cluster.until(f"waiting reason in {sorted(reasons)}", waiting, timeout=60)
+    pod = json.loads(cluster.k("get", "pod", name, "-o", "json"))
+    assert pod["status"]["phase"] == "Pending"
+    assert policy in pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"] \
+        or "not present" in pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+    cluster.k("delete", "pod", name, "--grace-period=0", "--force")

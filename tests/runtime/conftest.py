@@ -1,4 +1,4 @@
-"""Plumbing for the runtime tests: one harness over the fake and the Docker adapter.
+"""Plumbing for the runtime tests: one harness over the fake, Docker and containerd adapters.
 
 The contract suite is written once against :class:`Harness`. The harness hides the one
 real difference between the adapters, *how time passes*:
@@ -6,17 +6,19 @@ real difference between the adapters, *how time passes*:
 * fake: time is a :class:`FakeClock`; ``until``/``wait`` let due tasks run, then jump the
   clock to the next sleeper's deadline, so "a 2 s grace period" takes no wall time and
   exactly 2 s of clock time;
-* docker: time is real; ``until`` polls a condition (bounded), ``wait`` awaits with a
+* docker and containerd: time is real; ``until`` polls a condition (bounded), ``wait`` awaits with a
   timeout. Nothing sleeps to synchronise.
 
 A fake container has no process, so each test states what its process *does* twice: as
 the real command (Docker) and as a :class:`Program` (fake). The contract is that both
 adapters then report the same states, reasons, codes, events and errors.
 
-Docker tests skip outside CI when no engine answers and fail under ``CI=true``. Every Docker
-object a session makes carries the session's node name label and lives on a session-only
-network; teardown removes them by label. The base image is built once and kept (it is the
-shared artifact ``./dev test`` builds anyway).
+Docker and containerd tests skip outside CI when no engine answers and fail under
+``CI=true``. Every object a session makes carries the session's node name label (Docker's
+also live on a session-only network); teardown removes them by label. containerd is
+kstate's own (``python -m kstate.runtime.containerd_host start``; ``./dev test`` starts it)
+on its default socket or ``KSTATE_CONTAINERD_SOCKET``. The base image is built once and
+kept (it is the shared artifact ``./dev test`` builds anyway).
 """
 
 from __future__ import annotations
@@ -206,7 +208,7 @@ def runner() -> Iterator[asyncio.Runner]:
         yield r
 
 
-def _docker_reachable(runner: asyncio.Runner, rt: Any) -> str:
+def _unreachable_because(runner: asyncio.Runner, rt: Any) -> str:
     try:
         runner.run(rt.version())
     except RuntimeAdapterError as err:
@@ -225,7 +227,7 @@ def docker_session(runner: asyncio.Runner) -> Iterator[tuple[Any, str]]:
     session = uuid.uuid4().hex[:8]
     network = f"kstate-test-{session}"
     rt = DockerRuntime(network=network)
-    problem = _docker_reachable(runner, rt)
+    problem = _unreachable_because(runner, rt)
     if problem:
         runner.run(rt.close())
     require(not problem, f"Docker engine ({problem})")
@@ -252,6 +254,33 @@ async def _docker_teardown(rt: Any, node: str, network: str) -> None:
     await rt.close()
 
 
+@pytest.fixture(scope="session")
+def containerd_session(runner: asyncio.Runner) -> Iterator[tuple[Any, str]]:
+    """A containerd (CRI) adapter, plus this session's node label."""
+    require(importlib.util.find_spec("grpc") is not None,
+            "grpcio (pip install -e '.[containerd]')")
+    from kstate.runtime.containerd import ContainerdRuntime
+
+    rt = ContainerdRuntime()
+    problem = _unreachable_because(runner, rt)
+    if problem:
+        runner.run(rt.close())
+    require(not problem, f"containerd ({problem})")
+    node = f"test-{uuid.uuid4().hex[:8]}"
+    try:
+        yield rt, node
+    finally:
+        runner.run(_containerd_teardown(rt, node))
+
+
+async def _containerd_teardown(rt: Any, node: str) -> None:
+    for s in await rt.list_sandboxes({NODE_NAME: node}):
+        await rt.remove_sandbox(s.id)
+    for c in await rt.list_containers({NODE_NAME: node}):
+        await rt.remove_container(c.id)
+    await rt.close()
+
+
 def _make(kind: str, request: pytest.FixtureRequest, runner: asyncio.Runner) -> Iterator[Harness]:
     if kind == "fake":
         clock = FakeClock()
@@ -261,15 +290,16 @@ def _make(kind: str, request: pytest.FixtureRequest, runner: asyncio.Runner) -> 
         runner.run(h.cleanup())
         runner.run(fake.close())
         return
-    rt, node = request.getfixturevalue("docker_session")
-    h = Harness("docker", rt, RealClock(), node, runner)
+    rt, node = request.getfixturevalue(f"{kind}_session")
+    h = Harness(kind, rt, RealClock(), node, runner)
     try:
         yield h
     finally:
         runner.run(h.cleanup())
 
 
-@pytest.fixture(params=["fake", pytest.param("docker", marks=pytest.mark.docker)])
+@pytest.fixture(params=["fake", pytest.param("docker", marks=pytest.mark.docker),
+                        pytest.param("containerd", marks=pytest.mark.containerd)])
 def h(request: pytest.FixtureRequest, runner: asyncio.Runner) -> Iterator[Harness]:
     """The contract harness, once per adapter."""
     yield from _make(request.param, request, runner)
@@ -278,6 +308,11 @@ def h(request: pytest.FixtureRequest, runner: asyncio.Runner) -> Iterator[Harnes
 @pytest.fixture
 def fake_h(request: pytest.FixtureRequest, runner: asyncio.Runner) -> Iterator[Harness]:
     yield from _make("fake", request, runner)
+
+
+@pytest.fixture
+def containerd_h(request: pytest.FixtureRequest, runner: asyncio.Runner) -> Iterator[Harness]:
+    yield from _make("containerd", request, runner)
 
 
 @pytest.fixture

@@ -251,5 +251,5 @@ def test_thousands_of_pods_cost_no_tasks() -> None:
 
 
 def test_open_runtime_rejects_unknown_kinds() -> None:
-    with pytest.raises(ValueError, match="docker, fake"):
+    with pytest.raises(ValueError, match="docker, containerd, fake"):
         open_runtime("podman")

@@ -17,8 +17,10 @@ role          may
 ============  ==========================================================================
 admin         everything, including ``/metrics``
 edit          read everything; write pods (+eviction), replicationcontrollers (+scale),
-              services, endpoints, events — not nodes, namespaces or any ``/status``
-view          get / list / watch everything (including ``pods/log``); never writes
+              services, endpoints, events; exec / attach / port-forward into pods —
+              not nodes, namespaces or any ``/status``
+view          get / list / watch everything (including ``pods/log``); never writes,
+              never execs
 node          read everything; write nodes (+status), pods (+status; delete), leases,
               events
 controller    read everything; write pods (+status, +eviction), replicationcontrollers
@@ -80,7 +82,9 @@ MATRIX: dict[str, tuple[Rule, ...]] = {
     "admin": (_rule(["*"], ALL),),
     "edit": (READ_ALL, _rule(["pods", "pods/eviction", "replicationcontrollers",
                               "replicationcontrollers/scale", "services", "endpoints",
-                              "events"], WRITE)),
+                              "events"], WRITE),
+             # Running things in pods, as Kubernetes' edit role may.
+             _rule(["pods/exec", "pods/attach", "pods/portforward"], {"create"})),
     "view": (READ_ALL,),
     "node": (READ_ALL,
              _rule(["nodes", "nodes/status", "pods/status", "leases", "events"], WRITE),

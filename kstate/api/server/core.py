@@ -831,21 +831,14 @@ class ApiCore:
 
     async def log_location(self, namespace: str, name: str, container: str = "") -> str:
         """The node agent URL serving this pod container's log (see ``logs.py``)."""
-        from kstate.api.server.logs import agent_log_url
+        from kstate.api.server.logs import agent_log_url, choose_container
 
         pod = await self.get(REGISTRY.for_kind("Pod"), namespace, name)
         assert isinstance(pod, Pod)
         node_name = pod.spec.node_name
         if not node_name:
             raise BadRequest(f'pod "{name}" is not scheduled to a node yet: no logs')
-        names = [c.name for c in pod.spec.containers]
-        if not container:
-            if len(names) != 1:
-                raise BadRequest(f"a container name must be specified for pod {name}, "
-                                 f"choose one of: [{' '.join(names)}]")
-            container = names[0]
-        elif container not in names:
-            raise BadRequest(f"container {container} is not valid for pod {name}")
+        container = choose_container(pod, container)
         try:
             node = await self.get(REGISTRY.for_kind("Node"), "", node_name)
         except NotFound:

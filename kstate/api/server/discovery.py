@@ -37,6 +37,9 @@ class Subresource:
     verbs: tuple[str, ...]
     group: str = ""
     version: str = "v1"
+    #: An upgraded stream (exec, attach, portforward): options in the query, no body
+    #: schema of its own ("connect" in Kubernetes' terms).
+    connect: bool = False
 
 
 @attrs.frozen
@@ -68,6 +71,11 @@ SERVED: dict[str, Served] = {
             Subresource("binding", "Binding", ("create",)),
             Subresource("eviction", "Eviction", ("create",), group="policy"),
             Subresource("log", "Pod", ("get",)),
+            # kubectl 1.30+ upgrade with a GET (WebSocket), older ones with a POST (SPDY).
+            Subresource("exec", "PodExecOptions", ("create", "get"), connect=True),
+            Subresource("attach", "PodAttachOptions", ("create", "get"), connect=True),
+            Subresource("portforward", "PodPortForwardOptions", ("create", "get"),
+                        connect=True),
         ), categories=("all",)),
         Served(REGISTRY.for_kind("ReplicationController"), subresources=(
             _status("ReplicationController"),

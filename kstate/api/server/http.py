@@ -45,7 +45,7 @@ from kstate.api.codec import decode, to_dict
 from kstate.api.meta import DeleteOptions, KubeObject, Preconditions
 from kstate.api.objects import Binding, Eviction, Scale
 from kstate.api.registry import KindInfo
-from kstate.api.server import discovery, openapi, tables
+from kstate.api.server import discovery, openapi, streams, tables
 from kstate.api.server.auth import Authenticator, authorize
 from kstate.api.server.core import ApiCore, ObjectList, WatchEvent, WriteOptions
 from kstate.api.server.logs import log_query, stream_log
@@ -69,6 +69,9 @@ from kstate.errors import (
 )
 
 log = logging.getLogger("kstate.api")
+
+#: Subresources answered by an upgraded, streaming connection (``streams.py``).
+STREAM_SUBRESOURCES = ("exec", "attach", "portforward")
 
 MAX_BODY_BYTES = 3 * 1024 * 1024
 DEFAULT_WATCH_TIMEOUT = 1800.0
@@ -774,6 +777,8 @@ class HttpApi:
 
     async def _create(self, request: web.Request, info: RequestInfo, kind: KindInfo,
                       namespace: str) -> web.StreamResponse:
+        if info.subresource in STREAM_SUBRESOURCES:  # no body: the request upgrades
+            return await self._stream(request, info, namespace)
         data, _, dups = await self._body(request)
         opts = self._options(request, dups)
         if info.subresource == "binding" or kind.kind == "Binding":
@@ -868,6 +873,20 @@ class HttpApi:
             kind, namespace, selection=self._selection(request, kind, info), options=options)
         return self._respond(request, info, kind, {
             "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
+
+    async def _stream(self, request: web.Request, info: RequestInfo,
+                      namespace: str) -> web.StreamResponse:
+        """exec / attach / portforward: a long-lived upgraded connection (closed with the
+        server, like a watch)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._streams.add(task)
+        try:
+            return await streams.serve(self.core, request, namespace, info.name,
+                                       info.subresource)
+        finally:
+            if task is not None:
+                self._streams.discard(task)
 
     async def _log(self, request: web.Request, info: RequestInfo,
                    namespace: str) -> web.StreamResponse:

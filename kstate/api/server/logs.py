@@ -28,8 +28,8 @@ from __future__ import annotations
 import urllib.parse
 from collections.abc import AsyncIterator, Mapping
 
-from kstate.api.objects import Node
-from kstate.errors import BadRequest, Unavailable
+from kstate.api.objects import Node, Pod
+from kstate.errors import BadRequest, NotFound, Unavailable
 
 AGENT_URL_ANNOTATION = "kstate.io/agent-url"
 
@@ -59,6 +59,21 @@ def agent_base_url(node: Node) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{port}"
+
+
+def choose_container(pod: Pod, container: str) -> str:
+    """The container a logs / exec / attach request means (``BadRequest`` otherwise):
+    the one named, or the pod's only one when none is."""
+    names = [c.name for c in pod.spec.containers]
+    name = pod.metadata.name
+    if not container:
+        if len(names) != 1:
+            raise BadRequest(f"a container name must be specified for pod {name}, "
+                             f"choose one of: [{' '.join(names)}]")
+        return names[0]
+    if container not in names:
+        raise BadRequest(f"container {container} is not valid for pod {name}")
+    return container
 
 
 def agent_log_url(node: Node, namespace: str, pod: str, container: str) -> str:
@@ -92,7 +107,13 @@ async def stream_log(url: str, query: Mapping[str, str], *, timeout: float | Non
         async with aiohttp.ClientSession(timeout=client_timeout) as session, \
                 session.get(url, params=dict(query)) as resp:
             if resp.status != 200:
-                text = (await resp.text())[:500]
+                text = (await resp.text())[:500].strip()
+                # The agent's 400 / 404 are the user's (a container with no previous
+                # instance, a pod it does not run): pass them on as they are.
+                if resp.status == 400:
+                    raise BadRequest(text)
+                if resp.status == 404:
+                    raise NotFound(text)
                 raise Unavailable(f"node agent answered {resp.status} for the log: {text}")
             async for chunk in resp.content.iter_any():
                 yield chunk
@@ -100,5 +121,6 @@ async def stream_log(url: str, query: Mapping[str, str], *, timeout: float | Non
         raise Unavailable(f"cannot reach the node agent at {url}: {exc}") from None
 
 
-__all__ = ["AGENT_URL_ANNOTATION", "agent_base_url", "agent_log_url", "log_query",
+__all__ = ["AGENT_URL_ANNOTATION", "agent_base_url", "agent_log_url", "choose_container",
+           "log_query",
            "stream_log"]

@@ -345,6 +345,14 @@ def _paths(served: Served, b: _Builder, v3: bool) -> dict[str, Any]:
                          kind_ref),
         }
     for sub in served.subresources:
+        if sub.connect:  # kubectl's streams: documented as connect operations
+            text, options = {"type": "string"}, {"group": sub.group, "version": sub.version,
+                                                 "kind": sub.kind}
+            paths[f"{base}/{{name}}/{sub.name}"] = {
+                "parameters": [name_param, *path_params],
+                "get": op("connectget", "connect", [], text, sub.name, options),
+                "post": op("connectpost", "connect", [], text, sub.name, options)}
+            continue
         sub_cls = _kind_class(sub.kind, sub.group, sub.version)
         sub_ref = b.ref(b.add(sub_cls))
         sub_gvk = {"group": sub.group, "version": sub.version, "kind": sub.kind}
@@ -388,6 +396,8 @@ def v3_document(group_version: str) -> bytes | None:
             paths.update(_paths(served, b, v3=True))
     for sub_owner in SERVED.values():  # subresource kinds served from another group
         for sub in sub_owner.subresources:
+            if sub.connect:
+                continue
             gv = f"{sub.group}/{sub.version}" if sub.group else sub.version
             if gv == group_version:
                 b.add(_kind_class(sub.kind, sub.group, sub.version))

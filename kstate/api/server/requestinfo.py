@@ -76,7 +76,11 @@ def parse(method: str, path: str, query: Mapping[str, str]) -> RequestInfo:
     resource = rest[0]
     name = rest[1] if len(rest) > 1 else ""
     subresource = rest[2] if len(rest) > 2 else ""
-    if method in ("GET", "HEAD"):
+    if subresource in _CONNECT_SUBRESOURCES:
+        # A WebSocket upgrade is a GET, SPDY's a POST: either way it runs something in
+        # the pod, so it is authorized as a create (Kubernetes does the same).
+        verb = "create"
+    elif method in ("GET", "HEAD"):
         watching = method == "GET" and (watch_prefix or _truthy(query.get("watch")))
         verb = "watch" if watching else ("get" if name else "list")
     elif method == "DELETE":
@@ -86,6 +90,9 @@ def parse(method: str, path: str, query: Mapping[str, str]) -> RequestInfo:
     return RequestInfo(path=path, verb=verb, is_resource=True, prefix=prefix, group=group,
                        version=version, namespace=namespace, resource=resource, name=name,
                        subresource=subresource)
+
+
+_CONNECT_SUBRESOURCES = ("exec", "attach", "portforward")
 
 
 __all__ = ["RequestInfo", "parse"]

@@ -33,7 +33,10 @@ def routes() -> Iterator[tuple[str, str, str]]:
             yield verb, METHODS[verb], path
         for sub in served.subresources:
             for verb in sub.verbs:
-                yield verb, METHODS[verb], f"{base}/x/{sub.name}"
+                # exec / attach / portforward run something: authorized as a create
+                # whichever method carries the upgrade.
+                yield ("create" if sub.connect else verb), METHODS[verb], \
+                    f"{base}/x/{sub.name}"
 
 
 ROUTES = list(routes())

@@ -1,0 +1,277 @@
+"""``kubectl exec|attach|port-forward|cp|logs`` on Docker, with the oldest and the newest
+supported kubectl: 1.27 speaks SPDY/3.1 for everything, 1.33 WebSocket v5 for exec,
+attach and cp and SPDY tunnelled in a WebSocket for port-forward.
+
+One ``kstate up`` (Docker runtime, its own node name) for the module. Output is awaited
+line by line with a deadline (a reader thread and a queue); nothing sleeps to wait.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import pty
+import queue
+import re
+import select
+import struct
+import subprocess
+import termios
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_binary
+from tests.e2e.conftest import build_base_images, remove_node_containers, require_docker
+from tests.e2e.test_kubectl import kubectl_binary
+from tests.e2e.test_quickstart import ROOT, Cluster, http, ready
+
+NODE = "e2e-streams"
+VERSIONS = ("1.27", "1.33")
+
+pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    require_docker()
+    require_binary("kubectl")
+    build_base_images()
+    c = Cluster(tmp_path_factory.mktemp("streams"), node=NODE)
+    c.up()
+    try:
+        # A shell that sleeps (and leaves at once on TERM), the quick start's httpd, and
+        # a pod that can never start.
+        c.k("run", "sh", "--image=kstate/base:1", "--image-pull-policy=Never",
+            "--restart=Never", "--command", "--", "sh", "-c",
+            "trap 'exit 0' TERM; echo started; while :; do sleep 1 & wait $!; done")
+        c.k("apply", "-f", str(ROOT / "specs" / "manifests" / "mytomcat.rc.yaml"))
+        c.k("run", "never", "--image=kstate/absent:1", "--image-pull-policy=Never",
+            "--restart=Never")
+        c.until("the pods ready", lambda: sum(ready(p) for p in c.pods("run=sh")) == 1
+                and sum(ready(p) for p in c.pods()) == 2)
+        yield c
+    finally:
+        c.down()
+        remove_node_containers(NODE)
+
+
+@pytest.fixture(params=VERSIONS)
+def kubectl(request: pytest.FixtureRequest, cluster: Cluster) -> Kubectl:
+    return Kubectl(str(request.param), cluster)
+
+
+class Kubectl:
+    def __init__(self, version: str, cluster: Cluster) -> None:
+        self.version = version
+        self.binary = kubectl_binary(version)
+        self.cluster = cluster
+        self.env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
+
+    def run(self, *args: str, stdin: str | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([self.binary, *args], input=stdin, capture_output=True,
+                              text=True, env=self.env, timeout=timeout, check=False)
+
+    @contextlib.contextmanager
+    def background(self, *args: str) -> Iterator[Lines]:
+        proc = subprocess.Popen([self.binary, *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=self.env)
+        try:
+            yield Lines(proc)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+
+
+class Lines:
+    """A process's output lines, awaited with a deadline."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.queue.put(line)
+        self.queue.put(None)
+
+    def until(self, pattern: str, timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        seen: list[str] = []
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            seen.append(line)
+            if found := re.search(pattern, line):
+                return found
+        raise AssertionError(f"no line matching {pattern!r} within {timeout} s: {seen}")
+
+
+def pod_of(cluster: Cluster, selector: str) -> str:
+    return str(cluster.pods(selector)[0]["metadata"]["name"])
+
+
+def container_id(pod: str) -> str:
+    return subprocess.run(["docker", "ps", "-q", "--filter", f"label=io.kstate.pod.name={pod}",
+                           "--filter", f"label=io.kstate.node.name={NODE}", "--filter",
+                           "label=io.kstate.role=container"], capture_output=True, text=True,
+                          check=True).stdout.split()[0]
+
+
+def docker_top(pod: str) -> str:
+    return subprocess.run(["docker", "top", container_id(pod)], capture_output=True,
+                          text=True, check=True).stdout
+
+
+# ------------------------------------------------------------------ exec
+
+
+def test_exec_output_and_exit_codes(kubectl: Kubectl) -> None:
+    hi = kubectl.run("exec", "sh", "--", "echo", "hi")
+    assert (hi.returncode, hi.stdout) == (0, "hi\n")
+    three = kubectl.run("exec", "sh", "--", "sh", "-c", "exit 3")
+    assert three.returncode == 3
+    assert "command terminated with exit code 3" in three.stderr
+    err = kubectl.run("exec", "sh", "--", "sh", "-c", "echo to-stderr >&2")
+    assert (err.stdout, err.stderr) == ("", "to-stderr\n")
+
+
+def test_exec_with_stdin(kubectl: Kubectl) -> None:
+    piped = kubectl.run("exec", "-i", "sh", "--", "cat", stdin="hi\n")
+    assert (piped.returncode, piped.stdout) == (0, "hi\n")
+
+
+def test_exec_with_a_terminal(kubectl: Kubectl) -> None:
+    """``-it`` from a real terminal: kubectl sees a TTY, the process gets one, of the
+    terminal's size."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    proc = subprocess.Popen([kubectl.binary, "exec", "-it", "sh", "--", "sh", "-c",
+                             # kubectl sends the size just after the start: poll for it
+                             'i=0; until [ "$(stty -F $(tty) size)" = "30 100" ] || [ $i = 50 ];'
+                             " do i=$((i+1)); sleep 0.1; done; stty -F $(tty) size; tty; exit 4"],
+                            stdin=follower, stdout=follower,
+                            stderr=follower, env=kubectl.env, close_fds=True)
+    os.close(follower)
+    output = b""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready_fds, _, _ = select.select([leader], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready_fds:
+            break
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed: kubectl exited
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(leader)
+    assert proc.wait(timeout=10) == 4
+    assert b"30 100" in output and b"/dev/pts/" in output
+
+
+def test_exec_refusals_are_clear(kubectl: Kubectl) -> None:
+    missing = kubectl.run("exec", "sh", "-c", "nope", "--", "true")
+    assert missing.returncode == 1
+    assert "container nope is not valid for pod sh" in missing.stderr
+    never = kubectl.run("exec", "never", "--", "true")
+    assert never.returncode == 1
+    assert 'container "never" in pod "never" is not running' in never.stderr
+    gone = kubectl.run("exec", "no-such-pod", "--", "true")
+    assert 'pods "no-such-pod" not found' in gone.stderr
+
+
+def test_a_stream_closed_mid_command_leaves_no_process(kubectl: Kubectl) -> None:
+    marker = f"sleep {4000 + VERSIONS.index(kubectl.version)}"  # one per version
+    with kubectl.background("exec", "sh", "--", "sh", "-c", f"{marker} & {marker}; true"):
+        # The shell and its two sleeps (one in the background: the whole tree must go).
+        kubectl.cluster.until("the exec'd processes", lambda: sum(
+            marker in line for line in docker_top("sh").splitlines()) == 3, timeout=30)
+    kubectl.cluster.until("no exec'd process left", lambda: marker not in docker_top("sh"),
+                          timeout=30)
+
+
+# ------------------------------------------------------------------ attach, port-forward, cp
+
+
+def test_attach_shows_the_main_process_output(kubectl: Kubectl) -> None:
+    with kubectl.background("attach", "sh") as lines:
+        # kubectl says nothing once attached, so write until a line shows (a line written
+        # before the attach took hold is, rightly, not shown).
+        for attempt in range(10):
+            kubectl.run("exec", "sh", "--", "sh", "-c", f"echo attached-{attempt} > /proc/1/fd/1")
+            with contextlib.suppress(AssertionError):
+                lines.until("attached-", timeout=2)
+                return
+        raise AssertionError("kubectl attach showed none of the lines written")
+
+
+def test_port_forward_to_a_quick_start_pod(kubectl: Kubectl) -> None:
+    pod = pod_of(kubectl.cluster, "app=mytomcat")
+    with kubectl.background("port-forward", f"pod/{pod}", ":8080") as lines:
+        port = lines.until(r"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", timeout=20)[1]
+        for _ in range(2):  # two connections over one session
+            assert http(f"http://127.0.0.1:{port}/") == f"hello from {pod}"
+
+
+def test_port_forward_to_a_closed_port_says_why(kubectl: Kubectl) -> None:
+    pod = pod_of(kubectl.cluster, "app=mytomcat")
+    with kubectl.background("port-forward", f"pod/{pod}", ":9") as lines:
+        port = lines.until(r"Forwarding from 127\.0\.0\.1:(\d+) -> 9", timeout=20)[1]
+        with contextlib.suppress(OSError):  # the connection is accepted, then dropped
+            http(f"http://127.0.0.1:{port}/")
+        # kubectl reports the pod's refusal, then ends the session (as on any cluster).
+        lines.until(r"error forwarding port 9 to pod: cannot connect to port 9 of the pod "
+                    r"\([\d.]+\): Connection refused", timeout=10)
+
+
+def test_cp_both_ways(kubectl: Kubectl, tmp_path: Path) -> None:
+    local = tmp_path / "in.txt"
+    local.write_text("copied in\n" * 1000)
+    into = kubectl.run("cp", str(local), "sh:/tmp/in.txt")
+    assert into.returncode == 0, into.stderr
+    assert kubectl.run("exec", "sh", "--", "wc", "-l", "/tmp/in.txt").stdout.split()[0] == "1000"
+    back = tmp_path / "back.txt"
+    out = kubectl.run("cp", "sh:/tmp/in.txt", str(back))
+    assert out.returncode == 0, out.stderr
+    assert back.read_text() == local.read_text()
+
+
+# ------------------------------------------------------------------ logs
+
+
+def test_logs_follow_shows_a_new_line_within_2s(kubectl: Kubectl) -> None:
+    with kubectl.background("logs", "-f", "sh") as lines:
+        lines.until("started", timeout=10)
+        word = f"followed-{time.monotonic_ns()}"
+        kubectl.run("exec", "sh", "--", "sh", "-c", f"echo {word} > /proc/1/fd/1")
+        lines.until(word, timeout=2)
+
+
+def test_logs_options(kubectl: Kubectl) -> None:
+    kubectl.run("exec", "sh", "--", "sh", "-c", "echo one > /proc/1/fd/1; echo two > /proc/1/fd/1")
+    assert kubectl.run("logs", "sh", "--tail=1").stdout == "two\n"
+    stamped = kubectl.run("logs", "sh", "--tail=2", "--timestamps").stdout.splitlines()
+    assert [re.sub(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z ", "", s) for s in stamped] == [
+        "one", "two"]
+    assert kubectl.run("logs", "sh", "--since=1h").stdout.startswith("started\n")
+    # From the second "one" was written in: the lines before it (seconds older) are gone.
+    since = stamped[0].split(".")[0] + "Z"
+    recent = kubectl.run("logs", "sh", f"--since-time={since}").stdout.splitlines()
+    assert recent[-2:] == ["one", "two"] and "started" not in recent
+    assert kubectl.run("logs", "sh", "-c", "sh", "--tail=1").stdout == "two\n"
+    previous = kubectl.run("logs", "sh", "--previous")
+    assert previous.returncode == 1
+    assert 'previous terminated container "sh" in pod "sh" not found' in previous.stderr
