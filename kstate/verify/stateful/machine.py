@@ -42,7 +42,8 @@ from kstate.api.lifecycle import DRAINING_ANNOTATION
 from kstate.api.objects import Node, Pod, ReplicationController, Service
 from kstate.errors import Conflict, IllegalTransition, InvalidObject, KeyExists, NotFound
 from kstate.machines.pod import BackOffPolicy
-from kstate.verify.engine import Engine, EngineConfig
+from kstate.verify.engine import WRITE_FAILURES, Engine, EngineConfig
+from kstate.verify.faults import MAX_SKEW
 from kstate.verify.stateful.checks import ReplicaBound, settled_violations, step_violations
 
 T = TypeVar("T")
@@ -57,21 +58,41 @@ IMAGE = "kstate/httpd:1"
 HTTPD = ("echo serving; mkdir -p /www; echo hello > /www/index.html; "
          "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait")
 GRACE_SECONDS = 5
+#: The components whose watches, writes and clocks the fault rules reach ("node": one
+#: agent, picked by index), and the kinds each one watches ("*": all at once).
+COMPONENTS = ("controller-manager", "scheduler", "node")
+WATCHED = {
+    "controller-manager": ("Pod", "ReplicationController", "Service", "Endpoints", "Node",
+                           "Lease", "*"),
+    "scheduler": ("Pod", "Node", "*"),
+    "node": ("Pod", "Service", "*"),
+}
+HOLD_SECONDS = (5, 15, 30)
+SKEWS = (-MAX_SKEW, -3.0, 0.0, 3.0, MAX_SKEW)
 #: Wall-clock bound on one rule (a hang fails, never blocks CI).
 STEP_TIMEOUT = 300.0
 
 
+#: The RC whose pods have a readiness probe (``fail_readiness`` acts on them); the other
+#: one's pods are ready as soon as they run (Kubernetes' rule without a probe).
+PROBED_RC = "api"
+READINESS_PROBE = {"exec": {"command": ["true"]}, "periodSeconds": 5,
+                   "failureThreshold": 1, "successThreshold": 1}
+
+
 def rc_manifest(name: str, replicas: int) -> ReplicationController:
+    container: dict[str, Any] = {"name": "app", "image": IMAGE,
+                                 "command": ["sh", "-c", HTTPD],
+                                 "ports": [{"containerPort": 8080}]}
+    if name == PROBED_RC:
+        container["readinessProbe"] = READINESS_PROBE
     return from_dict(ReplicationController, {
         "apiVersion": "v1", "kind": "ReplicationController",
         "metadata": {"name": name, "namespace": "default"},
         "spec": {"replicas": replicas, "selector": {"app": name},
                  "template": {"metadata": {"labels": {"app": name}},
                               "spec": {"terminationGracePeriodSeconds": GRACE_SECONDS,
-                                       "containers": [{
-                                           "name": "app", "image": IMAGE,
-                                           "command": ["sh", "-c", HTTPD],
-                                           "ports": [{"containerPort": 8080}]}]}}}})
+                                       "containers": [container]}}}})
 
 
 def service_manifest(name: str) -> Service:
@@ -88,6 +109,10 @@ def bare_pod(name: str, app: str) -> Pod:
         "spec": {"terminationGracePeriodSeconds": GRACE_SECONDS,
                  "containers": [{"name": "app", "image": IMAGE,
                                  "command": ["sh", "-c", HTTPD]}]}})
+
+
+def _pick(options: tuple[str, ...], index: int) -> str:
+    return options[index % len(options)]
 
 
 def note(text: str) -> None:
@@ -430,6 +455,98 @@ class ClusterMachine(RuleBasedStateMachine):
     def restart_daemon(self) -> None:
         """``kill -9`` and start again: every component rebuilt from the store alone."""
         self.run(self.e.restart_all())
+
+    # ------------------------------------------------------------------ watch faults
+    # Sieve's stale views, per component (``Channel`` in kstate/verify/engine.py). A hold
+    # lasts at most HOLD_SECONDS of fake time: less than the node monitor's grace period
+    # (40 s) and the expectations' TTL (300 s), the bounds within which Kubernetes
+    # promises correct decisions on a lagging cache.
+
+    def _component(self, component: str, index: int) -> str:
+        if component != "node":
+            return component
+        return f"node {self.names()[index % len(self.names())]}"
+
+    @rule(component=st.sampled_from(COMPONENTS), index=st.integers(0, 63),
+          kind=st.integers(0, 63), seconds=st.sampled_from(HOLD_SECONDS))
+    def hold_watch(self, component: str, index: int, kind: int, seconds: int) -> None:
+        """Hold one of a component's watches (or all of them) back for a while; the
+        events then arrive in order."""
+        who = self._component(component, index)
+        what = _pick(WATCHED[component], kind)
+        note(f"  -> {who}: {what} for {seconds} s")
+        self.run(self.e.hold(who, what, seconds))
+
+    @rule(component=st.sampled_from(COMPONENTS), index=st.integers(0, 63),
+          reorder=st.booleans())
+    def release_watch(self, component: str, index: int, reorder: bool) -> None:
+        """Deliver what a component's watches hold now — ``reorder``: each kind's
+        backlog in turn, the kind that fell behind last first (a later change of one kind
+        seen before an earlier change of another)."""
+        who = self._component(component, index)
+        channel = self.e.channels()[who]
+        note(f"  -> {who}: {', '.join(channel.held_kinds()) or 'nothing held'}")
+        channel.release(reorder=reorder)
+        self.run(self.e.drain())
+
+    @rule(component=st.sampled_from(COMPONENTS), index=st.integers(0, 63),
+          kind=st.integers(0, 63), expire=st.booleans())
+    def break_watch(self, component: str, index: int, kind: int, expire: bool) -> None:
+        """Drop a component's watch (it resumes from its revision after its retry
+        delay), or expire it (410 Gone: it relists at once)."""
+        who = self._component(component, index)
+        what = _pick(WATCHED[component], kind)
+        note(f"  -> {who}: {what}")
+        channel = self.e.channels()[who]
+        if expire:
+            channel.expire(what)
+        else:
+            channel.drop(what)
+        self.run(self.e.drain())
+
+    # ------------------------------------------------------------------ write faults
+
+    @rule(component=st.sampled_from(COMPONENTS), index=st.integers(0, 63),
+          after=st.integers(0, 3), how=st.sampled_from(WRITE_FAILURES))
+    def fail_write(self, component: str, index: int, after: int, how: str) -> None:
+        """One of a component's next writes fails: 409, 500, or a timeout after the
+        write was applied."""
+        who = self._component(component, index)
+        note(f"  -> {who}: write {after + 1} from now")
+        self.e.channels()[who].fail_write(after, how)
+        self.run(self.e.drain())
+
+    @rule(component=st.sampled_from(COMPONENTS), index=st.integers(0, 63),
+          writes=st.integers(1, 4))
+    def crash_mid_sync(self, component: str, index: int, writes: int) -> None:
+        """The component dies after its next ``writes`` writes (say, two creates of a
+        slow-start batch of four) and is restarted from the store."""
+        who = self._component(component, index)
+        note(f"  -> {who} after {writes} write(s)")
+        self.e.channels()[who].crash_after(writes)
+        self.run(self.e.drain())
+
+    # ------------------------------------------------------------------ state faults
+
+    @rule(pick=st.integers(0, 63), seconds=st.sampled_from([5, 20, 60]))
+    def fail_readiness(self, pick: int, seconds: int) -> None:
+        """A pod's readiness probe fails for a while, then passes again."""
+        pods = [p for p in self._pods() if p.metadata.labels.get("app") == PROBED_RC]
+        if not pods:
+            return
+        pod = pods[pick % len(pods)]
+        note(f"  -> pod {pod.metadata.name}")
+        self.e.fail_readiness(f"default/{pod.metadata.name}", seconds)
+        self.run(self.e.drain())
+
+    @rule(component=st.sampled_from(COMPONENTS), index=st.integers(0, 63),
+          seconds=st.sampled_from(SKEWS))
+    def skew_clock(self, component: str, index: int, seconds: float) -> None:
+        """One component's clock jumps ahead or back (within ``MAX_SKEW``)."""
+        who = self._component(component, index)
+        note(f"  -> {who}")
+        self.e.skew(who, seconds)
+        self.run(self.e.drain())
 
     # ------------------------------------------------------------------ time
 
