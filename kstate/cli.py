@@ -275,7 +275,8 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
               file=sys.stderr, flush=True)
 
     outcome = fuzz.run_fuzz(args.runtime, args.examples, args.steps, args.seed,
-                            Path(args.database) if args.database else None, show)
+                            Path(args.database) if args.database else None, show,
+                            profile=args.profile)
     if tty:
         print(file=sys.stderr)
     print(outcome.text())
@@ -453,10 +454,13 @@ def build_parser() -> argparse.ArgumentParser:
             "next time). Exit 0: every invariant held; 1: a failure; 2: bad usage."))
     fuzz.add_argument("--runtime", choices=("fake", "docker"), default="fake",
                       help="fake runtimes (default) or real Docker containers")
-    fuzz.add_argument("--examples", type=int, default=50, metavar="N",
-                      help="random programs to run (default 50)")
-    fuzz.add_argument("--steps", type=int, default=40, metavar="N",
-                      help="rules per program at most (default 40)")
+    fuzz.add_argument("--profile", metavar="NAME",
+                      help="take --examples and --steps from a budget profile "
+                           "(dev, ci, long; see docs/stateful.md)")
+    fuzz.add_argument("--examples", type=int, metavar="N",
+                      help="random programs to run (default 50, or the profile's)")
+    fuzz.add_argument("--steps", type=int, metavar="N",
+                      help="rules per program at most (default 40, or the profile's)")
     fuzz.add_argument("--seed", type=int, metavar="S",
                       help="fix the random choices (reproduces a run)")
     fuzz.add_argument("--database", metavar="DIR",

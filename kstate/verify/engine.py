@@ -190,6 +190,8 @@ class EngineConfig:
     #: swap the replication / node lifecycle reconciler (a seeded bug, for replays)
     replication_fn: ReplicationFn | None = attrs.field(default=None, eq=False)
     nodelifecycle_fn: ReplicationFn | None = attrs.field(default=None, eq=False)
+    #: what each node agent's pod worker sees (a seeded bug: a distorted view)
+    agent_view_fn: Callable[[Any], Any] | None = attrs.field(default=None, eq=False)
     #: ... and the endpoints / GC reconcilers (``endpoints``, ``gc``: a seeded bug)
     reconcilers: FrozenDict[str, ReplicationFn] = attrs.field(
         default=FrozenDict(), converter=_reconcilers, eq=False)
@@ -812,6 +814,20 @@ class EngineManager(ControllerManager):
         await asyncio.gather(*(informer.synced() for informer in self.informers))
 
 
+class EngineAgent(NodeAgent):
+    """The daemon's node agent, with what its pod worker sees swappable (for a seeded
+    bug) — everything else is inherited unchanged."""
+
+    def __init__(self, *args: Any, view_fn: Callable[[Any], Any] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.view_fn = view_fn
+
+    async def view(self, uid: str) -> Any:
+        seen = await super().view(uid)
+        return seen if self.view_fn is None else self.view_fn(seen)
+
+
 @attrs.frozen
 class Settled:
     """What ``settle`` reached: ``converged`` or the conditions still unmet."""
@@ -828,7 +844,7 @@ class EngineNode:
 
     name: str
     runtime: ContainerRuntime
-    agent: NodeAgent
+    agent: EngineAgent
     channel: Channel
     partitioned: bool = False
     started: bool = False
@@ -914,7 +930,7 @@ class Engine:
         return self._docker
 
     def _agent(self, name: str, index: int, runtime: ContainerRuntime,
-               channel: Channel) -> NodeAgent:
+               channel: Channel) -> EngineAgent:
         cfg = self.config
         docker = cfg.runtime == "docker"
         options = AgentOptions(
@@ -930,7 +946,8 @@ class Engine:
             # prober is the agent's own, closed with it: no readiness faults there).
             options = attrs.evolve(options, prober=ProbeFaults(
                 default_prober(runtime), self.unready, self.clock))
-        return NodeAgent(channel, runtime, name, self.clock_of(f"node {name}"), options)
+        return EngineAgent(channel, runtime, name, self.clock_of(f"node {name}"), options,
+                           view_fn=cfg.agent_view_fn)
 
     def clock_of(self, component: str) -> SkewedClock:
         """The clock ``component`` reads (the engine's, plus that component's skew)."""
@@ -1116,16 +1133,17 @@ class Engine:
             out[f"node {name}"] = node.channel
         return out
 
-    async def hold(self, component: str, kind: str, seconds: float) -> None:
+    async def hold(self, component: str, kind: str, seconds: float, *,
+                   reorder: bool = False) -> None:
         """Hold ``component``'s watch events of ``kind`` (``"*"``: every kind) for
-        ``seconds`` of fake time, then deliver them in order (``release`` sooner). A
-        restart ends the hold: the new component lists the store."""
+        ``seconds`` of fake time, then deliver them (``Channel.release``: in order, or
+        ``reorder``ed). A restart ends the hold: the new component lists the store."""
         channel = self.channels()[component]
         channel.hold(kind)
 
         async def later() -> None:
             await self.clock.sleep(seconds)
-            channel.release([kind])
+            channel.release([kind], reorder=reorder)
         self._spawn_fault(later())
         await self.drain()
 

@@ -40,7 +40,14 @@ from kstate.api.codec import from_dict
 from kstate.api.frozen import FrozenDict
 from kstate.api.lifecycle import DRAINING_ANNOTATION
 from kstate.api.objects import Node, Pod, ReplicationController, Service
-from kstate.errors import Conflict, IllegalTransition, InvalidObject, KeyExists, NotFound
+from kstate.errors import (
+    Conflict,
+    IllegalTransition,
+    InvalidObject,
+    KeyExists,
+    NotFound,
+    UsageError,
+)
 from kstate.machines.pod import BackOffPolicy
 from kstate.verify.engine import WRITE_FAILURES, Engine, EngineConfig
 from kstate.verify.faults import MAX_SKEW
@@ -68,6 +75,7 @@ WATCHED = {
     "node": ("Pod", "Service", "*"),
 }
 HOLD_SECONDS = (5, 15, 30)
+WORKLOAD_REPLICAS = 2
 SKEWS = (-MAX_SKEW, -3.0, 0.0, 3.0, MAX_SKEW)
 #: Wall-clock bound on one rule (a hang fails, never blocks CI).
 STEP_TIMEOUT = 300.0
@@ -147,8 +155,15 @@ def profile_name() -> str:
 
 
 def budget(runtime: str, profile: str | None = None) -> Budget:
+    """The budget of ``profile`` (default: ``KSTATE_HYPOTHESIS_PROFILE``, else ``ci``
+    under CI and ``dev`` elsewhere); an unknown name is a ``UsageError``."""
     table = BUDGETS[runtime]
-    return table.get(profile or profile_name(), table["dev"])
+    name = profile or profile_name()
+    if name not in table:
+        where = "--profile" if profile else "KSTATE_HYPOTHESIS_PROFILE"
+        raise UsageError(f"{where}: unknown profile {name!r}; choose one of "
+                         f"{', '.join(table)}")
+    return table[name]
 
 
 def stateful_settings(runtime: str, **changes: Any) -> settings:
@@ -229,13 +244,20 @@ class ClusterMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ boot
 
-    @initialize(seed=st.integers(0, 255))
-    def boot(self, seed: int) -> None:
+    @initialize(seed=st.integers(0, 15), workload=st.booleans())
+    def boot(self, seed: int, workload: bool = False) -> None:
+        """A fresh engine; with ``workload``, already running both RCs (two replicas
+        each) behind their Services, so that a fault is one rule away from mattering."""
         hook = type(self).on_example
         if hook is not None:
             hook(self)
         self.engine = Engine(self.config(seed))
         self.run(self.e.start())
+        if workload:
+            for name in RC_NAMES:
+                self.bound.saw(name, WORKLOAD_REPLICAS)
+                self.act(self.e.client.create(rc_manifest(name, WORKLOAD_REPLICAS)))
+                self.act(self.e.client.create(service_manifest(name)))
 
     def teardown(self) -> None:
         # Whatever ends the example is on its way out while teardown runs (Hypothesis
@@ -354,7 +376,7 @@ class ClusterMachine(RuleBasedStateMachine):
     def _pods(self) -> list[Pod]:
         return sorted(self.run(self.e.objects(Pod)), key=lambda p: p.metadata.name)
 
-    @rule(pick=st.integers(0, 63), grace=st.sampled_from([None, 0, 1]))
+    @rule(pick=st.integers(0, 7), grace=st.sampled_from([None, 0, 1]))
     def delete_pod(self, pick: int, grace: int | None) -> None:
         pods = self._pods()
         if not pods:
@@ -364,7 +386,7 @@ class ClusterMachine(RuleBasedStateMachine):
         self.act(self.e.client.delete(Pod, pod.metadata.name, "default",
                                       grace_period_seconds=grace), tolerate=(NotFound,))
 
-    @rule(pick=st.integers(0, 63), app=st.sampled_from([*RC_NAMES, "other"]))
+    @rule(pick=st.integers(0, 7), app=st.sampled_from([*RC_NAMES, "other"]))
     def relabel_pod(self, pick: int, app: str) -> None:
         """Change a pod's labels: its RC lets go of it (or another adopts it)."""
         pods = self._pods()
@@ -383,7 +405,7 @@ class ClusterMachine(RuleBasedStateMachine):
         self.act(self.e.client.create(bare_pod(f"bare-{app}-{self.bare}", app)),
                  tolerate=(KeyExists,))
 
-    @rule(pick=st.integers(0, 63))
+    @rule(pick=st.integers(0, 7))
     def crash_container(self, pick: int) -> None:
         running = [(node, c) for node, cs in sorted(self.run(self.e.containers()).items())
                    for c in sorted(cs, key=lambda c: (c.labels.get("io.kstate.pod.name", ""),
@@ -396,16 +418,29 @@ class ClusterMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ nodes
 
-    @rule(index=st.integers(0, 63))
+    @rule(index=st.integers(0, 7))
     def partition_node(self, index: int) -> None:
         name = self.names()[index % len(self.names())]
         note(f"  -> {name}")
         self.e.partition(name)
         self.run(self.e.drain())
 
+    @rule(seconds=st.sampled_from([0, 60, 400]))
+    def partition_control_plane(self, seconds: int) -> None:
+        """The control plane loses every node at once (its network, not the nodes,
+        failed): Kubernetes' full disruption, where nothing may be evicted. With
+        ``seconds``, an outage: that much time passes, then every node is back."""
+        for name in self.names():
+            self.e.partition(name)
+        self.run(self.e.drain())
+        if seconds:
+            self.run(self.e.advance(seconds))
+            for name in self.names():
+                self.run(self.e.heal(name))
+
     @precondition(lambda self: self.engine is not None and any(
         not self.e.reachable(n) for n in self.e.node_names))
-    @rule(index=st.integers(0, 63))
+    @rule(index=st.integers(0, 7))
     def heal_node(self, index: int) -> None:
         cut = [n for n in self.names() if not self.e.reachable(n)]
         name = cut[index % len(cut)]
@@ -428,7 +463,7 @@ class ClusterMachine(RuleBasedStateMachine):
             except Conflict:
                 continue
 
-    @rule(index=st.integers(0, 63), how=st.sampled_from(["cordon", "drain", "uncordon"]))
+    @rule(index=st.integers(0, 7), how=st.sampled_from(["cordon", "drain", "uncordon"]))
     def cordon_node(self, index: int, how: str) -> None:
         name = self.names()[index % len(self.names())]
         note(f"  -> {how} {name}")
@@ -445,7 +480,7 @@ class ClusterMachine(RuleBasedStateMachine):
     def restart_scheduler(self) -> None:
         self.run(self.e.restart_scheduler())
 
-    @rule(index=st.integers(0, 63))
+    @rule(index=st.integers(0, 7))
     def restart_node_agent(self, index: int) -> None:
         name = self.names()[index % len(self.names())]
         note(f"  -> {name}")
@@ -467,30 +502,32 @@ class ClusterMachine(RuleBasedStateMachine):
             return component
         return f"node {self.names()[index % len(self.names())]}"
 
-    @rule(component=st.sampled_from(COMPONENTS), index=st.integers(0, 63),
-          kind=st.integers(0, 63), seconds=st.sampled_from(HOLD_SECONDS))
-    def hold_watch(self, component: str, index: int, kind: int, seconds: int) -> None:
-        """Hold one of a component's watches (or all of them) back for a while; the
-        events then arrive in order."""
+    def _running(self, who: str) -> bool:
+        """A write fault or a crash is armed only on a running component: an agent
+        restarted while cut off starts (registers) once healed, and that start is the
+        harness's, not a sync of the agent's own."""
+        node = self.e.nodes.get(who.split(" ", 1)[-1]) if who.startswith("node ") else None
+        if node is not None and not node.started:
+            note(f"  -> {who} is not running")
+            return False
+        return True
+
+    @rule(component=st.sampled_from(COMPONENTS), index=st.integers(0, 7),
+          kind=st.integers(0, 7), seconds=st.sampled_from(HOLD_SECONDS),
+          reorder=st.booleans())
+    def hold_watch(self, component: str, index: int, kind: int, seconds: int,
+                   reorder: bool) -> None:
+        """Hold one of a component's watches (or all of them) back for a while, then
+        deliver what they held — in order, or ``reorder``ed: each kind's backlog in
+        turn, the kind that fell behind last first (a later change of one kind seen
+        before an earlier change of another)."""
         who = self._component(component, index)
         what = _pick(WATCHED[component], kind)
         note(f"  -> {who}: {what} for {seconds} s")
-        self.run(self.e.hold(who, what, seconds))
+        self.run(self.e.hold(who, what, seconds, reorder=reorder))
 
-    @rule(component=st.sampled_from(COMPONENTS), index=st.integers(0, 63),
-          reorder=st.booleans())
-    def release_watch(self, component: str, index: int, reorder: bool) -> None:
-        """Deliver what a component's watches hold now — ``reorder``: each kind's
-        backlog in turn, the kind that fell behind last first (a later change of one kind
-        seen before an earlier change of another)."""
-        who = self._component(component, index)
-        channel = self.e.channels()[who]
-        note(f"  -> {who}: {', '.join(channel.held_kinds()) or 'nothing held'}")
-        channel.release(reorder=reorder)
-        self.run(self.e.drain())
-
-    @rule(component=st.sampled_from(COMPONENTS), index=st.integers(0, 63),
-          kind=st.integers(0, 63), expire=st.booleans())
+    @rule(component=st.sampled_from(COMPONENTS), index=st.integers(0, 7),
+          kind=st.integers(0, 7), expire=st.booleans())
     def break_watch(self, component: str, index: int, kind: int, expire: bool) -> None:
         """Drop a component's watch (it resumes from its revision after its retry
         delay), or expire it (410 Gone: it relists at once)."""
@@ -506,29 +543,27 @@ class ClusterMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ write faults
 
-    @rule(component=st.sampled_from(COMPONENTS), index=st.integers(0, 63),
-          after=st.integers(0, 3), how=st.sampled_from(WRITE_FAILURES))
+    @rule(component=st.sampled_from(COMPONENTS), index=st.integers(0, 7),
+          after=st.integers(0, 3), how=st.sampled_from((*WRITE_FAILURES, "crash")))
     def fail_write(self, component: str, index: int, after: int, how: str) -> None:
         """One of a component's next writes fails: 409, 500, or a timeout after the
-        write was applied."""
+        write was applied — or ``crash``: the component dies after ``after + 1`` more
+        writes (say, two creates of a slow-start batch of four) and is restarted from
+        the store."""
         who = self._component(component, index)
+        if not self._running(who):
+            return
         note(f"  -> {who}: write {after + 1} from now")
-        self.e.channels()[who].fail_write(after, how)
-        self.run(self.e.drain())
-
-    @rule(component=st.sampled_from(COMPONENTS), index=st.integers(0, 63),
-          writes=st.integers(1, 4))
-    def crash_mid_sync(self, component: str, index: int, writes: int) -> None:
-        """The component dies after its next ``writes`` writes (say, two creates of a
-        slow-start batch of four) and is restarted from the store."""
-        who = self._component(component, index)
-        note(f"  -> {who} after {writes} write(s)")
-        self.e.channels()[who].crash_after(writes)
+        channel = self.e.channels()[who]
+        if how == "crash":
+            channel.crash_after(after + 1)
+        else:
+            channel.fail_write(after, how)
         self.run(self.e.drain())
 
     # ------------------------------------------------------------------ state faults
 
-    @rule(pick=st.integers(0, 63), seconds=st.sampled_from([5, 20, 60]))
+    @rule(pick=st.integers(0, 7), seconds=st.sampled_from([5, 20, 60]))
     def fail_readiness(self, pick: int, seconds: int) -> None:
         """A pod's readiness probe fails for a while, then passes again."""
         pods = [p for p in self._pods() if p.metadata.labels.get("app") == PROBED_RC]
@@ -539,7 +574,7 @@ class ClusterMachine(RuleBasedStateMachine):
         self.e.fail_readiness(f"default/{pod.metadata.name}", seconds)
         self.run(self.e.drain())
 
-    @rule(component=st.sampled_from(COMPONENTS), index=st.integers(0, 63),
+    @rule(component=st.sampled_from(COMPONENTS), index=st.integers(0, 7),
           seconds=st.sampled_from(SKEWS))
     def skew_clock(self, component: str, index: int, seconds: float) -> None:
         """One component's clock jumps ahead or back (within ``MAX_SKEW``)."""
