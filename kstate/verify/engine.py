@@ -153,6 +153,16 @@ def _lags(value: Mapping[str, int]) -> FrozenDict[str, int]:
     return FrozenDict(value)
 
 
+def _delays(value: Mapping[str, float]) -> FrozenDict[str, float]:
+    for key, seconds in value.items():
+        component, _, kind = key.partition("/")
+        if component not in ("controller-manager", "scheduler", "node") or not kind \
+                or seconds < 0:
+            raise KstateError(f"delays[{key!r}]: want '<controller-manager|scheduler|node>/"
+                              f"<Kind>': seconds >= 0, got {seconds}")
+    return FrozenDict(value)
+
+
 def _options(value: Mapping[str, Any]) -> FrozenDict[str, Any]:
     return FrozenDict(value)
 
@@ -205,6 +215,10 @@ class EngineConfig:
     #: watch events each component may have held back (``controller-manager``,
     #: ``scheduler``, ``node``): ``Channel.deliver`` releases them one by one (replay)
     lags: FrozenDict[str, int] = attrs.field(default=FrozenDict(), converter=_lags)
+    #: watch delays, ``{"<component>/<kind>": seconds}`` (component ``node``: every
+    #: agent): each event of that watch reaches the component that long after the
+    #: store sent it (a lagging informer for a whole run: ``kstate fuzz``)
+    delays: FrozenDict[str, float] = attrs.field(default=FrozenDict(), converter=_delays)
 
 
 # --------------------------------------------------------------------------- channels
@@ -240,9 +254,13 @@ class Channel(ApiClient):
     """
 
     def __init__(self, name: str, inner: ApiClient,
-                 on_refused: Callable[[str, IllegalTransition], None] | None = None) -> None:
+                 on_refused: Callable[[str, IllegalTransition], None] | None = None,
+                 clock: FakeClock | None = None) -> None:
         self.name = name
         self.inner = inner
+        self.clock = clock
+        #: kind -> seconds every event of that kind waits before delivery (needs a clock)
+        self.delays: dict[str, float] = {}
         self.is_cut = False
         self.gates: dict[str, int] = {}
         #: the lag of every kind without its own gate (None: events pass at once)
@@ -471,6 +489,7 @@ class _ChannelWatcher(Watcher[K]):
         self._out: collections.deque[Any] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
         self._started = False
+        self._timers: set[asyncio.Future[None]] = set()
 
     # ------------------------------------------------------------------ gate
 
@@ -503,14 +522,30 @@ class _ChannelWatcher(Watcher[K]):
             self._emit(self._held.popleft()[1])
 
     def _push(self, item: Any) -> None:
-        lag = self.channel.gates.get(self.kind, self.channel.default_lag)
+        channel = self.channel
+        lag = channel.gates.get(self.kind, channel.default_lag)
+        delay = channel.delays.get(self.kind)
+        if delay and channel.clock is not None and _counts(item):
+            # A delay line: each event leaves ``delay`` after it came, in order.
+            self._held.append((next(channel._arrivals), item))
+            timer = asyncio.ensure_future(self._release_after(channel.clock, delay))
+            self._timers.add(timer)
+            timer.add_done_callback(self._timers.discard)
+            return
         if lag is None and not self._held:
             self._emit(item)
             return
-        self._held.append((next(self.channel._arrivals), item))
+        self._held.append((next(channel._arrivals), item))
         self._flush_uncounted()
+        if delay and lag is None:
+            return  # behind delayed events: leaves with them
         while self.held() > (lag if lag is not None else 0):
             self.release()
+
+    async def _release_after(self, clock: FakeClock, delay: float) -> None:
+        await clock.sleep(delay)
+        if self.channel.gates.get(self.kind, self.channel.default_lag) is None:
+            self.release()  # (while held, the hold's release delivers everything)
 
     def _emit(self, item: Any) -> None:
         self._out.append(item)
@@ -553,6 +588,8 @@ class _ChannelWatcher(Watcher[K]):
     async def close(self) -> None:
         if self in self.channel._watchers:
             self.channel._watchers.remove(self)
+        for timer in self._timers:
+            timer.cancel()
         if self._pump is not None:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -907,8 +944,12 @@ class Engine:
         return ApiCore(self.store, self.clock, rng=rng)
 
     def _channel(self, name: str) -> Channel:
-        channel = Channel(name, LocalClient(self.core), self._refused)
-        channel.default_lag = self.config.lags.get(name.split()[0])
+        channel = Channel(name, LocalClient(self.core), self._refused, self.clock)
+        component = name.split()[0]
+        channel.default_lag = self.config.lags.get(component)
+        channel.delays = {key.split("/", 1)[1]: seconds
+                          for key, seconds in self.config.delays.items()
+                          if key.split("/", 1)[0] == component}
         return channel
 
     def _refused(self, who: str, err: IllegalTransition) -> None:

@@ -75,6 +75,14 @@ WATCHED = {
     "node": ("Pod", "Service", "*"),
 }
 HOLD_SECONDS = (5, 15, 30)
+#: The watches a program may run with a lag, and how late (below the node monitor's
+#: 40 s grace less the 10 s lease interval: a lagging lease watch alone must not make a
+#: healthy node look dead — in Kubernetes as here).
+LAGS = ("", "controller-manager/Pod", "controller-manager/ReplicationController",
+        "controller-manager/Service", "controller-manager/Endpoints",
+        "controller-manager/Node", "controller-manager/Lease", "scheduler/Pod",
+        "scheduler/Node", "node/Pod", "node/Service")
+LAG_SECONDS = (2.0, 5.0, 15.0)
 WORKLOAD_REPLICAS = 2
 SKEWS = (-MAX_SKEW, -3.0, 0.0, 3.0, MAX_SKEW)
 #: Wall-clock bound on one rule (a hang fails, never blocks CI).
@@ -244,14 +252,22 @@ class ClusterMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ boot
 
-    @initialize(seed=st.integers(0, 15), workload=st.booleans())
-    def boot(self, seed: int, workload: bool = False) -> None:
+    @initialize(seed=st.integers(0, 15), workload=st.booleans(),
+                lag=st.sampled_from(LAGS), lag_seconds=st.sampled_from(LAG_SECONDS))
+    def boot(self, seed: int, workload: bool = False, lag: str = "",
+             lag_seconds: float = 0.0) -> None:
         """A fresh engine; with ``workload``, already running both RCs (two replicas
-        each) behind their Services, so that a fault is one rule away from mattering."""
+        each) behind their Services, so that a fault is one rule away from mattering;
+        with ``lag`` (``<component>/<kind>``), that watch delivers every event
+        ``lag_seconds`` late for the whole program (a lagging informer: Sieve's stale
+        view, the bug class expectations and live reads exist for)."""
         hook = type(self).on_example
         if hook is not None:
             hook(self)
-        self.engine = Engine(self.config(seed))
+        config = self.config(seed)
+        if lag and lag_seconds:
+            config = attrs.evolve(config, delays={**config.delays, lag: lag_seconds})
+        self.engine = Engine(config)
         self.run(self.e.start())
         if workload:
             for name in RC_NAMES:
