@@ -274,9 +274,10 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
         print(f"\r{progress.line()}\033[K" if tty else progress.line(), end=end,
               file=sys.stderr, flush=True)
 
+    machine = fuzz.load_machine(args.machine, args.runtime) if args.machine else None
     outcome = fuzz.run_fuzz(args.runtime, args.examples, args.steps, args.seed,
                             Path(args.database) if args.database else None, show,
-                            profile=args.profile)
+                            profile=args.profile, machine=machine)
     if tty:
         print(file=sys.stderr)
     print(outcome.text())
@@ -463,6 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="rules per program at most (default 40, or the profile's)")
     fuzz.add_argument("--seed", type=int, metavar="S",
                       help="fix the random choices (reproduces a run)")
+    fuzz.add_argument("--machine", metavar="MODULE:CLASS",
+                      help="run this subclass of the runtime's machine instead (the same "
+                           "rules over an engine with, say, a seeded bug)")
     fuzz.add_argument("--database", metavar="DIR",
                       help="where failures are kept (default ~/.kstate/fuzz-db, or "
                            "$KSTATE_FUZZ_DB)")

@@ -21,6 +21,7 @@ prints. A run is Hypothesis driving :class:`~kstate.verify.stateful.machine.Clus
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
 import time
@@ -249,6 +250,25 @@ def run_fuzz(
                         program="\n\n".join(_programs(failure, report)))
 
 
+def load_machine(spec: str, runtime: str = "fake") -> type[ClusterMachine]:
+    """The machine class ``MODULE:CLASS`` names: a subclass of ``runtime``'s machine
+    (``--machine``); a ``UsageError`` saying what is wrong otherwise."""
+    module_name, _, class_name = spec.partition(":")
+    if not module_name or not class_name:
+        raise UsageError(f"--machine {spec!r}: want MODULE:CLASS, e.g. "
+                         "tests.verify.test_fuzz_seeded_bugs:RcWithoutExpectations")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise UsageError(f"--machine {spec!r}: cannot import {module_name}: {err}") from None
+    machine = getattr(module, class_name, None)
+    base = RUNTIMES.get(runtime, ClusterMachine)
+    if not (isinstance(machine, type) and issubclass(machine, base)):
+        raise UsageError(f"--machine {spec!r}: {module_name} has no subclass of "
+                         f"{base.__name__} named {class_name}")
+    return machine
+
+
 def _module_of(machine: type[ClusterMachine]) -> str:
     """Where the failing program imports its machine from (the package, for ours)."""
     return "kstate.verify.stateful" if machine in RUNTIMES.values() else machine.__module__
@@ -285,4 +305,5 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-__all__ = ["FuzzOutcome", "Progress", "Tally", "default_database", "pin_hash_seed", "run_fuzz"]
+__all__ = ["FuzzOutcome", "Progress", "Tally", "default_database", "load_machine",
+           "pin_hash_seed", "run_fuzz"]
