@@ -885,6 +885,8 @@ class EngineNode:
     channel: Channel
     partitioned: bool = False
     started: bool = False
+    #: fake time since which this node's agent has been running and connected
+    up_since: float = float("-inf")
 
 
 class Engine:
@@ -1042,6 +1044,7 @@ class Engine:
     async def _start_node(self, node: EngineNode) -> None:
         agent = node.agent
         node.started = True
+        node.up_since = self.clock.now()
         if self.config.autonomous:
             await agent.start()
             return
@@ -1234,6 +1237,7 @@ class Engine:
         """Reconnect node ``name``: the agent's own retries take it from there."""
         node = self.nodes[name]
         node.partitioned = False
+        node.up_since = self.clock.now()
         node.channel.heal()
         if not node.started and self._running:
             await self._start_node(node)  # restarted while cut off

@@ -48,6 +48,7 @@ from kstate.api.meta import KubeObject
 from kstate.api.objects import Pod, ReplicationController
 from kstate.api.registry import REGISTRY, key_prefix
 from kstate.api.server.selectors import selection
+from kstate.clock import parse_rfc3339
 from kstate.control import nodelifecycle, replication
 from kstate.control import scheduler as sched
 from kstate.control.informer import Informer, object_key
@@ -143,6 +144,30 @@ def legal_history(engine: Engine) -> list[str]:
     """Every recorded change a legal machine move; no illegal write even attempted."""
     return [*engine.history.violations,
             *(f"refused as illegal: {r}" for r in engine.refused)]
+
+
+#: How long past its deletion deadline a pod may stay Terminating on a node whose agent
+#: is up and connected: the longest watch hold (30 s) plus a lag (15 s) plus the write
+#: retries a fault causes, with room to spare.
+TERMINATING_SLACK = 120.0
+
+
+def terminating_pods_finish(engine: Engine, pods: list[Pod]) -> list[str]:
+    """A pod being deleted on a node whose agent is up and connected is gone within
+    ``TERMINATING_SLACK`` of its deletion deadline (or of the agent coming back) —
+    checked after every step, so a stuck deletion fails the step, not only the settle."""
+    now = engine.clock.now()
+    out = []
+    for pod in pods:
+        node = engine.nodes.get(pod.spec.node_name)
+        if not pod.metadata.deletion_timestamp or node is None or node.partitioned \
+                or not node.started:
+            continue
+        since = max(parse_rfc3339(pod.metadata.deletion_timestamp), node.up_since)
+        if now - since > TERMINATING_SLACK:
+            out.append(f"pod {pod.metadata.name}: still {pod_state(pod, now)} on "
+                       f"{node.name} {now - since:.0f} s after its deletion deadline")
+    return out
 
 
 def no_mass_eviction(engine: Engine) -> list[str]:
@@ -296,6 +321,7 @@ async def step_violations(engine: Engine, bound: ReplicaBound) -> list[str]:
     out = bound.check(rcs, pods)
     out += await one_node_per_pod(engine)
     out += await finished_stay_finished(engine, pods)
+    out += terminating_pods_finish(engine, pods)
     out += legal_history(engine)
     out += no_mass_eviction(engine)
     out += await caches_match_store(engine)
