@@ -18,6 +18,13 @@ Nothing here decides anything: the components are the daemon's own, wired as
   ``restart_scheduler()``, ``restart_agent(node)`` and ``restart_all()`` rebuild
   components from the store alone (``restart_all`` even the API core), keeping the store
   and the runtimes, so containers survive as they do on a node;
+* **the fuzz's fault seam** — every component reaches the API core through its own
+  ``Channel``, the one client its informers and executor use: ``hold`` / ``release``
+  (in order or reordered across kinds), ``drop`` and ``expire`` a watch, a per-kind
+  delay line (``EngineConfig.delays``), ``fail_write`` (409, 500, or a timeout after the
+  write was applied) and ``crash_after`` (frozen after N writes, restarted by ``drain``);
+  beside it ``fail_readiness`` (a prober in front of the agent's) and ``skew`` (one
+  component's clock off by at most ``MAX_SKEW``) — kstate/verify/faults.py;
 * **time** — the clock is a ``FakeClock``; ``advance(seconds)`` moves it deadline by
   deadline, letting every woken task run at each one (a heartbeat every 10 s really
   happens every 10 s);
@@ -1332,12 +1339,17 @@ class Engine:
         await self.drain()
 
     async def settle(self, max_seconds: float = 1200.0,
-                     goal: Callable[[], Awaitable[list[str]]] | None = None) -> Settled:
+                     goal: Callable[[], Awaitable[list[str]]] | None = None, *,
+                     stall: float | None = None,
+                     stop: Callable[[], Awaitable[list[str]]] | None = None) -> Settled:
         """Drive the cluster to rest: drain, and while something is left to do, move the
         clock to the next deadline; stop when ``unsettled()`` (and ``goal``) report
-        nothing, or after ``max_seconds`` of fake time."""
+        nothing, or after ``max_seconds`` of fake time — or sooner, unsettled, when the
+        same things stayed undone for ``stall`` seconds (nothing moves: no need to wait
+        out the bound) or ``stop`` reports a violation (then that is what is unmet)."""
         start = self.clock.now()
         steps = 0
+        last: tuple[list[str], float] = ([], start)
         while True:
             await self.drain()
             unmet = await self.unsettled()
@@ -1345,10 +1357,15 @@ class Engine:
                 unmet += await goal()
             if not unmet:
                 return Settled(True, (), self.clock.now() - start, steps)
+            now = self.clock.now()
+            if unmet != last[0]:
+                last = (unmet, now)
+            broken = await stop() if stop is not None else []
+            stalled = stall is not None and now - last[1] > stall
             nxt = self.clock.next_deadline()
-            if nxt is None or nxt - start > max_seconds:
-                return Settled(False, tuple(unmet), self.clock.now() - start, steps)
-            self.clock.advance(max(0.0, nxt - self.clock.now()))
+            if broken or stalled or nxt is None or nxt - start > max_seconds:
+                return Settled(False, tuple(broken or unmet), now - start, steps)
+            self.clock.advance(max(0.0, nxt - now))
             steps += 1
 
     # ------------------------------------------------------------------ reading
