@@ -449,8 +449,10 @@ def build_parser() -> argparse.ArgumentParser:
         "fuzz", help="random operations and faults against the in-process engine",
         description=(
             "Drive the real engine (API server, controllers, scheduler, node agents) with "
-            "Hypothesis' stateful testing: random workloads, crashes, partitions, restarts "
-            "and time; check invariants after every step and after settling. Prints a "
+            "Hypothesis' stateful testing: random workloads, crashes, partitions, restarts, "
+            "time, and Sieve's faults (held, reordered, dropped and expired watches, failed "
+            "writes, crashes between two writes, failing readiness probes, clock skew); "
+            "check invariants after every step and after settling. Prints a "
             "failing case as a minimal replayable program and saves it (replayed first "
             "next time). Exit 0: every invariant held; 1: a failure; 2: bad usage."))
     fuzz.add_argument("--runtime", choices=("fake", "docker"), default="fake",
