@@ -496,7 +496,9 @@ class _ChannelWatcher(Watcher[K]):
         self._out: collections.deque[Any] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
         self._started = False
-        self._timers: set[asyncio.Future[None]] = set()
+        #: pending delay-line releases, in creation order (a set's order would depend
+        #: on object ids, and the order they are cancelled in must not)
+        self._timers: dict[asyncio.Future[None], None] = {}
 
     # ------------------------------------------------------------------ gate
 
@@ -536,8 +538,8 @@ class _ChannelWatcher(Watcher[K]):
             # A delay line: each event leaves ``delay`` after it came, in order.
             self._held.append((next(channel._arrivals), item))
             timer = asyncio.ensure_future(self._release_after(channel.clock, delay))
-            self._timers.add(timer)
-            timer.add_done_callback(self._timers.discard)
+            self._timers[timer] = None
+            timer.add_done_callback(self._forget_timer)
             return
         if lag is None and not self._held:
             self._emit(item)
@@ -548,6 +550,9 @@ class _ChannelWatcher(Watcher[K]):
             return  # behind delayed events: leaves with them
         while self.held() > (lag if lag is not None else 0):
             self.release()
+
+    def _forget_timer(self, timer: asyncio.Future[None]) -> None:
+        self._timers.pop(timer, None)
 
     async def _release_after(self, clock: FakeClock, delay: float) -> None:
         await clock.sleep(delay)
@@ -595,7 +600,7 @@ class _ChannelWatcher(Watcher[K]):
     async def close(self) -> None:
         if self in self.channel._watchers:
             self.channel._watchers.remove(self)
-        for timer in self._timers:
+        for timer in list(self._timers):
             timer.cancel()
         if self._pump is not None:
             self._pump.cancel()
@@ -934,7 +939,8 @@ class Engine:
         self.crashes: list[str] = []
         #: evictions the node lifecycle controller decided in full disruption
         self.mass_evictions: list[str] = []
-        self._fault_tasks: set[asyncio.Task[None]] = set()
+        #: hold timers, in creation order (never a set: see ``_ChannelWatcher._timers``)
+        self._fault_tasks: dict[asyncio.Future[None], None] = {}
 
     # ------------------------------------------------------------------ building
 
@@ -1200,8 +1206,8 @@ class Engine:
 
     def _spawn_fault(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
-        self._fault_tasks.add(task)
-        task.add_done_callback(self._fault_tasks.discard)
+        self._fault_tasks[task] = None
+        task.add_done_callback(lambda done: self._fault_tasks.pop(done, None))
 
     def fail_readiness(self, pod_key: str, seconds: float) -> None:
         """The readiness probes of pod ``ns/name`` fail for ``seconds`` of fake time."""
