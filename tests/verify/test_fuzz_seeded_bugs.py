@@ -124,11 +124,11 @@ class Seeded:
 
 
 BUGS = (
-    Seeded(RcWithoutExpectations, 3, "above its replicas"),
-    Seeded(EvictionInFullDisruption, 1, "while every node looked down"),
-    Seeded(EndpointsNotReadyAsReady, 1, "the endpoints controller is idle on a current cache"),
-    Seeded(GcOwnerByName, 1, "a fresh gc would still act"),
-    Seeded(AgentIgnoresDeletion, 1, "Terminating on"),
+    Seeded(RcWithoutExpectations, 1, "above its replicas"),
+    Seeded(EvictionInFullDisruption, 2, "while every node looked down"),
+    Seeded(EndpointsNotReadyAsReady, 1, "endpoints default/api: ["),
+    Seeded(GcOwnerByName, 2, "a fresh gc would still act"),
+    Seeded(AgentIgnoresDeletion, 1, "still Killing on"),
 )
 
 
