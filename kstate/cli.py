@@ -345,8 +345,10 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
         print(f"\r{progress.line()}\033[K" if tty else progress.line(), end=end,
               file=sys.stderr, flush=True)
 
+    machine = fuzz.load_machine(args.machine, args.runtime) if args.machine else None
     outcome = fuzz.run_fuzz(args.runtime, args.examples, args.steps, args.seed,
-                            Path(args.database) if args.database else None, show)
+                            Path(args.database) if args.database else None, show,
+                            profile=args.profile, machine=machine)
     if tty:
         print(file=sys.stderr)
     print(outcome.text())
@@ -549,18 +551,26 @@ def build_parser() -> argparse.ArgumentParser:
         "fuzz", help="random operations and faults against the in-process engine",
         description=(
             "Drive the real engine (API server, controllers, scheduler, node agents) with "
-            "Hypothesis' stateful testing: random workloads, crashes, partitions, restarts "
-            "and time; check invariants after every step and after settling. Prints a "
+            "Hypothesis' stateful testing: random workloads, crashes, partitions, restarts, "
+            "time, and Sieve's faults (held, reordered, dropped and expired watches, failed "
+            "writes, crashes between two writes, failing readiness probes, clock skew); "
+            "check invariants after every step and after settling. Prints a "
             "failing case as a minimal replayable program and saves it (replayed first "
             "next time). Exit 0: every invariant held; 1: a failure; 2: bad usage."))
     fuzz.add_argument("--runtime", choices=("fake", "docker"), default="fake",
                       help="fake runtimes (default) or real Docker containers")
-    fuzz.add_argument("--examples", type=int, default=50, metavar="N",
-                      help="random programs to run (default 50)")
-    fuzz.add_argument("--steps", type=int, default=40, metavar="N",
-                      help="rules per program at most (default 40)")
+    fuzz.add_argument("--profile", metavar="NAME",
+                      help="take --examples and --steps from a budget profile "
+                           "(dev, ci, long; see docs/stateful.md)")
+    fuzz.add_argument("--examples", type=int, metavar="N",
+                      help="random programs to run (default 50, or the profile's)")
+    fuzz.add_argument("--steps", type=int, metavar="N",
+                      help="rules per program at most (default 40, or the profile's)")
     fuzz.add_argument("--seed", type=int, metavar="S",
                       help="fix the random choices (reproduces a run)")
+    fuzz.add_argument("--machine", metavar="MODULE:CLASS",
+                      help="run this subclass of the runtime's machine instead (the same "
+                           "rules over an engine with, say, a seeded bug)")
     fuzz.add_argument("--database", metavar="DIR",
                       help="where failures are kept (default ~/.kstate/fuzz-db, or "
                            "$KSTATE_FUZZ_DB)")

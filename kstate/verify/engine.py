@@ -18,6 +18,13 @@ Nothing here decides anything: the components are the daemon's own, wired as
   ``restart_scheduler()``, ``restart_agent(node)`` and ``restart_all()`` rebuild
   components from the store alone (``restart_all`` even the API core), keeping the store
   and the runtimes, so containers survive as they do on a node;
+* **the fuzz's fault seam** — every component reaches the API core through its own
+  ``Channel``, the one client its informers and executor use: ``hold`` / ``release``
+  (in order or reordered across kinds), ``drop`` and ``expire`` a watch, a per-kind
+  delay line (``EngineConfig.delays``), ``fail_write`` (409, 500, or a timeout after the
+  write was applied) and ``crash_after`` (frozen after N writes, restarted by ``drain``);
+  beside it ``fail_readiness`` (a prober in front of the agent's) and ``skew`` (one
+  component's clock off by at most ``MAX_SKEW``) — kstate/verify/faults.py;
 * **time** — the clock is a ``FakeClock``; ``advance(seconds)`` moves it deadline by
   deadline, letting every woken task run at each one (a heartbeat every 10 s really
   happens every 10 s);
@@ -63,6 +70,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import json
 import logging
 import random
@@ -89,19 +97,28 @@ from kstate.api.objects import (
 )
 from kstate.api.registry import REGISTRY, KindInfo
 from kstate.api.server.core import ApiCore, Deleted, ObjectList
-from kstate.clock import FakeClock
+from kstate.clock import Clock, FakeClock
 from kstate.control import endpoints as ep_controller
 from kstate.control import gc, nodelifecycle, replication
 from kstate.control import scheduler as sched
+from kstate.control.commands import Delete, Evict
 from kstate.control.executor import Result
 from kstate.control.informer import Informer, object_key
 from kstate.control.manager import LEASE_NAMESPACE, ControllerManager, ManagerSettings
 from kstate.control.pods import is_active
 from kstate.control.schedulerd import Scheduler
 from kstate.control.workqueue import WorkQueue
-from kstate.errors import IllegalTransition, KstateError, Unavailable
+from kstate.errors import (
+    Compacted,
+    Conflict,
+    IllegalTransition,
+    InternalError,
+    KstateError,
+    ServerTimeout,
+    Unavailable,
+)
 from kstate.machines.pod import FINISHED_STATES, BackOffPolicy
-from kstate.node.agent import AgentOptions, NodeAgent
+from kstate.node.agent import AgentOptions, NodeAgent, default_prober
 from kstate.runtime.base import (
     NODE_NAME,
     POD_NAME,
@@ -110,6 +127,7 @@ from kstate.runtime.base import (
     ContainerState,
 )
 from kstate.store import Backend, open_store
+from kstate.verify.faults import MAX_SKEW, ProbeFaults, SkewedClock
 
 log = logging.getLogger("kstate.verify.engine")
 
@@ -124,6 +142,10 @@ DRAIN_LIMIT = 200_000
 _HEALTH_TAINTS = ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")
 
 ReplicationFn = Callable[..., list[Any]]
+#: The lag of a hold: events wait until released.
+HOLD = 1 << 62
+#: How an injected write failure looks to the component (``Channel.fail_write``).
+WRITE_FAILURES = ("conflict", "internal", "timeout")
 
 
 class EngineError(KstateError):
@@ -138,7 +160,25 @@ def _lags(value: Mapping[str, int]) -> FrozenDict[str, int]:
     return FrozenDict(value)
 
 
+def _delays(value: Mapping[str, float]) -> FrozenDict[str, float]:
+    for key, seconds in value.items():
+        component, _, kind = key.partition("/")
+        if component not in ("controller-manager", "scheduler", "node") or not kind \
+                or seconds < 0:
+            raise KstateError(f"delays[{key!r}]: want '<controller-manager|scheduler|node>/"
+                              f"<Kind>': seconds >= 0, got {seconds}")
+    return FrozenDict(value)
+
+
 def _options(value: Mapping[str, Any]) -> FrozenDict[str, Any]:
+    return FrozenDict(value)
+
+
+def _reconcilers(value: Mapping[str, ReplicationFn]) -> FrozenDict[str, ReplicationFn]:
+    unknown = set(value) - {"endpoints", "gc"}
+    if unknown:
+        raise KstateError(f"reconcilers {sorted(unknown)}: only endpoints and gc swap here "
+                          "(replication_fn, nodelifecycle_fn for the others)")
     return FrozenDict(value)
 
 
@@ -167,6 +207,11 @@ class EngineConfig:
     #: swap the replication / node lifecycle reconciler (a seeded bug, for replays)
     replication_fn: ReplicationFn | None = attrs.field(default=None, eq=False)
     nodelifecycle_fn: ReplicationFn | None = attrs.field(default=None, eq=False)
+    #: what each node agent's pod worker sees (a seeded bug: a distorted view)
+    agent_view_fn: Callable[[Any], Any] | None = attrs.field(default=None, eq=False)
+    #: ... and the endpoints / GC reconcilers (``endpoints``, ``gc``: a seeded bug)
+    reconcilers: FrozenDict[str, ReplicationFn] = attrs.field(
+        default=FrozenDict(), converter=_reconcilers, eq=False)
     #: False: components only follow their watches; the caller runs every sync (replay)
     autonomous: bool = True
     #: runtime options passed to each FakeRuntime (programs, start_delay, ...)
@@ -177,6 +222,10 @@ class EngineConfig:
     #: watch events each component may have held back (``controller-manager``,
     #: ``scheduler``, ``node``): ``Channel.deliver`` releases them one by one (replay)
     lags: FrozenDict[str, int] = attrs.field(default=FrozenDict(), converter=_lags)
+    #: watch delays, ``{"<component>/<kind>": seconds}`` (component ``node``: every
+    #: agent): each event of that watch reaches the component that long after the
+    #: store sent it (a lagging informer for a whole run: ``kstate fuzz``)
+    delays: FrozenDict[str, float] = attrs.field(default=FrozenDict(), converter=_delays)
 
 
 # --------------------------------------------------------------------------- channels
@@ -191,18 +240,50 @@ class Channel(ApiClient):
     wait, each ``deliver(kind)`` releases the oldest (the model checker's bounded
     staleness, reproduced for ``--replay``). Writes refused as illegal lifecycle moves
     are recorded on the engine (``refused``).
+
+    The watch and write faults of ``kstate fuzz`` (Sieve's stale views, intermediate
+    states and unobserved states), each a plain call the harness makes:
+
+    * ``hold(kind)`` holds every event of ``kind`` (``"*"``: every kind) until
+      ``release(kinds, reorder)`` delivers them — in arrival order, or with
+      ``reorder`` each kind's backlog in turn, the kind that fell behind last first: the
+      component then sees a later change of one kind before an earlier change of
+      another (never two events of one watch out of order: one watch stream is ordered
+      by resourceVersion in Kubernetes, and the informers rely on it);
+    * ``drop(kind)`` breaks the open watches of ``kind`` (the informer resumes from its
+      revision after its retry delay), ``expire(kind)`` ends them with 410 Gone (it
+      relists at once, reporting what vanished as deletions);
+    * ``fail_write(after, how)`` makes the write ``after`` writes from now fail with a
+      409 Conflict, a 500, or a timeout (the write is applied, the answer lost);
+    * ``crash_after(writes)`` freezes the component after that many more writes: its
+      next call never returns, and the engine restarts it once drained (a crash between
+      two writes of one sync).
     """
 
     def __init__(self, name: str, inner: ApiClient,
-                 on_refused: Callable[[str, IllegalTransition], None] | None = None) -> None:
+                 on_refused: Callable[[str, IllegalTransition], None] | None = None,
+                 clock: FakeClock | None = None) -> None:
         self.name = name
         self.inner = inner
+        self.clock = clock
+        #: kind -> seconds every event of that kind waits before delivery (needs a clock)
+        self.delays: dict[str, float] = {}
         self.is_cut = False
         self.gates: dict[str, int] = {}
         #: the lag of every kind without its own gate (None: events pass at once)
         self.default_lag: int | None = None
         self._watchers: list[_ChannelWatcher[Any]] = []
         self._on_refused = on_refused
+        #: arrival order of held events, across this channel's watches
+        self._arrivals = itertools.count()
+        #: pending write faults: [writes still to let through, how the next one fails]
+        self._write_faults: list[list[Any]] = []
+        #: writes left before the component freezes (None: no crash armed)
+        self._crash_in: int | None = None
+        #: the component froze (``crash_after``): the engine restarts it
+        self.crashed = False
+        #: writes that went through this channel (for reports)
+        self.writes = 0
 
     # ------------------------------------------------------------------ faults
 
@@ -225,20 +306,106 @@ class Channel(ApiClient):
         """Release the oldest held event of ``kind``; False when none is held."""
         return any(w.release() for w in self._watchers if w.kind == kind)
 
+    def hold(self, kind: str) -> None:
+        """Hold every event of ``kind`` (``"*"``: of every kind) until ``release``."""
+        if kind == "*":
+            self.default_lag = HOLD
+        else:
+            self.gates[kind] = HOLD
+
+    def held_kinds(self) -> list[str]:
+        """Kinds with events held back now."""
+        return sorted({w.kind for w in self._watchers if w.held()})
+
+    def release(self, kinds: Iterable[str] = ("*",), reorder: bool = False) -> int:
+        """Lift the holds on ``kinds`` and deliver what they held back (see the class
+        docstring); the number of events delivered."""
+        kinds = set(kinds)
+        every = "*" in kinds
+        if every:
+            self.gates = {k: v for k, v in self.gates.items() if v != HOLD}
+            if self.default_lag == HOLD:
+                self.default_lag = None
+        else:
+            self.gates = {k: v for k, v in self.gates.items()
+                          if not (v == HOLD and k in kinds)}
+        watchers = [w for w in self._watchers if w.held() and (every or w.kind in kinds)]
+        if reorder:
+            # Each watch's backlog in turn, the one whose oldest event is newest first.
+            watchers.sort(key=lambda w: -w.oldest())
+            return sum(w.release_all() for w in watchers)
+        released = 0
+        while watchers:
+            oldest = min(watchers, key=lambda w: w.oldest())
+            released += oldest.release()
+            watchers = [w for w in watchers if w.held()]
+        return released
+
+    def drop(self, kind: str) -> int:
+        """Break the open watches of ``kind`` (``"*"``: all); how many broke."""
+        return self._break(kind, Unavailable(f"{self.name}: watch dropped"))
+
+    def expire(self, kind: str) -> int:
+        """End the open watches of ``kind`` with 410 Gone: the informers relist."""
+        return self._break(kind, Compacted(f"{self.name}: resourceVersion expired (410)"))
+
+    def _break(self, kind: str, error: KstateError) -> int:
+        broken = [w for w in self._watchers if kind in ("*", w.kind)]
+        for watcher in broken:
+            watcher.fail(error)
+        return len(broken)
+
+    def fail_write(self, after: int, how: str) -> None:
+        """The write ``after`` writes from now fails: ``conflict`` (409), ``internal``
+        (500) or ``timeout`` (applied, but the component never hears so)."""
+        if how not in WRITE_FAILURES:
+            raise ValueError(f"write failure {how!r}: choose one of {', '.join(WRITE_FAILURES)}")
+        self._write_faults.append([after, how])
+
+    def crash_after(self, writes: int) -> None:
+        """Freeze the component once ``writes`` more writes went through."""
+        self._crash_in = writes
+
     def _unavailable(self) -> Unavailable:
         return Unavailable(f"{self.name}: cut off from the API server (partition)")
 
-    async def _call(self, coro: Awaitable[Any]) -> Any:
-        if self.is_cut:
+    async def _call(self, coro: Awaitable[Any], write: bool = False) -> Any:
+        if self.is_cut or self.crashed or (write and self._crash_in == 0):
             if asyncio.iscoroutine(coro):
                 coro.close()
-            raise self._unavailable()
+            if self.is_cut:
+                raise self._unavailable()
+            self.crashed = True
+            await asyncio.get_running_loop().create_future()  # frozen: never returns
+        failure = self._write_failure() if write else None
+        if failure == "conflict" or failure == "internal":
+            if asyncio.iscoroutine(coro):
+                coro.close()
+            raise (Conflict(f"{self.name}: injected conflict") if failure == "conflict"
+                   else InternalError(f"{self.name}: injected internal error"))
         try:
-            return await coro
+            result = await coro
         except IllegalTransition as err:
             if self._on_refused is not None:
                 self._on_refused(self.name, err)
             raise
+        if write:
+            self.writes += 1
+            if self._crash_in is not None:
+                self._crash_in -= 1
+        if failure == "timeout":
+            raise ServerTimeout(f"{self.name}: injected timeout (the write was applied)")
+        return result
+
+    def _write_failure(self) -> str | None:
+        """Count one write against the armed write faults; how it fails, if it does."""
+        how = None
+        for fault in self._write_faults:
+            if fault[0] == 0 and how is None:
+                how = fault[1]
+            fault[0] -= 1
+        self._write_faults = [f for f in self._write_faults if f[0] >= 0]
+        return how
 
     # ------------------------------------------------------------------ ApiClient
 
@@ -255,19 +422,19 @@ class Channel(ApiClient):
     async def create(self, obj: K, *, dry_run: bool = False,
                      field_validation: str = "Strict") -> K:
         return cast(K, await self._call(self.inner.create(
-            obj, dry_run=dry_run, field_validation=field_validation)))
+            obj, dry_run=dry_run, field_validation=field_validation), write=True))
 
     async def update(self, obj: K, *, dry_run: bool = False) -> K:
-        return cast(K, await self._call(self.inner.update(obj, dry_run=dry_run)))
+        return cast(K, await self._call(self.inner.update(obj, dry_run=dry_run), write=True))
 
     async def update_status(self, obj: K) -> K:
-        return cast(K, await self._call(self.inner.update_status(obj)))
+        return cast(K, await self._call(self.inner.update_status(obj), write=True))
 
     async def patch(self, kind: type[K], name: str, patch: Any, *, namespace: str = "",
                     patch_type: str = "strategic", subresource: str = "") -> K:
         return cast(K, await self._call(self.inner.patch(
             kind, name, patch, namespace=namespace, patch_type=patch_type,
-            subresource=subresource)))
+            subresource=subresource), write=True))
 
     async def delete(self, kind: type[K], name: str, namespace: str = "", *,
                      grace_period_seconds: int | None = None, propagation_policy: str = "",
@@ -276,7 +443,7 @@ class Channel(ApiClient):
         return cast(Deleted[K], await self._call(self.inner.delete(
             kind, name, namespace, grace_period_seconds=grace_period_seconds,
             propagation_policy=propagation_policy, preconditions=preconditions,
-            dry_run=dry_run)))
+            dry_run=dry_run), write=True))
 
     def watch(self, kind: type[K], namespace: str = "", *, resource_version: str = "",
               label_selector: str = "", field_selector: str = "",
@@ -292,14 +459,15 @@ class Channel(ApiClient):
 
     async def bind(self, pod: str, node: str, namespace: str = "default", *,
                    uid: str = "") -> None:
-        await self._call(self.inner.bind(pod, node, namespace, uid=uid))
+        await self._call(self.inner.bind(pod, node, namespace, uid=uid), write=True)
 
     async def evict(self, pod: str, namespace: str = "default", *,
                     grace_period_seconds: int | None = None,
                     preconditions: Preconditions | None = None) -> None:
         await self._call(self.inner.evict(pod, namespace,
                                           grace_period_seconds=grace_period_seconds,
-                                          preconditions=preconditions))
+                                          preconditions=preconditions),
+                         write=True)
 
     async def get_scale(self, kind: type[KubeObject], name: str,
                         namespace: str = "default") -> Scale:
@@ -307,7 +475,8 @@ class Channel(ApiClient):
 
     async def scale(self, kind: type[KubeObject], name: str, replicas: int,
                     namespace: str = "default") -> Scale:
-        return cast(Scale, await self._call(self.inner.scale(kind, name, replicas, namespace)))
+        return cast(Scale, await self._call(self.inner.scale(kind, name, replicas, namespace),
+                                            write=True))
 
 
 _END = object()
@@ -324,40 +493,73 @@ class _ChannelWatcher(Watcher[K]):
         self._open_inner = open_inner
         self._inner: Watcher[K] | None = None
         self._pump: asyncio.Task[None] | None = None
-        self._held: collections.deque[Any] = collections.deque()
+        #: (arrival number, event) pairs held back by a gate or a hold
+        self._held: collections.deque[tuple[int, Any]] = collections.deque()
         self._out: collections.deque[Any] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
         self._started = False
+        #: pending delay-line releases, in creation order (a set's order would depend
+        #: on object ids, and the order they are cancelled in must not)
+        self._timers: dict[asyncio.Future[None], None] = {}
 
     # ------------------------------------------------------------------ gate
 
     def held(self) -> int:
-        return sum(1 for item in self._held if _counts(item))
+        return sum(1 for _, item in self._held if _counts(item))
+
+    def oldest(self) -> int:
+        """Arrival number of the oldest held event (this channel's order)."""
+        return self._held[0][0] if self._held else -1
 
     def release(self) -> bool:
         while self._held:
-            item = self._held.popleft()
+            _, item = self._held.popleft()
             self._emit(item)
             if _counts(item):
                 self._flush_uncounted()
                 return True
         return False
 
+    def release_all(self) -> int:
+        released = 0
+        while self.release():
+            released += 1
+        return released
+
     def _flush_uncounted(self) -> None:
         # Bookmarks and errors at the head follow the event before them at once: they
         # change no cache, and holding them would only reorder them.
-        while self._held and not _counts(self._held[0]):
-            self._emit(self._held.popleft())
+        while self._held and not _counts(self._held[0][1]):
+            self._emit(self._held.popleft()[1])
 
     def _push(self, item: Any) -> None:
-        lag = self.channel.gates.get(self.kind, self.channel.default_lag)
-        if lag is None:
+        channel = self.channel
+        lag = channel.gates.get(self.kind, channel.default_lag)
+        delay = channel.delays.get(self.kind)
+        if delay and channel.clock is not None and _counts(item):
+            # A delay line: each event leaves ``delay`` after it came, in order.
+            self._held.append((next(channel._arrivals), item))
+            timer = asyncio.ensure_future(self._release_after(channel.clock, delay))
+            self._timers[timer] = None
+            timer.add_done_callback(self._forget_timer)
+            return
+        if lag is None and not self._held:
             self._emit(item)
             return
-        self._held.append(item)
+        self._held.append((next(channel._arrivals), item))
         self._flush_uncounted()
-        while self.held() > lag:
+        if delay and lag is None:
+            return  # behind delayed events: leaves with them
+        while self.held() > (lag if lag is not None else 0):
             self.release()
+
+    def _forget_timer(self, timer: asyncio.Future[None]) -> None:
+        self._timers.pop(timer, None)
+
+    async def _release_after(self, clock: FakeClock, delay: float) -> None:
+        await clock.sleep(delay)
+        if self.channel.gates.get(self.kind, self.channel.default_lag) is None:
+            self.release()  # (while held, the hold's release delivers everything)
 
     def _emit(self, item: Any) -> None:
         self._out.append(item)
@@ -400,6 +602,8 @@ class _ChannelWatcher(Watcher[K]):
     async def close(self) -> None:
         if self in self.channel._watchers:
             self.channel._watchers.remove(self)
+        for timer in list(self._timers):
+            timer.cancel()
         if self._pump is not None:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -595,22 +799,51 @@ class EngineManager(ControllerManager):
     reconcilers swappable (for replaying a seeded bug) — everything else is inherited
     unchanged."""
 
-    def __init__(self, client: ApiClient, clock: FakeClock, settings: ManagerSettings,
+    def __init__(self, client: ApiClient, clock: Clock, settings: ManagerSettings,
                  replication_fn: ReplicationFn | None = None,
-                 nodelifecycle_fn: ReplicationFn | None = None) -> None:
+                 nodelifecycle_fn: ReplicationFn | None = None,
+                 reconcilers: Mapping[str, ReplicationFn] = FrozenDict()) -> None:
         super().__init__(client, clock, settings)
         self.replication_fn: ReplicationFn = replication_fn or replication.reconcile
         self.nodelifecycle_fn: ReplicationFn = nodelifecycle_fn or nodelifecycle.reconcile
+        self.endpoints_fn: ReplicationFn = reconcilers.get("endpoints", ep_controller.reconcile)
+        self.gc_fn: ReplicationFn = reconcilers.get("gc", gc.reconcile)
+        #: evictions decided in full disruption (the engine's list survives restarts)
+        self.mass_evictions: list[str] = []
+
+    async def sync_endpoints(self, key: str) -> Result:
+        if self.endpoints_fn is ep_controller.reconcile:
+            return await super().sync_endpoints(key)
+        namespace, _, name = key.partition("/")
+        pods = tuple(p for p in self.pods.list() if p.metadata.namespace == namespace)
+        view = ep_controller.EndpointsView(namespace, name, self.services.get(key), pods,
+                                           self.endpoints.get(key))
+        return await self.executor.run(self.endpoints_fn(view, self.clock.now()))
+
+    async def gc_pass(self) -> Result:
+        if self.gc_fn is gc.reconcile:
+            return await super().gc_pass()
+        view = gc.GCView((*self.pods.list(), *self.rcs.list()),
+                         frozenset(n.metadata.name for n in self.nodes.list()))
+        return await self.executor.run(self.gc_fn(view, self.clock.now(), self.settings.gc))
 
     async def node_lifecycle_pass(self) -> Result:
-        if self.nodelifecycle_fn is nodelifecycle.reconcile:
-            return await super().node_lifecycle_pass()
+        # The daemon's pass (ControllerManager.node_lifecycle_pass), with the reconciler
+        # swappable and its decision judged: no eviction while its own view shows every
+        # node down (the model's no_mass_eviction, on the view the decision was made on).
         leases = {lease.metadata.name: lease for lease in self.leases.list()}
         view = nodelifecycle.NodeLifecycleView(
             tuple(self.nodes.list()), leases,
             tuple(p for p in self.pods.list() if p.spec.node_name),
             self.memory.get(nodelifecycle.LIMITER))
-        commands = self.nodelifecycle_fn(view, self.clock.now(), self.settings.node_lifecycle)
+        now = self.clock.now()
+        commands = self.nodelifecycle_fn(view, now, self.settings.node_lifecycle)
+        evicted = [c.name for c in commands
+                   if isinstance(c, Evict) or (isinstance(c, Delete) and c.kind == "Pod")]
+        if evicted and nodelifecycle.full_disruption(view.nodes):
+            self.mass_evictions.append(
+                f"at {now - T0:.0f} s the node lifecycle controller evicted "
+                f"{', '.join(sorted(evicted))} while every node looked down")
         return await self.executor.run(commands, self.expectations, self.memory)
 
     async def sync_rc(self, key: str) -> Result:
@@ -632,6 +865,20 @@ class EngineManager(ControllerManager):
         await asyncio.gather(*(informer.synced() for informer in self.informers))
 
 
+class EngineAgent(NodeAgent):
+    """The daemon's node agent, with what its pod worker sees swappable (for a seeded
+    bug) — everything else is inherited unchanged."""
+
+    def __init__(self, *args: Any, view_fn: Callable[[Any], Any] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.view_fn = view_fn
+
+    async def view(self, uid: str) -> Any:
+        seen = await super().view(uid)
+        return seen if self.view_fn is None else self.view_fn(seen)
+
+
 @attrs.frozen
 class Settled:
     """What ``settle`` reached: ``converged`` or the conditions still unmet."""
@@ -648,10 +895,12 @@ class EngineNode:
 
     name: str
     runtime: ContainerRuntime
-    agent: NodeAgent
+    agent: EngineAgent
     channel: Channel
     partitioned: bool = False
     started: bool = False
+    #: fake time since which this node's agent has been running and connected
+    up_since: float = float("-inf")
 
 
 class Engine:
@@ -684,6 +933,16 @@ class Engine:
         self.proxy: Any = None
         self._docker: ContainerRuntime | None = None
         self._running = False
+        #: "ns/pod" -> fake time until which its readiness probes fail (``fail_readiness``)
+        self.unready: dict[str, float] = {}
+        #: per component, the offset of its clock from the engine's (``skew``)
+        self.skews: dict[str, SkewedClock] = {}
+        #: components the engine restarted because they froze (``crash_after``)
+        self.crashes: list[str] = []
+        #: evictions the node lifecycle controller decided in full disruption
+        self.mass_evictions: list[str] = []
+        #: hold timers, in creation order (never a set: see ``_ChannelWatcher._timers``)
+        self._fault_tasks: dict[asyncio.Future[None], None] = {}
 
     # ------------------------------------------------------------------ building
 
@@ -702,8 +961,12 @@ class Engine:
         return ApiCore(self.store, self.clock, rng=rng)
 
     def _channel(self, name: str) -> Channel:
-        channel = Channel(name, LocalClient(self.core), self._refused)
-        channel.default_lag = self.config.lags.get(name.split()[0])
+        channel = Channel(name, LocalClient(self.core), self._refused, self.clock)
+        component = name.split()[0]
+        channel.default_lag = self.config.lags.get(component)
+        channel.delays = {key.split("/", 1)[1]: seconds
+                          for key, seconds in self.config.delays.items()
+                          if key.split("/", 1)[0] == component}
         return channel
 
     def _refused(self, who: str, err: IllegalTransition) -> None:
@@ -725,7 +988,7 @@ class Engine:
         return self._docker
 
     def _agent(self, name: str, index: int, runtime: ContainerRuntime,
-               channel: Channel) -> NodeAgent:
+               channel: Channel) -> EngineAgent:
         cfg = self.config
         docker = cfg.runtime == "docker"
         options = AgentOptions(
@@ -736,16 +999,32 @@ class Engine:
             # socket, so the PLEG relist (on the fake clock) catches what they miss.
             relist_interval=1.0 if docker else None, server_port=None,
             pod_cidr="" if docker else f"10.{200 + index // 256}.{index % 256}.0/24")
-        return NodeAgent(channel, runtime, name, self.clock, options)
+        if not docker:
+            # Readiness faults answer before the fake's scripted prober (Docker's network
+            # prober is the agent's own, closed with it: no readiness faults there).
+            options = attrs.evolve(options, prober=ProbeFaults(
+                default_prober(runtime), self.unready, self.clock))
+        return EngineAgent(channel, runtime, name, self.clock_of(f"node {name}"), options,
+                           view_fn=cfg.agent_view_fn)
+
+    def clock_of(self, component: str) -> SkewedClock:
+        """The clock ``component`` reads (the engine's, plus that component's skew)."""
+        clock = self.skews.get(component)
+        if clock is None:
+            clock = self.skews[component] = SkewedClock(self.clock)
+        return clock
 
     def _new_manager(self) -> EngineManager:
         self.manager_channel = self._channel("controller-manager")
-        return EngineManager(self.manager_channel, self.clock, self.config.manager,
-                             self.config.replication_fn, self.config.nodelifecycle_fn)
+        manager = EngineManager(self.manager_channel, self.clock_of("controller-manager"),
+                             self.config.manager, self.config.replication_fn,
+                             self.config.nodelifecycle_fn, self.config.reconcilers)
+        manager.mass_evictions = self.mass_evictions
+        return manager
 
     def _new_scheduler(self) -> Scheduler:
         self.scheduler_channel = self._channel("scheduler")
-        return Scheduler(self.scheduler_channel, self.clock)
+        return Scheduler(self.scheduler_channel, self.clock_of("scheduler"))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -780,6 +1059,7 @@ class Engine:
     async def _start_node(self, node: EngineNode) -> None:
         agent = node.agent
         node.started = True
+        node.up_since = self.clock.now()
         if self.config.autonomous:
             await agent.start()
             return
@@ -818,6 +1098,8 @@ class Engine:
 
     async def stop(self) -> None:
         """Stop everything; the runtimes' containers are removed (Docker: ours only)."""
+        for task in list(self._fault_tasks):
+            task.cancel()
         if self._running:
             await self._stop_components()
         await self.history.stop()
@@ -896,6 +1178,69 @@ class Engine:
         self.config = attrs.evolve(self.config, autonomous=True, lags=FrozenDict())
         await self.restart_all()
 
+    # ------------------------------------------------------------------ fuzz faults
+
+    def channels(self) -> dict[str, Channel]:
+        """Every component's channel, by component (``controller-manager``,
+        ``scheduler``, ``node <name>``)."""
+        out: dict[str, Channel] = {}
+        if self.manager_channel is not None:
+            out["controller-manager"] = self.manager_channel
+        if self.scheduler_channel is not None:
+            out["scheduler"] = self.scheduler_channel
+        for name, node in self.nodes.items():
+            out[f"node {name}"] = node.channel
+        return out
+
+    async def hold(self, component: str, kind: str, seconds: float, *,
+                   reorder: bool = False) -> None:
+        """Hold ``component``'s watch events of ``kind`` (``"*"``: every kind) for
+        ``seconds`` of fake time, then deliver them (``Channel.release``: in order, or
+        ``reorder``ed). A restart ends the hold: the new component lists the store."""
+        channel = self.channels()[component]
+        channel.hold(kind)
+
+        async def later() -> None:
+            await self.clock.sleep(seconds)
+            channel.release([kind], reorder=reorder)
+        self._spawn_fault(later())
+        await self.drain()
+
+    def _spawn_fault(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._fault_tasks[task] = None
+        task.add_done_callback(lambda done: self._fault_tasks.pop(done, None))
+
+    def fail_readiness(self, pod_key: str, seconds: float) -> None:
+        """The readiness probes of pod ``ns/name`` fail for ``seconds`` of fake time."""
+        self.unready[pod_key] = self.clock.now() + seconds
+
+    def skew(self, component: str, seconds: float) -> None:
+        """Set ``component``'s clock ``seconds`` ahead of (negative: behind) the others
+        (``MAX_SKEW`` bounds it). Its sleeps keep their length: only what it stamps and
+        compares with stamped times moves."""
+        if abs(seconds) > MAX_SKEW:
+            raise ValueError(f"skew {seconds} s: at most {MAX_SKEW} s either way")
+        self.clock_of(component).offset = seconds
+
+    async def _restart_crashed(self) -> bool:
+        """Restart the first component that froze (``Channel.crash_after``); False when
+        none did."""
+        for component, channel in self.channels().items():
+            if not channel.crashed:
+                continue
+            self.crashes.append(component)
+            if component == "controller-manager":
+                await self.restart_controller_manager()
+            elif component == "scheduler":
+                assert self.scheduler is not None
+                self.scheduler.shutdown_grace = 0.0  # killed: nothing in flight finishes
+                await self.restart_scheduler()
+            else:
+                await self.restart_agent(component.split(" ", 1)[1])
+            return True
+        return False
+
     def partition(self, name: str) -> None:
         """Cut node ``name`` off the control plane: its heartbeats and writes fail and
         its watches break; its containers run on."""
@@ -907,6 +1252,7 @@ class Engine:
         """Reconnect node ``name``: the agent's own retries take it from there."""
         node = self.nodes[name]
         node.partitioned = False
+        node.up_since = self.clock.now()
         node.channel.heal()
         if not node.started and self._running:
             await self._start_node(node)  # restarted while cut off
@@ -980,6 +1326,8 @@ class Engine:
                     raise EngineError(f"{self.inflight.count} runtime/store call(s) did not "
                                       f"return within {self.config.io_timeout:.0f} s") from None
                 continue
+            if self._running and await self._restart_crashed():
+                continue
             return turns
         raise EngineError(f"the engine did not come to rest within {limit} loop turns "
                           "(a component keeps itself runnable: livelock)")
@@ -999,12 +1347,17 @@ class Engine:
         await self.drain()
 
     async def settle(self, max_seconds: float = 1200.0,
-                     goal: Callable[[], Awaitable[list[str]]] | None = None) -> Settled:
+                     goal: Callable[[], Awaitable[list[str]]] | None = None, *,
+                     stall: float | None = None,
+                     stop: Callable[[], Awaitable[list[str]]] | None = None) -> Settled:
         """Drive the cluster to rest: drain, and while something is left to do, move the
         clock to the next deadline; stop when ``unsettled()`` (and ``goal``) report
-        nothing, or after ``max_seconds`` of fake time."""
+        nothing, or after ``max_seconds`` of fake time — or sooner, unsettled, when the
+        same things stayed undone for ``stall`` seconds (nothing moves: no need to wait
+        out the bound) or ``stop`` reports a violation (then that is what is unmet)."""
         start = self.clock.now()
         steps = 0
+        last: tuple[list[str], float] = ([], start)
         while True:
             await self.drain()
             unmet = await self.unsettled()
@@ -1012,10 +1365,15 @@ class Engine:
                 unmet += await goal()
             if not unmet:
                 return Settled(True, (), self.clock.now() - start, steps)
+            now = self.clock.now()
+            if unmet != last[0]:
+                last = (unmet, now)
+            broken = await stop() if stop is not None else []
+            stalled = stall is not None and now - last[1] > stall
             nxt = self.clock.next_deadline()
-            if nxt is None or nxt - start > max_seconds:
-                return Settled(False, tuple(unmet), self.clock.now() - start, steps)
-            self.clock.advance(max(0.0, nxt - self.clock.now()))
+            if broken or stalled or nxt is None or nxt - start > max_seconds:
+                return Settled(False, tuple(broken or unmet), now - start, steps)
+            self.clock.advance(max(0.0, nxt - now))
             steps += 1
 
     # ------------------------------------------------------------------ reading
@@ -1064,7 +1422,7 @@ class Engine:
         """What keeps the cluster from being at rest (empty: settled). See ``settle``."""
         unmet: list[str] = []
         for name, queue in self.queues().items():
-            if _queue_busy(queue):
+            if queue_busy(queue):
                 unmet.append(f"{name}: work queue not empty")
         now = self.clock.now()
         pods = await self.objects(Pod)
@@ -1231,7 +1589,8 @@ def _gc_view(fresh: Fresh) -> gc.GCView:
     return gc.GCView((*fresh.pods, *fresh.rcs), frozenset(n.metadata.name for n in fresh.nodes))
 
 
-def _queue_busy(queue: WorkQueue) -> bool:
+def queue_busy(queue: WorkQueue) -> bool:
+    """Something is queued, in progress, re-queued or waiting for a delay."""
     # The work queue keeps no public "idle" flag; its fields are read, never written.
     return bool(queue._queue or queue._processing or queue._dirty or queue._waiters)
 
@@ -1259,4 +1618,4 @@ def matching(svc: Service, pods: Iterable[Pod]) -> list[Pod]:
 
 __all__ = ["T0", "Change", "Channel", "Engine", "EngineConfig", "EngineError",
            "EngineManager", "Fresh", "History", "Settled", "fresh_decisions", "matching",
-           "node_view"]
+           "node_view", "queue_busy"]

@@ -2,7 +2,7 @@
 its minimal program and its memory, ``--seed`` reproduction, honest progress, bad usage.
 
 The planted bug: ``checks.one_node_per_pod`` also reports every RC there is — a
-"violation" Hypothesis finds in a few programs and shrinks to one ``create_rc``. Budgets
+"violation" Hypothesis finds in a few programs and shrinks to a boot with the workload. Budgets
 are tiny (and the seeds ones that shrink quickly): the whole file runs in seconds.
 """
 
@@ -17,10 +17,11 @@ import pytest
 
 from kstate import cli
 from kstate.api.objects import ReplicationController
+from kstate.errors import UsageError
 from kstate.verify.engine import Engine
 from kstate.verify.stateful import checks
 from kstate.verify.stateful.fuzz import Progress, Tally, run_fuzz
-from kstate.verify.stateful.machine import ClusterMachine
+from kstate.verify.stateful.machine import ClusterMachine, budget
 
 PLANTED = "planted: rc web exists"
 
@@ -74,13 +75,12 @@ def test_a_failure_prints_its_minimal_program_saves_it_and_is_replayed_first(
     head = out.splitlines()[0]
     assert re.fullmatch(r"kstate fuzz \(fake\): FAILED at example \d+, shrunk in \d+ more "
                         r"runs; \d+ steps in [\d.]+s", head), head
-    assert f"AssertionError: {PLANTED}" in out
+    assert f"AssertionError: planted: rc api exists; {PLANTED}" in out
     program = out.split("`python -i`):\n\n", 1)[1].split("\n\n", 1)[0]
-    assert program.splitlines()[:4] == [
+    assert program.splitlines() == [  # shrunk to the smallest: a boot with the workload
         "from kstate.verify.stateful import ClusterMachine", "state = ClusterMachine()",
-        "state.boot(seed=0)", "state.every_step_invariant()"]
-    assert program.splitlines()[4:6] == [  # shrunk to the smallest: one rule
-        "state.create_rc(name='web', replicas=0)", "state.every_step_invariant()"]
+        "state.boot(seed=0, workload=True, lag='', lag_seconds=5.0)",
+        "state.every_step_invariant()", "state.teardown()"]
     assert f"Saved in {database}" in out
     assert "Reproduce this run: kstate fuzz --runtime fake --steps 8 --seed 2" in out
     assert any(p.is_file() for p in database.rglob("*"))
@@ -100,13 +100,17 @@ def test_a_failure_prints_its_minimal_program_saves_it_and_is_replayed_first(
                         "--database", str(database))
     assert code == 1
     assert out.startswith("kstate fuzz (fake): FAILED at example 1, shrunk in ")
-    assert "state.create_rc(name='web', replicas=0)" in out
+    assert "state.boot(seed=0, workload=True, lag='', lag_seconds=5.0)" in out
 
     # Once the bug is fixed, the saved failure passes and the run is clean.
     monkeypatch.undo()
     code, out, _ = fuzz(capsys, "--examples", "2", "--steps", "8", "--seed", "3",
                         "--database", str(database))
     assert code == 0 and "every invariant held" in out
+
+
+def _without_event_suffix(key: str) -> str:
+    return key.rsplit(".", 1)[0] if key.startswith("/registry/events/") else key
 
 
 def _programs_of(seed: int, database: Path, monkeypatch: pytest.MonkeyPatch
@@ -119,7 +123,10 @@ def _programs_of(seed: int, database: Path, monkeypatch: pytest.MonkeyPatch
     def recording_teardown(machine: ClusterMachine) -> None:
         if machine.engine is not None and machine.engine._running:
             page = machine.run(machine.e.store.list("/registry/"))
-            seen.append(tuple((kv.key, kv.mod_revision) for kv in page.items))
+            # Event names end in a random suffix (the executor's, by design): compare
+            # them by what they are about.
+            seen.append(tuple(sorted((_without_event_suffix(kv.key), kv.mod_revision)
+                                     for kv in page.items)))
         teardown(machine)
 
     monkeypatch.setattr(ClusterMachine, "teardown", recording_teardown)
@@ -141,6 +148,10 @@ def test_the_same_seed_runs_the_same_programs(tmp_path: Path,
 @pytest.mark.parametrize(("args", "message"), [
     (["--examples", "0"], "--examples and --steps must be at least 1"),
     (["--steps", "0"], "--examples and --steps must be at least 1"),
+    (["--steps", "-3"], "--examples and --steps must be at least 1 (got 50 examples of -3"),
+    (["--profile", "nightly"],
+     "--profile: unknown profile 'nightly'; choose one of dev, ci, long"),
+    (["--profile", "ci", "--examples", "0"], "must be at least 1 (got 0 examples of 30"),
     (["--seed", "-1"], "--seed must not be negative"),
     (["--runtime", "podman"], "invalid choice: 'podman'"),
     (["--examples", "many"], "invalid int value: 'many'"),
@@ -151,6 +162,14 @@ def test_bad_usage_exits_2_with_a_message(tmp_path: Path, capsys: pytest.Capture
     assert code == 2, out + err
     assert message in err and "Traceback" not in err
     assert not list(tmp_path.iterdir())  # nothing ran, nothing saved
+
+
+def test_an_unknown_profile_in_the_environment_is_a_usage_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KSTATE_HYPOTHESIS_PROFILE", "nightly")
+    with pytest.raises(UsageError, match="KSTATE_HYPOTHESIS_PROFILE: unknown profile "
+                                         "'nightly'; choose one of dev, ci, long"):
+        budget("fake")
 
 
 def test_docker_unavailable_is_bad_usage(tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -48,13 +48,21 @@ from kstate.api.meta import KubeObject
 from kstate.api.objects import Pod, ReplicationController
 from kstate.api.registry import REGISTRY, key_prefix
 from kstate.api.server.selectors import selection
+from kstate.clock import parse_rfc3339
 from kstate.control import nodelifecycle, replication
 from kstate.control import scheduler as sched
 from kstate.control.informer import Informer, object_key
 from kstate.control.pods import is_active
 from kstate.errors import KstateError
 from kstate.runtime.base import POD_NAME, POD_NAMESPACE
-from kstate.verify.engine import Engine, EngineManager, Fresh, fresh_decisions, node_view
+from kstate.verify.engine import (
+    Engine,
+    EngineManager,
+    Fresh,
+    fresh_decisions,
+    node_view,
+    queue_busy,
+)
 
 
 def _owner_uid(pod: Pod) -> str:
@@ -138,6 +146,52 @@ def legal_history(engine: Engine) -> list[str]:
             *(f"refused as illegal: {r}" for r in engine.refused)]
 
 
+#: How long past its deletion deadline a pod may stay Terminating on a node whose agent
+#: is up and connected: the longest watch hold (30 s) plus a lag (15 s) plus the write
+#: retries a fault causes, with room to spare.
+TERMINATING_SLACK = 120.0
+
+
+def terminating_pods_finish(engine: Engine, pods: list[Pod]) -> list[str]:
+    """A pod being deleted on a node whose agent is up and connected is gone within
+    ``TERMINATING_SLACK`` of its deletion deadline (or of the agent coming back) —
+    checked after every step, so a stuck deletion fails the step, not only the settle."""
+    now = engine.clock.now()
+    out = []
+    for pod in pods:
+        node = engine.nodes.get(pod.spec.node_name)
+        if not pod.metadata.deletion_timestamp or node is None or node.partitioned \
+                or not node.started:
+            continue
+        since = max(parse_rfc3339(pod.metadata.deletion_timestamp), node.up_since)
+        if now - since > TERMINATING_SLACK:
+            out.append(f"pod {pod.metadata.name}: still {pod_state(pod, now)} on "
+                       f"{node.name} {now - since:.0f} s after its deletion deadline")
+    return out
+
+
+def no_mass_eviction(engine: Engine) -> list[str]:
+    """The node lifecycle controller evicted no pod while its view showed every node
+    down (the control plane, not the nodes, is the likelier fault)."""
+    return list(engine.mass_evictions)
+
+
+async def endpoints_when_idle(engine: Engine, fresh: Fresh) -> list[str]:
+    """Endpoints list exactly the ready, matching, non-terminating pods whenever the
+    endpoints controller has nothing left to do on a current cache: its queue is empty
+    (no sync running, none waiting for a retry) and its pod, Service and Endpoints
+    caches equal the store. Between a change and its sync they may differ; at rest on
+    a current view they may not — checked after every step, not only once settled."""
+    manager = engine.manager
+    if manager is None or queue_busy(manager.endpoints_queue):
+        return []
+    if not (_same(manager.pods, fresh.pods) and _same(manager.services, fresh.services)
+            and _same(manager.endpoints, fresh.endpoints)):
+        return []
+    return [f"{m} (the endpoints controller is idle on a current cache)"
+            for m in await engine.endpoints_mismatch(list(fresh.pods))]
+
+
 # --------------------------------------------------------------------------- caches
 
 
@@ -198,14 +252,14 @@ def _manager_current(manager: EngineManager, fresh: Fresh) -> bool:
             and _same(manager.nodes, fresh.nodes) and _same(manager.leases, fresh.leases))
 
 
-async def memory_only_brakes(engine: Engine) -> list[str]:
+async def memory_only_brakes(engine: Engine, fresh: Fresh | None = None) -> list[str]:
     """With caches equal to the store, the running components decide a subset of what
     fresh ones (fresh list, no memory) would. Skipped while a cache lags (a gated
     replay) — the running manager then acts on what it has, by design."""
     manager, scheduler = engine.manager, engine.scheduler
     if manager is None or scheduler is None:
         return []
-    fresh = await Fresh.read(engine)
+    fresh = fresh or await Fresh.read(engine)
     out: list[str] = []
     now = engine.clock.now()
     if _manager_current(manager, fresh):
@@ -267,9 +321,13 @@ async def step_violations(engine: Engine, bound: ReplicaBound) -> list[str]:
     out = bound.check(rcs, pods)
     out += await one_node_per_pod(engine)
     out += await finished_stay_finished(engine, pods)
+    out += terminating_pods_finish(engine, pods)
     out += legal_history(engine)
+    out += no_mass_eviction(engine)
     out += await caches_match_store(engine)
-    out += await memory_only_brakes(engine)
+    fresh = await Fresh.read(engine)
+    out += await memory_only_brakes(engine, fresh)
+    out += await endpoints_when_idle(engine, fresh)
     return out
 
 

@@ -21,6 +21,7 @@ prints. A run is Hypothesis driving :class:`~kstate.verify.stateful.machine.Clus
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
 import time
@@ -38,11 +39,14 @@ from kstate.errors import UsageError
 from kstate.verify.stateful.machine import (
     ClusterMachine,
     DockerClusterMachine,
+    budget,
     docker_problem,
     quiet_logs,
 )
 
 RUNTIMES = {"fake": ClusterMachine, "docker": DockerClusterMachine}
+DEFAULT_EXAMPLES = 50
+DEFAULT_STEPS = 40
 
 
 def default_database() -> Path:
@@ -114,6 +118,8 @@ class FuzzOutcome:
     failed_at: int = 0  # the valid example that failed first (1: a saved failure)
     shrink_runs: int = 0  # programs run after it, to shrink it
     step_budget: int = 0  # --steps: rules per program at most
+    machine_module: str = "kstate.verify.stateful"
+    machine_name: str = "ClusterMachine"
 
     def text(self) -> str:
         head = f"kstate fuzz ({self.runtime}): "
@@ -125,7 +131,7 @@ class FuzzOutcome:
                  if self.failed_at else f"after {self.runs} runs")
         lines = [f"{head}FAILED {where}; {counts}", "", self.error, "",
                  "Minimal failing program (runs as it reads, e.g. in `python -i`):", "",
-                 f"from kstate.verify.stateful import {RUNTIMES[self.runtime].__name__}",
+                 f"from {self.machine_module} import {self.machine_name}",
                  self.program, "",
                  f"Saved in {self.database}: the next `kstate fuzz` replays it first."]
         if self.seed is not None:
@@ -172,17 +178,29 @@ def _check_docker() -> None:
 
 def run_fuzz(
     runtime: str = "fake",
-    examples: int = 50,
-    steps: int = 40,
+    examples: int | None = None,
+    steps: int | None = None,
     seed: int | None = None,
     database: Path | None = None,
     progress: Callable[[Progress], None] | None = None,
+    machine: type[ClusterMachine] | None = None,
+    profile: str | None = None,
 ) -> FuzzOutcome:
-    """Run the stateful machine of ``runtime``; see the module docstring."""
+    """Run the stateful machine of ``runtime`` (or ``machine``, a subclass of it: the
+    same rules over an engine with a seeded bug) for ``examples`` programs of up to
+    ``steps`` rules — by default ``profile``'s budget (``BUDGETS``), or 50 x 40 without
+    one; see the module docstring."""
     if runtime not in RUNTIMES:
         raise UsageError(f"--runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
+    if profile is not None:
+        chosen = budget(runtime, profile)
+        examples = chosen.examples if examples is None else examples
+        steps = chosen.steps if steps is None else steps
+    examples = DEFAULT_EXAMPLES if examples is None else examples
+    steps = DEFAULT_STEPS if steps is None else steps
     if examples < 1 or steps < 1:
-        raise UsageError("--examples and --steps must be at least 1")
+        raise UsageError(f"--examples and --steps must be at least 1 (got {examples} "
+                         f"examples of {steps} steps)")
     if seed is not None and seed < 0:
         raise UsageError("--seed must not be negative")
     if runtime == "docker":
@@ -190,7 +208,7 @@ def run_fuzz(
     quiet_logs()
     database = database or default_database()
     database.mkdir(parents=True, exist_ok=True)
-    machine = RUNTIMES[runtime]
+    machine = machine or RUNTIMES[runtime]
     started = time.perf_counter()
     tally = Tally(asked=examples)
     current: list[ClusterMachine] = []
@@ -222,13 +240,38 @@ def run_fuzz(
         tally.ended(current[-1])
     outcome = FuzzOutcome(runtime, tally.valid, tally.steps, time.perf_counter() - started,
                           database, seed, discarded=tally.discarded, runs=tally.runs,
-                          step_budget=steps,
+                          step_budget=steps, machine_module=_module_of(machine),
+                          machine_name=machine.__name__,
                           failed_at=tally.failed_at,
                           shrink_runs=tally.runs - tally.failed_run if tally.failed_at else 0)
     if failure is None:
         return outcome
     return attrs.evolve(outcome, failed=True, error=_error_text(failure),
                         program="\n\n".join(_programs(failure, report)))
+
+
+def load_machine(spec: str, runtime: str = "fake") -> type[ClusterMachine]:
+    """The machine class ``MODULE:CLASS`` names: a subclass of ``runtime``'s machine
+    (``--machine``); a ``UsageError`` saying what is wrong otherwise."""
+    module_name, _, class_name = spec.partition(":")
+    if not module_name or not class_name:
+        raise UsageError(f"--machine {spec!r}: want MODULE:CLASS, e.g. "
+                         "tests.verify.test_fuzz_seeded_bugs:RcWithoutExpectations")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise UsageError(f"--machine {spec!r}: cannot import {module_name}: {err}") from None
+    machine = getattr(module, class_name, None)
+    base = RUNTIMES.get(runtime, ClusterMachine)
+    if not (isinstance(machine, type) and issubclass(machine, base)):
+        raise UsageError(f"--machine {spec!r}: {module_name} has no subclass of "
+                         f"{base.__name__} named {class_name}")
+    return machine
+
+
+def _module_of(machine: type[ClusterMachine]) -> str:
+    """Where the failing program imports its machine from (the package, for ours)."""
+    return "kstate.verify.stateful" if machine in RUNTIMES.values() else machine.__module__
 
 
 def _programs(failure: BaseException, report: list[str]) -> list[str]:
@@ -262,4 +305,5 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-__all__ = ["FuzzOutcome", "Progress", "Tally", "default_database", "pin_hash_seed", "run_fuzz"]
+__all__ = ["FuzzOutcome", "Progress", "Tally", "default_database", "load_machine",
+           "pin_hash_seed", "run_fuzz"]

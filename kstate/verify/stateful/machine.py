@@ -40,10 +40,23 @@ from kstate.api.codec import from_dict
 from kstate.api.frozen import FrozenDict
 from kstate.api.lifecycle import DRAINING_ANNOTATION
 from kstate.api.objects import Node, Pod, ReplicationController, Service
-from kstate.errors import Conflict, IllegalTransition, InvalidObject, KeyExists, NotFound
+from kstate.errors import (
+    Conflict,
+    IllegalTransition,
+    InvalidObject,
+    KeyExists,
+    NotFound,
+    UsageError,
+)
 from kstate.machines.pod import BackOffPolicy
-from kstate.verify.engine import Engine, EngineConfig
-from kstate.verify.stateful.checks import ReplicaBound, settled_violations, step_violations
+from kstate.verify.engine import WRITE_FAILURES, Engine, EngineConfig
+from kstate.verify.faults import MAX_SKEW
+from kstate.verify.stateful.checks import (
+    ReplicaBound,
+    settled_violations,
+    step_violations,
+    terminating_pods_finish,
+)
 
 T = TypeVar("T")
 
@@ -57,21 +70,51 @@ IMAGE = "kstate/httpd:1"
 HTTPD = ("echo serving; mkdir -p /www; echo hello > /www/index.html; "
          "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait")
 GRACE_SECONDS = 5
+#: The components whose watches, writes and clocks the fault rules reach ("node": one
+#: agent, picked by index), and the kinds each one watches ("*": all at once).
+COMPONENTS = ("controller-manager", "scheduler", "node")
+WATCHED = {
+    "controller-manager": ("Pod", "ReplicationController", "Service", "Endpoints", "Node",
+                           "Lease", "*"),
+    "scheduler": ("Pod", "Node", "*"),
+    "node": ("Pod", "Service", "*"),
+}
+HOLD_SECONDS = (5, 15, 30)
+#: The watches a program may run with a lag, and how late (below the node monitor's
+#: 40 s grace less the 10 s lease interval: a lagging lease watch alone must not make a
+#: healthy node look dead — in Kubernetes as here).
+LAGS = ("", "controller-manager/Pod", "controller-manager/ReplicationController",
+        "controller-manager/Node", "controller-manager/Lease", "scheduler/Pod",
+        "scheduler/Node", "node/Pod")
+LAG_SECONDS = (5.0, 15.0)
+WORKLOAD_REPLICAS = 2
+#: Fake seconds the same things may stay undone before a settle gives up on them.
+STALL_SECONDS = 400.0
+SKEWS = (-MAX_SKEW, -3.0, 0.0, 3.0, MAX_SKEW)
 #: Wall-clock bound on one rule (a hang fails, never blocks CI).
 STEP_TIMEOUT = 300.0
 
 
+#: The RC whose pods have a readiness probe (``fail_readiness`` acts on them); the other
+#: one's pods are ready as soon as they run (Kubernetes' rule without a probe).
+PROBED_RC = "api"
+READINESS_PROBE = {"exec": {"command": ["true"]}, "periodSeconds": 5,
+                   "failureThreshold": 1, "successThreshold": 1}
+
+
 def rc_manifest(name: str, replicas: int) -> ReplicationController:
+    container: dict[str, Any] = {"name": "app", "image": IMAGE,
+                                 "command": ["sh", "-c", HTTPD],
+                                 "ports": [{"containerPort": 8080}]}
+    if name == PROBED_RC:
+        container["readinessProbe"] = READINESS_PROBE
     return from_dict(ReplicationController, {
         "apiVersion": "v1", "kind": "ReplicationController",
         "metadata": {"name": name, "namespace": "default"},
         "spec": {"replicas": replicas, "selector": {"app": name},
                  "template": {"metadata": {"labels": {"app": name}},
                               "spec": {"terminationGracePeriodSeconds": GRACE_SECONDS,
-                                       "containers": [{
-                                           "name": "app", "image": IMAGE,
-                                           "command": ["sh", "-c", HTTPD],
-                                           "ports": [{"containerPort": 8080}]}]}}}})
+                                       "containers": [container]}}}})
 
 
 def service_manifest(name: str) -> Service:
@@ -88,6 +131,10 @@ def bare_pod(name: str, app: str) -> Pod:
         "spec": {"terminationGracePeriodSeconds": GRACE_SECONDS,
                  "containers": [{"name": "app", "image": IMAGE,
                                  "command": ["sh", "-c", HTTPD]}]}})
+
+
+def _pick(options: tuple[str, ...], index: int) -> str:
+    return options[index % len(options)]
 
 
 def note(text: str) -> None:
@@ -122,8 +169,15 @@ def profile_name() -> str:
 
 
 def budget(runtime: str, profile: str | None = None) -> Budget:
+    """The budget of ``profile`` (default: ``KSTATE_HYPOTHESIS_PROFILE``, else ``ci``
+    under CI and ``dev`` elsewhere); an unknown name is a ``UsageError``."""
     table = BUDGETS[runtime]
-    return table.get(profile or profile_name(), table["dev"])
+    name = profile or profile_name()
+    if name not in table:
+        where = "--profile" if profile else "KSTATE_HYPOTHESIS_PROFILE"
+        raise UsageError(f"{where}: unknown profile {name!r}; choose one of "
+                         f"{', '.join(table)}")
+    return table[name]
 
 
 def stateful_settings(runtime: str, **changes: Any) -> settings:
@@ -204,13 +258,28 @@ class ClusterMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ boot
 
-    @initialize(seed=st.integers(0, 255))
-    def boot(self, seed: int) -> None:
+    @initialize(seed=st.integers(0, 15), workload=st.booleans(),
+                lag=st.sampled_from(LAGS), lag_seconds=st.sampled_from(LAG_SECONDS))
+    def boot(self, seed: int, workload: bool = False, lag: str = "",
+             lag_seconds: float = 0.0) -> None:
+        """A fresh engine; with ``workload``, already running both RCs (two replicas
+        each) behind their Services, so that a fault is one rule away from mattering;
+        with ``lag`` (``<component>/<kind>``), that watch delivers every event
+        ``lag_seconds`` late for the whole program (a lagging informer: Sieve's stale
+        view, the bug class expectations and live reads exist for)."""
         hook = type(self).on_example
         if hook is not None:
             hook(self)
-        self.engine = Engine(self.config(seed))
+        config = self.config(seed)
+        if lag and lag_seconds:
+            config = attrs.evolve(config, delays={**config.delays, lag: lag_seconds})
+        self.engine = Engine(config)
         self.run(self.e.start())
+        if workload:
+            for name in RC_NAMES:
+                self.bound.saw(name, WORKLOAD_REPLICAS)
+                self.act(self.e.client.create(rc_manifest(name, WORKLOAD_REPLICAS)))
+                self.act(self.e.client.create(service_manifest(name)))
 
     def teardown(self) -> None:
         # Whatever ends the example is on its way out while teardown runs (Hypothesis
@@ -241,10 +310,14 @@ class ClusterMachine(RuleBasedStateMachine):
         self._settle_and_check()
 
     def _settle_and_check(self) -> None:
-        settled = self.run(self.e.settle())
+        async def stuck() -> list[str]:
+            return terminating_pods_finish(self.e, await self.e.objects(Pod))
+        # Nothing the engine does waits longer than the expectations' TTL (300 s): what
+        # stayed undone for STALL_SECONDS never will be, so do not wait out the bound.
+        settled = self.run(self.e.settle(stall=STALL_SECONDS, stop=stuck))
         note(f"  settled in {settled.elapsed:.0f} fake s ({settled.steps} clock moves)")
-        assert settled.converged, ("the cluster did not settle within "
-                                   f"{settled.elapsed:.0f} s of fake time: "
+        assert settled.converged, ("the cluster did not settle (gave up after "
+                                   f"{settled.elapsed:.0f} s of fake time): "
                                    + "; ".join(settled.unmet))
         violations = self.run(settled_violations(self.e))
         assert not violations, "once settled: " + "; ".join(violations)
@@ -277,6 +350,24 @@ class ClusterMachine(RuleBasedStateMachine):
     def delete_rc(self, name: str, policy: str) -> None:
         self.act(self.e.client.delete(ReplicationController, name, "default",
                                       propagation_policy=policy), tolerate=(NotFound,))
+
+    @rule(name=st.sampled_from(RC_NAMES), replicas=st.integers(1, 4))
+    def recreate_rc(self, name: str, replicas: int) -> None:
+        """Delete an RC and create it again at once under the same name (``kubectl
+        replace --force``): a new uid behind an old name, its predecessor's pods left
+        for the garbage collector."""
+        self.bound.saw(name, replicas)
+        self.run(self._recreate_rc(name, replicas))
+
+    async def _recreate_rc(self, name: str, replicas: int) -> None:
+        with contextlib.suppress(NotFound):
+            await self.e.client.delete(ReplicationController, name, "default",
+                                       propagation_policy="Background")
+        await self._then_drain(self._create_tolerating(rc_manifest(name, replicas)))
+
+    async def _create_tolerating(self, rc: ReplicationController) -> None:
+        with contextlib.suppress(KeyExists):  # still being deleted (a finalizer)
+            await self.e.client.create(rc)
 
     @rule(name=st.sampled_from(RC_NAMES), a=st.integers(0, 4), b=st.integers(0, 4))
     def conflicting_scales(self, name: str, a: int, b: int) -> None:
@@ -329,7 +420,7 @@ class ClusterMachine(RuleBasedStateMachine):
     def _pods(self) -> list[Pod]:
         return sorted(self.run(self.e.objects(Pod)), key=lambda p: p.metadata.name)
 
-    @rule(pick=st.integers(0, 63), grace=st.sampled_from([None, 0, 1]))
+    @rule(pick=st.integers(0, 7), grace=st.sampled_from([None, 0, 1]))
     def delete_pod(self, pick: int, grace: int | None) -> None:
         pods = self._pods()
         if not pods:
@@ -339,7 +430,7 @@ class ClusterMachine(RuleBasedStateMachine):
         self.act(self.e.client.delete(Pod, pod.metadata.name, "default",
                                       grace_period_seconds=grace), tolerate=(NotFound,))
 
-    @rule(pick=st.integers(0, 63), app=st.sampled_from([*RC_NAMES, "other"]))
+    @rule(pick=st.integers(0, 7), app=st.sampled_from([*RC_NAMES, "other"]))
     def relabel_pod(self, pick: int, app: str) -> None:
         """Change a pod's labels: its RC lets go of it (or another adopts it)."""
         pods = self._pods()
@@ -358,7 +449,7 @@ class ClusterMachine(RuleBasedStateMachine):
         self.act(self.e.client.create(bare_pod(f"bare-{app}-{self.bare}", app)),
                  tolerate=(KeyExists,))
 
-    @rule(pick=st.integers(0, 63))
+    @rule(pick=st.integers(0, 7))
     def crash_container(self, pick: int) -> None:
         running = [(node, c) for node, cs in sorted(self.run(self.e.containers()).items())
                    for c in sorted(cs, key=lambda c: (c.labels.get("io.kstate.pod.name", ""),
@@ -371,16 +462,29 @@ class ClusterMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ nodes
 
-    @rule(index=st.integers(0, 63))
+    @rule(index=st.integers(0, 7))
     def partition_node(self, index: int) -> None:
         name = self.names()[index % len(self.names())]
         note(f"  -> {name}")
         self.e.partition(name)
         self.run(self.e.drain())
 
+    @rule(seconds=st.sampled_from([0, 60, 400]))
+    def partition_control_plane(self, seconds: int) -> None:
+        """The control plane loses every node at once (its network, not the nodes,
+        failed): Kubernetes' full disruption, where nothing may be evicted. With
+        ``seconds``, an outage: that much time passes, then every node is back."""
+        for name in self.names():
+            self.e.partition(name)
+        self.run(self.e.drain())
+        if seconds:
+            self.run(self.e.advance(seconds))
+            for name in self.names():
+                self.run(self.e.heal(name))
+
     @precondition(lambda self: self.engine is not None and any(
         not self.e.reachable(n) for n in self.e.node_names))
-    @rule(index=st.integers(0, 63))
+    @rule(index=st.integers(0, 7))
     def heal_node(self, index: int) -> None:
         cut = [n for n in self.names() if not self.e.reachable(n)]
         name = cut[index % len(cut)]
@@ -403,7 +507,7 @@ class ClusterMachine(RuleBasedStateMachine):
             except Conflict:
                 continue
 
-    @rule(index=st.integers(0, 63), how=st.sampled_from(["cordon", "drain", "uncordon"]))
+    @rule(index=st.integers(0, 7), how=st.sampled_from(["cordon", "drain", "uncordon"]))
     def cordon_node(self, index: int, how: str) -> None:
         name = self.names()[index % len(self.names())]
         note(f"  -> {how} {name}")
@@ -420,7 +524,7 @@ class ClusterMachine(RuleBasedStateMachine):
     def restart_scheduler(self) -> None:
         self.run(self.e.restart_scheduler())
 
-    @rule(index=st.integers(0, 63))
+    @rule(index=st.integers(0, 7))
     def restart_node_agent(self, index: int) -> None:
         name = self.names()[index % len(self.names())]
         note(f"  -> {name}")
@@ -430,6 +534,98 @@ class ClusterMachine(RuleBasedStateMachine):
     def restart_daemon(self) -> None:
         """``kill -9`` and start again: every component rebuilt from the store alone."""
         self.run(self.e.restart_all())
+
+    # ------------------------------------------------------------------ watch faults
+    # Sieve's stale views, per component (``Channel`` in kstate/verify/engine.py). A hold
+    # lasts at most HOLD_SECONDS of fake time: less than the node monitor's grace period
+    # (40 s) and the expectations' TTL (300 s), the bounds within which Kubernetes
+    # promises correct decisions on a lagging cache.
+
+    def _component(self, component: str, index: int) -> str:
+        if component != "node":
+            return component
+        return f"node {self.names()[index % len(self.names())]}"
+
+    def _running(self, who: str) -> bool:
+        """A write fault or a crash is armed only on a running component: an agent
+        restarted while cut off starts (registers) once healed, and that start is the
+        harness's, not a sync of the agent's own."""
+        node = self.e.nodes.get(who.split(" ", 1)[-1]) if who.startswith("node ") else None
+        if node is not None and not node.started:
+            note(f"  -> {who} is not running")
+            return False
+        return True
+
+    @rule(component=st.sampled_from(COMPONENTS), index=st.integers(0, 7),
+          kind=st.integers(0, 7), seconds=st.sampled_from(HOLD_SECONDS),
+          reorder=st.booleans())
+    def hold_watch(self, component: str, index: int, kind: int, seconds: int,
+                   reorder: bool) -> None:
+        """Hold one of a component's watches (or all of them) back for a while, then
+        deliver what they held — in order, or ``reorder``ed: each kind's backlog in
+        turn, the kind that fell behind last first (a later change of one kind seen
+        before an earlier change of another)."""
+        who = self._component(component, index)
+        what = _pick(WATCHED[component], kind)
+        note(f"  -> {who}: {what} for {seconds} s")
+        self.run(self.e.hold(who, what, seconds, reorder=reorder))
+
+    @rule(component=st.sampled_from(COMPONENTS), index=st.integers(0, 7),
+          kind=st.integers(0, 7), expire=st.booleans())
+    def break_watch(self, component: str, index: int, kind: int, expire: bool) -> None:
+        """Drop a component's watch (it resumes from its revision after its retry
+        delay), or expire it (410 Gone: it relists at once)."""
+        who = self._component(component, index)
+        what = _pick(WATCHED[component], kind)
+        note(f"  -> {who}: {what}")
+        channel = self.e.channels()[who]
+        if expire:
+            channel.expire(what)
+        else:
+            channel.drop(what)
+        self.run(self.e.drain())
+
+    # ------------------------------------------------------------------ write faults
+
+    @rule(component=st.sampled_from(COMPONENTS), index=st.integers(0, 7),
+          after=st.integers(0, 3), how=st.sampled_from((*WRITE_FAILURES, "crash")))
+    def fail_write(self, component: str, index: int, after: int, how: str) -> None:
+        """One of a component's next writes fails: 409, 500, or a timeout after the
+        write was applied — or ``crash``: the component dies after ``after + 1`` more
+        writes (say, two creates of a slow-start batch of four) and is restarted from
+        the store."""
+        who = self._component(component, index)
+        if not self._running(who):
+            return
+        note(f"  -> {who}: write {after + 1} from now")
+        channel = self.e.channels()[who]
+        if how == "crash":
+            channel.crash_after(after + 1)
+        else:
+            channel.fail_write(after, how)
+        self.run(self.e.drain())
+
+    # ------------------------------------------------------------------ state faults
+
+    @rule(pick=st.integers(0, 7), seconds=st.sampled_from([5, 20, 60]))
+    def fail_readiness(self, pick: int, seconds: int) -> None:
+        """A pod's readiness probe fails for a while, then passes again."""
+        pods = [p for p in self._pods() if p.metadata.labels.get("app") == PROBED_RC]
+        if not pods:
+            return
+        pod = pods[pick % len(pods)]
+        note(f"  -> pod {pod.metadata.name}")
+        self.e.fail_readiness(f"default/{pod.metadata.name}", seconds)
+        self.run(self.e.drain())
+
+    @rule(component=st.sampled_from(COMPONENTS), index=st.integers(0, 7),
+          seconds=st.sampled_from(SKEWS))
+    def skew_clock(self, component: str, index: int, seconds: float) -> None:
+        """One component's clock jumps ahead or back (within ``MAX_SKEW``)."""
+        who = self._component(component, index)
+        note(f"  -> {who}")
+        self.e.skew(who, seconds)
+        self.run(self.e.drain())
 
     # ------------------------------------------------------------------ time
 
