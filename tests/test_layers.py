@@ -20,7 +20,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "kstate"
 
-SHARED = {"machines", "errors", "clock"}
+SHARED = {"machines", "errors", "clock", "spdy"}
 
 #: layer -> kstate layers it may import (besides SHARED and itself).
 ALLOWED: dict[str, set[str]] = {
