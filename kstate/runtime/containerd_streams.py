@@ -40,6 +40,7 @@ log = logging.getLogger("kstate.runtime.containerd")
 
 REMOTE_COMMAND = "v4.channel.k8s.io"
 PORT_FORWARD = "portforward.k8s.io"
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 #: Bound on the connect + upgrade handshake with the local streaming server.
 HANDSHAKE_SECONDS = 10.0
 
@@ -50,6 +51,12 @@ async def connect(url: str, protocol: str) -> tuple[spdy.Session, asyncio.Stream
     where = urlsplit(url)
     if where.scheme != "http" or not where.hostname or where.port is None:
         raise RuntimeAdapterError(f"containerd gave an unusable streaming URL {url!r}")
+    if where.hostname not in LOOPBACK:
+        # kstate's containerd config binds it to 127.0.0.1; anything else is not ours.
+        raise RuntimeAdapterError(
+            f"containerd's streaming server is at {where.netloc}, not on loopback; set "
+            'stream_server_address = "127.0.0.1" in its CRI config (kstate.runtime.'
+            "containerd_host generates that)")
     try:
         async with asyncio.timeout(HANDSHAKE_SECONDS):
             reader, writer = await asyncio.open_connection(where.hostname, where.port)
@@ -177,10 +184,9 @@ class CriSession(ExecSession):
             await resize.write(json.dumps({"Width": width, "Height": height}).encode())
 
     async def wait(self) -> int | None:
-        status = await self._status
         if not self._is_exec:
-            return None
-        return exit_code(status, self._cannot_run_code)
+            return None  # an attach's process goes on after the session
+        return exit_code(await self._status, self._cannot_run_code)
 
     async def close(self) -> None:
         if self._closed:
