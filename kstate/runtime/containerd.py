@@ -18,7 +18,8 @@ adapter". A pod maps onto CRI one to one:
   network namespace: localhost and the pod IP), ``StopContainer`` with the grace period,
   ``RemoveContainer``; ``ContainerStatus`` gives state, exit code, times and OOM;
 * **probes** are ``ExecSync``; **logs** are read from the files containerd writes in CRI's
-  format (``<RFC3339Nano> <stream> <P|F> <text>``), as the kubelet reads them;
+  format (``<RFC3339Nano> <stream> <P|F> <text>``), as the kubelet reads them (the
+  record times serve ``since`` and ``timestamps``);
 * **images** are checked with ``ImageStatus`` and never pulled: a kstate node has no
   registry and no network, so "pull" fails locally (ErrImagePull, then the agent's
   ImagePullBackOff) and ``imagePullPolicy: Never`` gives ErrImageNeverPull. Local images
@@ -44,8 +45,10 @@ What CRI lacks, and how it is bridged:
 * **memory floor**: runc only fails a too-small memory limit when the task starts, so the
   adapter refuses limits under Docker's 6 MiB floor at create (CreateContainerError).
 
-Streaming exec (``kubectl exec``) is not here yet: its contract is being defined in
-:mod:`kstate.runtime.base`; probes use ``ExecSync``.
+* **streams**: ``kubectl exec|attach|port-forward`` are CRI ``Exec``/``Attach``/
+  ``PortForward``, whose URLs :mod:`kstate.runtime.containerd_streams` connects to; CRI
+  cannot kill an exec'd process, so each runs under ``env`` with a marker that closing
+  the session kills by (as on Docker). Probes use ``ExecSync``.
 """
 
 from __future__ import annotations
