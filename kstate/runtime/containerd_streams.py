@@ -83,9 +83,18 @@ async def connect(url: str, protocol: str) -> tuple[spdy.Session, asyncio.Stream
         await writer.drain()
 
     session = spdy.Session(reader.readexactly, write)
-    task = asyncio.ensure_future(session.serve())
-    task.add_done_callback(lambda _: writer.close())
+    _keep(asyncio.ensure_future(session.serve())).add_done_callback(lambda _: writer.close())
     return session, writer
+
+
+#: Running session readers and forwards (the loop holds tasks only weakly).
+_RUNNING: set[asyncio.Task[None]] = set()
+
+
+def _keep(task: asyncio.Task[None]) -> asyncio.Task[None]:
+    _RUNNING.add(task)
+    task.add_done_callback(_RUNNING.discard)
+    return task
 
 
 async def _rest(reader: asyncio.StreamReader) -> str:
@@ -225,14 +234,8 @@ async def port_forward(url: str, port: int
                                   ) from None
     ours, theirs = socket.socketpair()
     pod_side = await asyncio.open_connection(sock=theirs)
-    task = asyncio.ensure_future(_forward(port, session, connection, error, data, *pod_side))
-    _FORWARDS.add(task)
-    task.add_done_callback(_FORWARDS.discard)
+    _keep(asyncio.ensure_future(_forward(port, session, connection, error, data, *pod_side)))
     return await asyncio.open_connection(sock=ours)
-
-
-#: Running forwards (a task with no other reference could be collected mid-flight).
-_FORWARDS: set[asyncio.Task[None]] = set()
 
 
 async def _forward(port: int, session: spdy.Session, connection: asyncio.StreamWriter,
