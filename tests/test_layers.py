@@ -1,8 +1,10 @@
 """The layering rules of ARCHITECTURE §4, enforced on every import in the package.
 
 ``cli`` > ``verify`` | ``node`` | ``proxy`` > ``control`` > ``api`` > ``store``; everyone may
-import ``machines``, ``errors``, ``clock``. ``machines`` imports only ``transitions``,
-``attrs``, ``networkx`` (plus pure stdlib) and does no I/O. Client libraries of optional
+import ``machines``, ``errors``, ``clock`` and ``spdy`` (pure SPDY/3 framing, shared by the
+API server's end of kubectl's streams and the containerd adapter's end of containerd's).
+``machines`` imports only ``transitions``, ``attrs``, ``networkx`` (plus pure stdlib) and
+does no I/O. Client libraries of optional
 backends are imported only inside their adapter modules. ``verify`` never imports a real
 store or runtime backend.
 
@@ -20,7 +22,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "kstate"
 
-SHARED = {"machines", "errors", "clock"}
+SHARED = {"machines", "errors", "clock", "spdy"}
 
 #: layer -> kstate layers it may import (besides SHARED and itself).
 ALLOWED: dict[str, set[str]] = {
@@ -37,6 +39,7 @@ ALLOWED: dict[str, set[str]] = {
     "machines": set(),
     "errors": set(),
     "clock": set(),
+    "spdy": set(),
 }
 # kstate/__init__.py re-exports the curated public API, so it sits with the CLI on top.
 ALLOWED[""] = (ALLOWED["cli"] - {""}) | {"cli"}

@@ -32,10 +32,11 @@ import abc
 import asyncio
 import enum
 import logging
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 import attrs
 
@@ -703,6 +704,24 @@ async def split_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         yield pending
 
 
+#: The environment variable marking an exec'd process (and its children) for kill: neither
+#: Docker nor CRI can kill an exec'd process, so closing a session kills by this marker.
+EXEC_MARKER = "KSTATE_EXEC_SESSION"
+
+
+def exec_marker() -> str:
+    """A fresh ``NAME=value`` marker for one exec session's environment."""
+    return f"{EXEC_MARKER}={secrets.token_hex(16)}"
+
+
+def kill_marked_command(marker: str) -> list[str]:
+    """The in-container command that SIGKILLs every process whose environment holds
+    ``marker`` (run through the adapter's own one-shot exec)."""
+    script = (f'for p in /proc/[0-9]*; do grep -q "{marker}" "$p/environ" 2>/dev/null '
+              '&& kill -9 "${p#/proc/}" 2>/dev/null; done; true')
+    return ["sh", "-c", script]
+
+
 def log_timestamp(at: float) -> bytes:
     """RFC 3339 with nanoseconds in UTC, the prefix ``kubectl logs --timestamps`` shows.
 
@@ -717,7 +736,10 @@ def log_timestamp(at: float) -> bytes:
     return f"{stamp}.{nanos:09d}Z ".encode()
 
 
-def tail_lines(lines: Sequence[bytes], tail: int | None) -> Sequence[bytes]:
+_Line = TypeVar("_Line")
+
+
+def tail_lines(lines: Sequence[_Line], tail: int | None) -> Sequence[_Line]:
     """The last ``tail`` lines (all when ``tail`` is None; none for 0)."""
     if tail is None:
         return lines

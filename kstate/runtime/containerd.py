@@ -18,7 +18,8 @@ adapter". A pod maps onto CRI one to one:
   network namespace: localhost and the pod IP), ``StopContainer`` with the grace period,
   ``RemoveContainer``; ``ContainerStatus`` gives state, exit code, times and OOM;
 * **probes** are ``ExecSync``; **logs** are read from the files containerd writes in CRI's
-  format (``<RFC3339Nano> <stream> <P|F> <text>``), as the kubelet reads them;
+  format (``<RFC3339Nano> <stream> <P|F> <text>``), as the kubelet reads them (the
+  record times serve ``since`` and ``timestamps``);
 * **images** are checked with ``ImageStatus`` and never pulled: a kstate node has no
   registry and no network, so "pull" fails locally (ErrImagePull, then the agent's
   ImagePullBackOff) and ``imagePullPolicy: Never`` gives ErrImageNeverPull. Local images
@@ -44,8 +45,10 @@ What CRI lacks, and how it is bridged:
 * **memory floor**: runc only fails a too-small memory limit when the task starts, so the
   adapter refuses limits under Docker's 6 MiB floor at create (CreateContainerError).
 
-Streaming exec (``kubectl exec``) is not here yet: its contract is being defined in
-:mod:`kstate.runtime.base`; probes use ``ExecSync``.
+* **streams**: ``kubectl exec|attach|port-forward`` are CRI ``Exec``/``Attach``/
+  ``PortForward``, whose URLs :mod:`kstate.runtime.containerd_streams` connects to; CRI
+  cannot kill an exec'd process, so each runs under ``env`` with a marker that closing
+  the session kills by (as on Docker). Probes use ``ExecSync``.
 """
 
 from __future__ import annotations
@@ -54,9 +57,11 @@ import asyncio
 import contextlib
 import math
 import os
+import re
 import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -91,6 +96,7 @@ from kstate.runtime.base import (
     EventKind,
     EventStream,
     ExecResult,
+    ExecSession,
     NetworkInfo,
     PullPolicy,
     RuntimeEvent,
@@ -100,7 +106,8 @@ from kstate.runtime.base import (
     SandboxStatus,
     apply_pull_policy,
     container_status,
-    split_lines,
+    exec_marker,
+    kill_marked_command,
     tail_lines,
 )
 from kstate.runtime.containerd_host import (
@@ -112,6 +119,8 @@ from kstate.runtime.containerd_host import (
     ContainerdHost,
     default_socket,
 )
+from kstate.runtime.containerd_streams import CriSession
+from kstate.runtime.containerd_streams import port_forward as cri_port_forward
 from kstate.runtime.cri import api_pb2 as cri
 from kstate.runtime.cri import api_pb2_grpc as cri_grpc
 
@@ -159,22 +168,82 @@ def _cannot_run_code(message: str) -> int:
     return 128
 
 
+#: A CRI log record's time: RFC 3339 with up to nine fraction digits and a zone.
+_CRI_TIME = re.compile(rb"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)")
+
+
+@attrs.frozen
+class LogLine:
+    """One output line of a CRI log file, with the time of its first record."""
+
+    at: float  # epoch seconds, for ``since``
+    stamp: bytes  # ``kubectl logs --timestamps``' prefix (nine digits, UTC)
+    text: bytes  # with its newline (a line still being written has none)
+
+
+def cri_time(stamp: bytes) -> tuple[float, bytes]:
+    """Epoch seconds and the normalised prefix of a record's RFC3339Nano time (containerd
+    drops trailing zeros and may write a zone offset; kubectl shows nine digits in UTC).
+
+    >>> cri_time(b"2024-01-01T01:00:00.5+01:00")
+    (1704067200.5, b'2024-01-01T00:00:00.500000000Z ')
+    """
+    match = _CRI_TIME.fullmatch(stamp)
+    if match is None:
+        return 0.0, b""
+    zone = "+00:00" if match[3] == b"Z" else match[3].decode()
+    when = datetime.fromisoformat(match[1].decode() + zone).astimezone(UTC)
+    nanos = int((match[2] or b"").ljust(9, b"0"))
+    text = f"{when:%Y-%m-%dT%H:%M:%S}.{nanos:09d}Z "
+    return when.timestamp() + nanos * _NANO, text.encode()
+
+
+class CriLogReader:
+    """Turns CRI log records (``<RFC3339Nano> <stream> <P|F> <text>``) into lines, fed as
+    the file grows: partial (``P``) records join the next one; a full (``F``) record ends
+    a line. Only complete records are read (the last may still be being written)."""
+
+    def __init__(self) -> None:
+        self._partial: LogLine | None = None
+        self.consumed = 0
+
+    def feed(self, data: bytes) -> list[LogLine]:
+        """The lines the complete records in ``data`` finish; returns how far it read in
+        :attr:`consumed`."""
+        lines = []
+        complete = data.rfind(b"\n") + 1
+        self.consumed = complete
+        for record in data[:complete].split(b"\n")[:-1]:
+            parts = record.split(b" ", 3)
+            if len(parts) < 3:
+                continue
+            text = parts[3] if len(parts) == 4 else b""
+            if self._partial is None:
+                at, stamp = cri_time(parts[0])
+                self._partial = LogLine(at, stamp, b"")
+            self._partial = attrs.evolve(self._partial, text=self._partial.text + text)
+            if parts[2] != b"P":
+                lines.append(attrs.evolve(self._partial, text=self._partial.text + b"\n"))
+                self._partial = None
+        return lines
+
+    def flush(self) -> list[LogLine]:
+        """The last line, if partial records began it and the writer stopped."""
+        partial, self._partial = self._partial, None
+        return [partial] if partial is not None and partial.text else []
+
+
 def parse_cri_log(data: bytes) -> Iterator[bytes]:
-    """The output bytes of a CRI log file, in order: partial (``P``) records join the next
-    one; a full (``F``) record ends a line. A torn last record is left out (it is still
-    being written).
+    """The output bytes of a CRI log file, in order (a torn last record is left out).
 
     >>> b"".join(parse_cri_log(b"2024-01-01T00:00:00.1Z stdout F one\\n"
     ...                        b"2024-01-01T00:00:00.2Z stderr P fo\\n"
     ...                        b"2024-01-01T00:00:00.3Z stderr P ur\\n"))
     b'one\\nfour'
     """
-    for record in data.split(b"\n")[:-1]:
-        parts = record.split(b" ", 3)
-        if len(parts) < 3:
-            continue
-        text = parts[3] if len(parts) == 4 else b""
-        yield text if parts[2] == b"P" else text + b"\n"
+    reader = CriLogReader()
+    for line in [*reader.feed(data), *reader.flush()]:
+        yield line.text
 
 
 class ContainerdRuntime:
@@ -591,35 +660,32 @@ class ContainerdRuntime:
     # ------------------------------------------------------------------ logs, exec, events
 
     async def logs(
-        self, container_id: str, *, tail: int | None = None, follow: bool = False
+        self, container_id: str, *, tail: int | None = None, follow: bool = False,
+        since: float | None = None, timestamps: bool = False,
     ) -> AsyncIterator[bytes]:
         status = await self._container_raw(container_id)
-        path = Path(status.log_path)
-        if not follow:
-            data = await asyncio.to_thread(_read_file, path)
-            lines = [line async for line in split_lines(_once(b"".join(parse_cri_log(data))))]
-            for line in tail_lines(lines, tail):
-                yield line
-            return
-        async for line in split_lines(self._follow(container_id, path, tail)):
-            yield line
+        # The file carries each record's time, so ``since`` and ``timestamps`` read it.
+        async for line in self._log_lines(container_id, Path(status.log_path), tail,
+                                          follow, since):
+            yield line.stamp + line.text if timestamps else line.text
 
-    async def _follow(self, container_id: str, path: Path, tail: int | None
-                      ) -> AsyncIterator[bytes]:
-        """The file's complete records as they are written, until the container exits."""
+    async def _log_lines(self, container_id: str, path: Path, tail: int | None,
+                         follow: bool, since: float | None) -> AsyncIterator[LogLine]:
+        """The file's lines (``since`` and ``tail`` applied to what is there), then, when
+        following, each line as it is written until the container exits."""
+        reader = CriLogReader()
         data = await asyncio.to_thread(_read_file, path)
-        offset = data.rfind(b"\n") + 1
-        backlog = [line async for line in split_lines(_once(b"".join(parse_cri_log(data))))]
-        for line in tail_lines(backlog, tail):
+        backlog = reader.feed(data) + ([] if follow else reader.flush())
+        offset = reader.consumed
+        for line in tail_lines([x for x in backlog if since is None or x.at >= since], tail):
             yield line
-        while True:
+        while follow:
             running = (await self.inspect_container(container_id)).state is ContainerState.RUNNING
             data = await asyncio.to_thread(_read_file, path, offset)
-            complete = data.rfind(b"\n") + 1
-            if complete:
-                offset += complete
-                for chunk in parse_cri_log(data[:complete]):
-                    yield chunk
+            for line in reader.feed(data) + ([] if running else reader.flush()):
+                if since is None or line.at >= since:
+                    yield line
+            offset += reader.consumed
             if not running:
                 return
             await asyncio.sleep(LOG_POLL_SECONDS)
@@ -627,21 +693,14 @@ class ContainerdRuntime:
     async def exec(
         self, container_id: str, command: Sequence[str], timeout: float
     ) -> ExecResult:
-        status = await self.inspect_container(container_id)
-        if status.state is not ContainerState.RUNNING:
-            raise ContainerNotRunning(container_id)
-
-        def failed(detail: str) -> RuntimeAdapterError:
-            if "not running" in detail or "CONTAINER_EXITED" in detail:
-                return ContainerNotRunning(container_id)
-            return RuntimeAdapterError(detail)
+        await self._running(container_id)
 
         try:
             async with asyncio.timeout(timeout):
                 got = await self._call("exec", lambda: self._rt().ExecSync(
                     cri.ExecSyncRequest(container_id=container_id, cmd=list(command),
                                         timeout=max(1, math.ceil(timeout)))),
-                    not_found=self._not_found(container_id), other=failed)
+                    not_found=self._not_found(container_id), other=self._refused(container_id))
         except TimeoutError:
             raise ExecTimeout(container_id, command, timeout) from None
         except ContainerNotRunning:
@@ -653,6 +712,54 @@ class ContainerdRuntime:
             # exit 126 with the reason as output, and what a probe counts as a failure.
             return ExecResult(exit_code=126, output=str(err).encode())
         return ExecResult(exit_code=got.exit_code, output=bytes(got.stdout) + bytes(got.stderr))
+
+    async def _running(self, container_id: str) -> None:
+        if (await self.inspect_container(container_id)).state is not ContainerState.RUNNING:
+            raise ContainerNotRunning(container_id)
+
+    def _refused(self, container_id: str) -> Callable[[str], RuntimeAdapterError]:
+        def refused(detail: str) -> RuntimeAdapterError:
+            if "not running" in detail or "CONTAINER_EXITED" in detail:
+                return ContainerNotRunning(container_id)
+            return RuntimeAdapterError(detail)
+        return refused
+
+    async def exec_session(self, container_id: str, command: Sequence[str], *,
+                           stdin: bool, tty: bool) -> ExecSession:
+        await self._running(container_id)
+        # CRI cannot kill an exec'd process: like Docker's, each carries a marker in its
+        # environment (``env`` sets it; children inherit it) that closing kills by.
+        marker = exec_marker()
+        got = await self._call("exec", lambda: self._rt().Exec(cri.ExecRequest(
+            container_id=container_id, cmd=["env", marker, *command], tty=tty, stdin=stdin,
+            stdout=True, stderr=not tty)),  # CRI: a TTY has one output stream
+            not_found=self._not_found(container_id), other=self._refused(container_id))
+
+        async def kill() -> None:
+            with contextlib.suppress(RuntimeAdapterError):
+                await self.exec(container_id, kill_marked_command(marker), timeout=10)
+
+        return await CriSession.open(got.url, stdin=stdin, tty=tty, is_exec=True,
+                                     cannot_run_code=_cannot_run_code, kill=kill)
+
+    async def attach(self, container_id: str, *, stdin: bool, tty: bool) -> ExecSession:
+        await self._running(container_id)
+        # kstate creates containers without stdin or a TTY, and CRI attaches as created.
+        got = await self._call("attach", lambda: self._rt().Attach(cri.AttachRequest(
+            container_id=container_id, stdin=False, tty=False, stdout=True, stderr=True)),
+            not_found=self._not_found(container_id), other=self._refused(container_id))
+        return await CriSession.open(got.url, stdin=False, tty=False, is_exec=False,
+                                     cannot_run_code=_cannot_run_code)
+
+    async def port_forward(self, sandbox_id: str, port: int
+                           ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        sandbox = await self.inspect_sandbox(sandbox_id)
+        if sandbox.state is not SandboxState.READY:
+            raise ContainerNotRunning(sandbox_id)
+        got = await self._call("port-forward", lambda: self._rt().PortForward(
+            cri.PortForwardRequest(pod_sandbox_id=sandbox_id, port=[port])),
+            not_found=self._not_found(sandbox_id, "sandbox"))
+        return await cri_port_forward(got.url, port)
 
     def events(self, label_filter: Mapping[str, str] | None = None) -> EventStream:
         return _PolledEvents(self, {MANAGED: "true", **self._scope, **(label_filter or {})})
@@ -677,10 +784,6 @@ async def _each_still_there(ids: Sequence[str], inspect: Callable[[str], Awaitab
 
     found = [s for s in await asyncio.gather(*(one(i) for i in ids)) if s is not None]
     return sorted(found, key=lambda s: (s.created_at, s.id))
-
-
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data
 
 
 def _read_file(path: Path, offset: int = 0) -> bytes:

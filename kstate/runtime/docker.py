@@ -46,7 +46,6 @@ import contextlib
 import json
 import math
 import os
-import secrets
 import struct
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -94,13 +93,13 @@ from kstate.runtime.base import (
     SandboxStatus,
     apply_pull_policy,
     container_status,
+    exec_marker,
+    kill_marked_command,
     split_lines,
 )
 from kstate.runtime.image import DEFAULT_TAGS, build_base_image
 
 DEFAULT_NETWORK = "kstate0"
-#: The environment variable marking an exec'd process (and its children) for kill.
-EXEC_MARKER = "KSTATE_EXEC_SESSION"
 #: The sandbox holds no state worth a graceful stop, and a TERM that lands before the shell
 #: has set its trap would be ignored: stopping a sandbox KILLs it, always at once.
 SANDBOX_STOP_SIGNAL = "SIGKILL"
@@ -610,7 +609,7 @@ class DockerRuntime:
         container = self._client().containers.container(container_id)
         # The engine cannot kill an exec'd process, so each carries a marker in its
         # environment (inherited by its children) that closing the session kills by.
-        marker = f"{EXEC_MARKER}={secrets.token_hex(16)}"
+        marker = exec_marker()
         with self._translate("exec", not_found=self._not_found(container_id),
                              conflict=lambda: ContainerNotRunning(container_id)):
             execution = await container.exec(list(command), stdin=stdin, tty=tty,
@@ -647,10 +646,8 @@ class DockerRuntime:
 
     async def _kill_marked(self, container_id: str, marker: str) -> None:
         """SIGKILL every process in the container whose environment holds ``marker``."""
-        script = (f'for p in /proc/[0-9]*; do grep -q "{marker}" "$p/environ" 2>/dev/null '
-                  '&& kill -9 "${p#/proc/}" 2>/dev/null; done; true')
         with contextlib.suppress(RuntimeAdapterError):
-            await self.exec(container_id, ["sh", "-c", script], timeout=10)
+            await self.exec(container_id, kill_marked_command(marker), timeout=10)
 
     def events(self, label_filter: Mapping[str, str] | None = None) -> EventStream:
         return _DockerEvents(self, {**self._scope, **(label_filter or {})})

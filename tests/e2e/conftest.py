@@ -150,6 +150,15 @@ def exec_in(runtime: str, cid: str, *command: str) -> None:
         _ctr("tasks", "exec", "--exec-id", f"e2e-{next(_exec_ids)}", cid, *command)
 
 
+def processes(runtime: str, cid: str) -> str:
+    """The container's process table, one process a line (``docker top``; on containerd,
+    ``ps`` run in the container, which lists itself too)."""
+    if runtime == "docker":
+        return subprocess.run(["docker", "top", cid], capture_output=True, text=True,
+                              check=True).stdout
+    return _ctr("tasks", "exec", "--exec-id", f"e2e-{next(_exec_ids)}", cid, "ps", "-o", "args")
+
+
 def remove_node_containers(node: str, runtime: str = "docker") -> None:
     """Remove every container (sandboxes too) kstate labelled with ``node``."""
     if runtime == "docker":

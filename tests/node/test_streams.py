@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
 
-from kstate.api.server import spdy
+from kstate import spdy
 from kstate.api.server.auth import Authenticator, User
 from kstate.api.server.http import HttpApi
 from kstate.runtime.base import EXIT_KILLED, log_timestamp

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from kstate.errors import RuntimeUnreachable
+from kstate.errors import RuntimeAdapterError, RuntimeUnreachable
 from kstate.runtime.base import (
     CLUSTER,
     HTTPD_IMAGE,
@@ -115,6 +115,40 @@ def test_cri_log_records_become_lines() -> None:
     assert b"".join(parse_cri_log(data)) == b"one\n\ntwo\nfour"
 
 
+def test_cri_log_lines_carry_their_first_records_time() -> None:
+    from kstate.runtime.containerd import CriLogReader
+
+    reader = CriLogReader()
+    lines = reader.feed(b"2024-01-01T00:00:01.5Z stdout P tw\n"
+                        b"2024-01-01T02:00:02+02:00 stdout F o\n"
+                        b"2024-01-01T00:00:03.000000007Z stderr P la")  # torn
+    assert [(x.at, x.stamp, x.text) for x in lines] == [
+        (1704067201.5, b"2024-01-01T00:00:01.500000000Z ", b"two\n")]
+    assert reader.consumed == 72 and reader.flush() == []
+    lines = reader.feed(b"2024-01-01T00:00:03.000000007Z stderr P last\n")
+    assert lines == [] and [x.text for x in reader.flush()] == [b"last"]
+
+
+def test_exec_exit_codes_come_from_the_v4_status() -> None:
+    from kstate.runtime.containerd import _cannot_run_code
+    from kstate.runtime.containerd_streams import exit_code
+
+    failure = (b'{"status":"Failure","reason":"NonZeroExitCode","details":{"causes":'
+               b'[{"reason":"ExitCode","message":"3"}]}}')
+    assert exit_code(failure, _cannot_run_code) == 3
+    assert exit_code(b'{"metadata":{},"status":"Success"}', _cannot_run_code) == 0
+    assert exit_code(b"", _cannot_run_code) == 0
+    cannot = b'{"status":"Failure","message":"exec: \\"nope\\": executable file not found"}'
+    assert exit_code(cannot, _cannot_run_code) == 127
+
+
+def test_a_streaming_server_off_loopback_is_refused() -> None:
+    from kstate.runtime.containerd_streams import REMOTE_COMMAND, connect
+
+    with pytest.raises(RuntimeAdapterError, match="not on loopback"):
+        asyncio.run(connect("http://10.0.0.1:1234/exec/abc", REMOTE_COMMAND))
+
+
 def test_image_names_are_normalised_as_cri_does() -> None:
     assert normalise("kstate/httpd:1") == "docker.io/kstate/httpd:1"
     assert normalise("busybox") == "docker.io/library/busybox:latest"
@@ -140,6 +174,7 @@ def test_the_generated_config_is_kstates_own(tmp_path: Path) -> None:
     assert "/run/containerd/containerd.sock" not in text
     assert f'sandbox_image = "docker.io/{PAUSE_IMAGE}"' in text
     assert 'disabled_plugins' not in text  # the CRI plugin stays on
+    assert 'stream_server_address = "127.0.0.1"' in text  # exec/attach/port-forward URLs
     bridge = host.cni_conflist()["plugins"][0]  # type: ignore[index]
     assert bridge["bridge"] == "kstate-cni0" and not bridge["ipMasq"]
     # Clear of Docker's default bridge and its user networks (172.16/12).

@@ -41,9 +41,13 @@ def joined(items: list[tuple[int, bytes]], stream: int) -> bytes:
 
 
 async def exec_processes(h: Harness, cid: str) -> list[str]:
-    """What is running in the container besides its main process (``docker top``)."""
+    """What is running in the container besides its main process (``docker top``; on
+    containerd, ``ps`` in the container, which lists itself too)."""
     if h.kind == "fake":
         return [" ".join(command) for command in h.fake.processes(cid)]
+    if h.kind == "containerd":
+        listed = await h.rt.exec(cid, ["ps", "-o", "args"], timeout=10)
+        return listed.output.decode().splitlines()[2:]
     top = await h.docker._client()._query_json(f"containers/{cid}/top", "GET")
     return [row[-1] for row in top["Processes"]][1:]
 
@@ -77,8 +81,8 @@ def test_exec_session_separates_stderr_unless_tty(h: Harness) -> None:
             h.fake.exec_handler = _stderr_handler
         plain = await h.rt.exec_session(cid, ["sh", "-c", "echo oops >&2"], stdin=False,
                                         tty=False)
-        # A fake process's output is one stream (ExecResult's); Docker keeps them apart.
-        expected = STDERR if h.kind == "docker" else STDOUT
+        # A fake process's output is one stream (ExecResult's); real runtimes keep them apart.
+        expected = STDOUT if h.kind == "fake" else STDERR
         assert joined(await drain(h, plain), expected).strip() == b"oops"
         await plain.close()
         tty = await h.rt.exec_session(cid, ["sh", "-c", "echo oops >&2"], stdin=False,
@@ -175,6 +179,12 @@ def test_port_forward_reaches_a_pod_port(h: Harness) -> None:
         if h.kind == "docker":
             with pytest.raises(RuntimeAdapterError, match="port 9"):
                 await h.rt.port_forward(sb.id, 9)
+        if h.kind == "containerd":
+            # containerd reports a refused port on the session's error stream, after the
+            # connection was handed over: the local side reads the end at once.
+            reader, writer = await h.rt.port_forward(sb.id, 9)
+            assert await h.wait(reader.read(100), what="the refused port's end") == b""
+            writer.close()
 
     h.run(scenario())
 

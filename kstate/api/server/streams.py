@@ -36,9 +36,9 @@ from typing import Any
 import aiohttp
 from aiohttp import WSMsgType, web
 
+from kstate import spdy
 from kstate.api.objects import Node, Pod
 from kstate.api.registry import REGISTRY
-from kstate.api.server import spdy
 from kstate.api.server.logs import agent_base_url, choose_container
 from kstate.errors import BadRequest, KstateError, NotFound, Unavailable
 

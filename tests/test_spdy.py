@@ -1,4 +1,4 @@
-"""SPDY/3 framing (``kstate.api.server.spdy``): the dictionary, header blocks, and a server
+"""SPDY/3 framing (``kstate.spdy``): the dictionary, header blocks, and a server
 session driven by a scripted client over an in-memory pipe; Hypothesis over block
 sequences and interleaved data frames."""
 
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kstate.api.server import spdy
+from kstate import spdy
 
 T = TypeVar("T")
 

@@ -1,8 +1,16 @@
-"""SPDY/3.1 framing, just enough to be the server end of kubectl's streams.
+"""SPDY/3.1 framing, just enough for both ends of Kubernetes' remote-command streams.
 
-Where it sits: kubectl -> ``Upgrade: SPDY/3.1`` (or a WebSocket carrying SPDY, for
-port-forward) -> **this session** -> ``streams.py`` bridges each SPDY stream to the node
-agent. kubectl (client-go's ``httpstream/spdy`` over moby's ``spdystream``) opens one SPDY
+Where it sits: shared below every layer (pure framing over a ``read_exactly``/``write``
+pair, no I/O of its own), used at two places in the flow:
+
+* the **server** end, in the API server: kubectl -> ``Upgrade: SPDY/3.1`` (or a WebSocket
+  carrying SPDY, for port-forward) -> this session -> ``kstate.api.server.streams``
+  bridges each SPDY stream to the node agent;
+* the **client** end, in the containerd adapter: its CRI ``Exec``/``Attach``/
+  ``PortForward`` answer with a URL on containerd's streaming server, which speaks the
+  same protocol with the roles reversed (``kstate.runtime.containerd_streams``).
+
+kubectl (client-go's ``httpstream/spdy`` over moby's ``spdystream``) opens one SPDY
 stream per channel (``streamtype: stdin|stdout|stderr|error|resize`` for exec and attach;
 an ``error`` and a ``data`` stream per connection for port-forward), waits for each stream's
 SYN_REPLY, then reads and writes DATA frames; a DATA frame with FIN half-closes.
@@ -15,9 +23,9 @@ The wire format (draft 3 of the SPDY protocol, which "SPDY/3.1" upgrades speak):
   dictionary, one compression context per direction for the whole session, each block
   ending in a sync flush.
 
-Only what a server of kubectl needs is implemented: streams are created by the client
-(odd ids), the server replies, answers PINGs and ends with GOAWAY. spdystream does no
-flow control, so WINDOW_UPDATE and SETTINGS are read and ignored.
+Only what these two ends need is implemented: streams are created by the client (odd
+ids, :meth:`Session.open`), the server replies, answers PINGs and ends with GOAWAY.
+spdystream does no flow control, so WINDOW_UPDATE and SETTINGS are read and ignored.
 """
 
 from __future__ import annotations
@@ -121,7 +129,7 @@ def data_frame(stream_id: int, data: bytes, *, fin: bool = False) -> bytes:
 
 
 class Stream:
-    """One client-opened SPDY stream, as the server sees it."""
+    """One client-opened SPDY stream, seen from either end."""
 
     def __init__(self, session: Session, stream_id: int, headers: dict[str, str]) -> None:
         self.session = session
@@ -130,6 +138,8 @@ class Stream:
         self._incoming: asyncio.Queue[bytes] = asyncio.Queue()
         self.remote_closed = False
         self.local_closed = False
+        #: Set when the server's SYN_REPLY arrived (client end) or the session ended.
+        self.replied = asyncio.Event()
 
     def _feed(self, data: bytes, fin: bool) -> None:
         if self.remote_closed:
@@ -160,11 +170,12 @@ Writer = Callable[[bytes], Awaitable[None]]
 
 
 class Session:
-    """The server end of one SPDY connection over ``read_exactly`` / ``write``.
+    """One SPDY connection over ``read_exactly`` / ``write``, either end.
 
-    Run :meth:`serve` as a task; take the client's streams from :meth:`accept` (replied
-    to already). ``serve`` returns when the client goes away or sends GOAWAY; every
-    stream then reads EOF and :meth:`accept` returns None.
+    Run :meth:`serve` as a task (it reads frames, whichever end this is). The server end
+    takes the client's streams from :meth:`accept` (replied to already); the client end
+    makes its own with :meth:`open`. ``serve`` returns when the peer goes away or sends
+    GOAWAY; every stream then reads EOF and :meth:`accept` returns None.
     """
 
     def __init__(self, read_exactly: Reader, write: Writer) -> None:
@@ -174,6 +185,7 @@ class Session:
         self._lock = asyncio.Lock()
         self._streams: dict[int, Stream] = {}
         self._new: asyncio.Queue[Stream | None] = asyncio.Queue()
+        self._next_id = 1
         self.closed = False
 
     async def send(self, frame: bytes) -> None:
@@ -187,6 +199,25 @@ class Session:
 
     async def accept(self) -> Stream | None:
         return await self._new.get()
+
+    async def open(self, headers: Mapping[str, str]) -> Stream:
+        """Client end: open a stream and wait for the server's SYN_REPLY (spdystream, like
+        client-go, writes nothing before it). ``ProtocolError`` if the session ends first."""
+        async with self._lock:  # ids go out in order, each header block whole
+            stream_id, self._next_id = self._next_id, self._next_id + 2
+            stream = Stream(self, stream_id, dict(headers))
+            self._streams[stream_id] = stream
+            payload = struct.pack(">IIH", stream_id, 0, 0) + self._codec.encode(headers)
+            try:
+                await self._write(control_frame(SYN_STREAM, 0, payload))
+            except (ConnectionError, RuntimeError):
+                self.closed = True
+        if self.closed:  # serve() has ended (or will not see a reply): do not wait
+            stream.replied.set()
+        await stream.replied.wait()
+        if self.closed:
+            raise ProtocolError(f"the session ended before stream {dict(headers)} opened")
+        return stream
 
     async def serve(self) -> None:
         try:
@@ -211,6 +242,7 @@ class Session:
             self.closed = True
             for stream in self._streams.values():
                 stream._feed(b"", True)
+                stream.replied.set()
             self._new.put_nowait(None)
 
     async def _control(self, version: int, kind: int, flags: int, payload: bytes) -> None:
@@ -227,11 +259,17 @@ class Session:
             if flags & FLAG_FIN:
                 stream._feed(b"", True)
             self._new.put_nowait(stream)
+        elif kind == SYN_REPLY:
+            stream_id = struct.unpack_from(">I", payload)[0] & 0x7FFFFFFF
+            self._codec.decode(payload[4:])  # keeps the shared zlib context in step
+            if (opened := self._streams.get(stream_id)) is not None:
+                opened.replied.set()
         elif kind == RST_STREAM:
             stream_id = struct.unpack_from(">I", payload)[0] & 0x7FFFFFFF
             if (gone := self._streams.get(stream_id)) is not None:
                 gone.local_closed = True
                 gone._feed(b"", True)
+                gone.replied.set()
         elif kind == PING:
             await self.send(control_frame(PING, 0, payload))
         elif kind == GOAWAY:
