@@ -81,6 +81,7 @@ from kstate.api.meta import KubeObject, Preconditions
 from kstate.api.objects import (
     Endpoints,
     Lease,
+    Namespace,
     Node,
     Pod,
     ReplicationController,
@@ -262,6 +263,9 @@ class Channel(ApiClient):
 
     async def update_status(self, obj: K) -> K:
         return cast(K, await self._call(self.inner.update_status(obj)))
+
+    async def finalize(self, namespace: Namespace) -> Namespace:
+        return cast(Namespace, await self._call(self.inner.finalize(namespace)))
 
     async def patch(self, kind: type[K], name: str, patch: Any, *, namespace: str = "",
                     patch_type: str = "strategic", subresource: str = "") -> K:
