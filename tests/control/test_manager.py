@@ -325,8 +325,8 @@ def test_namespace_deletion_empties_it_then_finalizes_it() -> None:
                         return any(c.type == "NamespaceContentRemaining" and c.status == "True"
                                    for n in nss if n.metadata.name == "shop"
                                    for c in n.status.conditions)
-                    shop = [n for n in await namespaces.until(reports_remaining)
-                            if n.metadata.name == "shop"][0]
+                    shop = next(n for n in await namespaces.until(reports_remaining)
+                            if n.metadata.name == "shop")
                     assert shop.status.phase == "Terminating"
                     assert shop.spec.finalizers == ("kubernetes",)
                     # the node agent finishes the pod: the namespace is finalized and gone

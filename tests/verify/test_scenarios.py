@@ -30,6 +30,7 @@ PINNED: dict[str, tuple[int | None, int, int]] = {
     "quickstart": (8, 4394, 30291),
     "lost-node-traffic": (12, 2301, 7215),
     "stale-scheduler": (None, 41, 80),
+    "namespace-delete": (None, 427, 1487),
 }
 
 
