@@ -62,6 +62,9 @@ class Cluster:
     def pods(self, selector: str = "app=mytomcat") -> list[dict[str, Any]]:
         return json.loads(self.k("get", "pods", "-l", selector, "-o", "json"))["items"]
 
+    def pods_in(self, namespace: str) -> list[dict[str, Any]]:
+        return json.loads(self.k("get", "pods", "-n", namespace, "-o", "json"))["items"]
+
     def until(self, what: str, condition: Callable[[], Any], timeout: float = 90.0) -> Any:
         deadline = time.monotonic() + timeout
         last: Any = None
