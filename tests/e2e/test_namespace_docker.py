@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,7 @@ import pytest
 
 from kstate.daemon import CLUSTER_ID_FILE
 from kstate.runtime.base import CLUSTER, POD_NAMESPACE
-from tests.conftest import require_binary
-from tests.e2e.conftest import ROOT, build_base_images, remove_node_containers, require_docker
-from tests.e2e.test_quickstart import Cluster, ready
+from tests.e2e.test_quickstart import Cluster, ready, running_cluster
 
 pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
 
@@ -66,20 +63,6 @@ spec:
 
 
 class NamespaceCluster(Cluster):
-    def up(self) -> None:
-        assert self.proc is None
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kstate.cli", "up", "--data-dir", str(self.data_dir),
-             "--listen", "127.0.0.1:0", "--node-name", NODE,
-             "--node-port-address", "127.0.0.1"],
-            cwd=ROOT, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True)
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.startswith("kstate is up"):
-                return
-        raise AssertionError(f"kstate up exited with {self.proc.wait()}")
-
     def containers(self, namespace: str) -> list[str]:
         """Every container and sandbox of this cluster in ``namespace``, stopped or not."""
         cluster = (self.data_dir / CLUSTER_ID_FILE).read_text().strip()
@@ -97,16 +80,8 @@ class NamespaceCluster(Cluster):
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NamespaceCluster]:
-    require_docker()
-    require_binary("kubectl")
-    build_base_images()
-    c = NamespaceCluster(tmp_path_factory.mktemp("namespace"))
-    c.up()
-    try:
+    with running_cluster(NamespaceCluster(tmp_path_factory.mktemp("namespace"), NODE)) as c:
         yield c
-    finally:
-        c.down()
-        remove_node_containers(NODE)
 
 
 def test_delete_namespace_removes_its_pods_and_their_containers(

@@ -7,6 +7,7 @@ process, so there is no watch to await from here without reimplementing kubectl.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import signal
@@ -29,8 +30,9 @@ pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
 
 
 class Cluster:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, node: str = NODE) -> None:
         self.data_dir = data_dir
+        self.node = node
         self.kubeconfig = data_dir / "admin.kubeconfig"
         self.kubectl = require_binary("kubectl")
         self.proc: subprocess.Popen[str] | None = None
@@ -38,7 +40,7 @@ class Cluster:
     def up(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kstate.cli", "up", "--data-dir", str(self.data_dir),
-             "--listen", "127.0.0.1:0", "--node-name", NODE, "--backoff-initial", "1",
+             "--listen", "127.0.0.1:0", "--node-name", self.node, "--backoff-initial", "1",
              "--backoff-cap", "8", "--node-port-address", "127.0.0.1"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert self.proc.stdout is not None
@@ -90,18 +92,25 @@ def http(url: str) -> str:
         return r.read().decode().strip()
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+@contextlib.contextmanager
+def running_cluster(c: Cluster) -> Iterator[Cluster]:
+    """``c`` up (Docker and kubectl required, base images built), then down with its
+    node's containers removed."""
     require_docker()
     require_binary("kubectl")
     build_base_images()
-    c = Cluster(tmp_path_factory.mktemp("quickstart"))
     c.up()
     try:
         yield c
     finally:
         c.down()
-        remove_node_containers(NODE)
+        remove_node_containers(c.node)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with running_cluster(Cluster(tmp_path_factory.mktemp("quickstart"))) as c:
+        yield c
 
 
 def test_apply_then_two_pods_answer_in_turn_through_the_node_port(cluster: Cluster) -> None:
