@@ -339,6 +339,10 @@ def _script(value: Any, rcs: set[str], nodes: set[str], namespace: str = ""
                                  "'namespace' to model namespaces)", field=f"{where}.{verb}")
             steps.append((verb, name))
             continue
+        if namespace and verb in _STEP_ARGS:
+            raise ModelError(f"{verb} acts on the default namespace's workloads; a scenario "
+                             "with 'namespace' takes cordon, drain and delete_namespace "
+                             "steps only", field=where)
         if verb in ("cordon", "drain"):
             node = _str(args, f"{where}.{verb}")
             if node not in nodes:
