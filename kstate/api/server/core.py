@@ -491,7 +491,7 @@ class ApiCore:
             ns, _ = await self._read(info, "", namespace)
         except NotFound:
             ns = None
-        writes.check_namespace_open(namespace, ns)  # type: ignore[arg-type]
+        writes.check_namespace_open(namespace, ns if isinstance(ns, Namespace) else None)
 
     async def _allocate(self, svc: Service, key: str) -> Service:
         """Fire ``allocate`` and fill addresses from what the store's Services hold."""

@@ -37,7 +37,7 @@ from kstate.api import writes
 from kstate.api.frozen import EMPTY, FrozenDict
 from kstate.api.lifecycle import object_name
 from kstate.api.meta import DeleteOptions, KubeObject, ObjectReference, Preconditions
-from kstate.api.objects import Lease, Node, Pod
+from kstate.api.objects import Lease, Namespace, Node, Pod
 from kstate.api.registry import REGISTRY
 from kstate.control.executor import outcome_of
 from kstate.control.expectations import Expectation, Observation
@@ -341,7 +341,8 @@ class AbstractApi:
             namespace = created.metadata.namespace
             if namespace and _DEFAULT_NAMESPACE in world.store:
                 stored = world.get(key("Namespace", "", namespace))
-                writes.check_namespace_open(namespace, stored)  # type: ignore[arg-type]
+                writes.check_namespace_open(
+                    namespace, stored if isinstance(stored, Namespace) else None)
             if k in world.store:  # the store's create: the key is taken
                 raise KeyExists(f'{info.plural} "{name}" already exists', key=name)
         except KstateError as err:
