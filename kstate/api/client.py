@@ -39,7 +39,7 @@ import attrs
 from kstate.api import writes
 from kstate.api.codec import Model, decode, from_dict, to_dict
 from kstate.api.meta import DeleteOptions, KubeObject, ObjectMeta, Preconditions
-from kstate.api.objects import Scale, ScaleSpec
+from kstate.api.objects import Namespace, Scale, ScaleSpec
 from kstate.api.registry import REGISTRY, KindInfo
 from kstate.api.server.core import ApiCore, Deleted, ObjectList, WatchStream, WriteOptions
 from kstate.api.server.http import DELETED_HEADER
@@ -123,6 +123,11 @@ class ApiClient(abc.ABC):
     @abc.abstractmethod
     async def update_status(self, obj: K) -> K:
         """Replace only ``status`` (``/status``), with the same precondition."""
+
+    @abc.abstractmethod
+    async def finalize(self, namespace: Namespace) -> Namespace:
+        """Replace only a Namespace's ``spec.finalizers`` (``/finalize``); a terminating
+        namespace left with none is removed."""
 
     @abc.abstractmethod
     async def patch(self, kind: type[K], name: str, patch: Any, *, namespace: str = "",
@@ -244,6 +249,9 @@ class LocalClient(ApiClient):
 
     async def update_status(self, obj: K) -> K:
         return await self._call(self.core.update(obj, subresource="status"))
+
+    async def finalize(self, namespace: Namespace) -> Namespace:
+        return await self._call(self.core.update(namespace, subresource="finalize"))
 
     async def patch(self, kind: type[K], name: str, patch: Any, *, namespace: str = "",
                     patch_type: str = "strategic", subresource: str = "") -> K:
@@ -548,6 +556,9 @@ class HttpClient(ApiClient):
 
     async def update_status(self, obj: K) -> K:
         return await self._put(obj, "status", False)
+
+    async def finalize(self, namespace: Namespace) -> Namespace:
+        return await self._put(namespace, "finalize", False)
 
     async def patch(self, kind: type[K], name: str, patch: Any, *, namespace: str = "",
                     patch_type: str = "strategic", subresource: str = "") -> K:

@@ -28,6 +28,7 @@ from kstate.api.meta import KubeObject
 from kstate.api.objects import (
     ContainerStateTerminated,
     ContainerStatus,
+    Namespace,
     Node,
     Pod,
     ReplicationController,
@@ -114,6 +115,14 @@ def rc_delete_facts(old: ReplicationController, new: ReplicationController) -> F
     return {"propagation": policy}
 
 
+# --------------------------------------------------------------------------- namespace
+
+
+def finalize_facts(old: Namespace, new: Namespace) -> Facts:
+    """``finalize``: whether ``spec.finalizers`` still holds one after the write."""
+    return {"finalizers_left": bool(new.spec.finalizers)}
+
+
 #: (machine, trigger) -> the facts of a write that fires it. Triggers without declared
 #: facts need none.
 FROM_WRITE: Mapping[tuple[str, str], FactsOf] = {
@@ -122,6 +131,7 @@ FROM_WRITE: Mapping[tuple[str, str], FactsOf] = {
     ("node", "heartbeat"): _heartbeat_write_facts,
     ("rc", "observe"): _observe_facts,
     ("rc", "delete"): rc_delete_facts,
+    ("namespace", "finalize"): finalize_facts,
 }
 
 
@@ -132,4 +142,4 @@ def facts_for(machine: str, trigger: str, old: KubeObject, new: KubeObject) -> F
 
 
 __all__ = ["FOREGROUND", "FROM_WRITE", "ORPHAN", "UNRECORDED_EXIT", "exit_facts",
-           "facts_for", "heartbeat_facts", "pod_delete_facts", "rc_delete_facts"]
+           "facts_for", "finalize_facts", "heartbeat_facts", "pod_delete_facts", "rc_delete_facts"]

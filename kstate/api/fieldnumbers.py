@@ -142,7 +142,7 @@ FIELD_NUMBERS: dict[str, str] = {
         "kubeProxyVersion=8:string operatingSystem=9 architecture=10 swap=11:-",
     "Namespace": "metadata=1 spec=2 status=3",
     "NamespaceSpec": "finalizers=1",
-    "NamespaceStatus": "phase=1 conditions=2:[NamespaceCondition]",
+    "NamespaceStatus": "phase=1 conditions=2",
     "Event": "metadata=1 involvedObject=2 reason=3 message=4 source=5 firstTimestamp=6 "
         "lastTimestamp=7 count=8 type=9 eventTime=10:MicroTime series=11:- action=12 "
         "related=13:- reportingComponent=14 reportingInstance=15",
@@ -167,7 +167,6 @@ FIELD_NUMBERS: dict[str, str] = {
     "StatusCause": "reason=1 message=2 field=3",
     "List": "metadata=1 items=2",
     "HostIP": "ip=1:string",
-    "NamespaceCondition": "type=1:string status=2:string lastTransitionTime=4:Time "
-        "reason=5:string message=6:string",
+    "NamespaceCondition": "type=1 status=2 lastTransitionTime=4 reason=5 message=6",
     "ProbeHandler": "exec=1 httpGet=2 tcpSocket=3 grpc=4:-",
 }

@@ -31,7 +31,7 @@ from kstate import machines
 from kstate.api import visible
 from kstate.api.facts import FOREGROUND, ORPHAN, facts_for
 from kstate.api.meta import KubeObject
-from kstate.api.objects import Endpoints, Node, Pod, ReplicationController, Service
+from kstate.api.objects import Endpoints, Namespace, Node, Pod, ReplicationController, Service
 from kstate.errors import IllegalTransition
 
 Executor = Literal["live", "compiled"]
@@ -42,7 +42,7 @@ _executor: contextvars.ContextVar[Executor] = contextvars.ContextVar(
 
 #: Kinds whose lifecycle is a machine, by kind name -> machine name.
 MACHINE_OF_KIND = {"Pod": "pod", "ReplicationController": "rc", "Service": "service",
-                   "Node": "node"}
+                   "Node": "node", "Namespace": "namespace"}
 
 #: The drain mark, as the Node machine's Draining state declares it.
 DRAINING_ANNOTATION = visible.shown("node", "Draining").annotation
@@ -121,6 +121,16 @@ def node_state(node: Node) -> str:
     return visible.read(node)
 
 
+def namespace_state(namespace: Namespace) -> str:
+    """The Namespace machine state: its phase and deletion mark (``kstate.api.visible``)."""
+    return visible.read(namespace)
+
+
+def namespace_phase(state: str) -> str:
+    """The ``status.phase`` a Namespace machine state shows."""
+    return visible.shown("namespace", state).phase[0]
+
+
 def state_of(obj: KubeObject, now: float | None = None) -> str | None:
     """The machine state of any object (``None`` for kinds without a lifecycle machine)."""
     if isinstance(obj, Pod):
@@ -131,6 +141,8 @@ def state_of(obj: KubeObject, now: float | None = None) -> str | None:
         return service_state(obj)
     if isinstance(obj, Node):
         return node_state(obj)
+    if isinstance(obj, Namespace):
+        return namespace_state(obj)
     return None
 
 
@@ -200,6 +212,8 @@ __all__ = [
     "check_change",
     "executor",
     "fire",
+    "namespace_phase",
+    "namespace_state",
     "node_state",
     "pod_state",
     "rc_state",

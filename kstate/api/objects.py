@@ -600,10 +600,21 @@ class NamespaceSpec(Model):
 
 
 @attrs.frozen(cache_hash=True, repr=False)
-class NamespaceStatus(Model):
-    UNMODELLED = frozenset({"conditions"})
+class NamespaceCondition(Model):
+    """What the namespace controller reports while it empties a terminating namespace
+    (``NamespaceContentRemaining``, ``NamespaceDeletionContentFailure``, ...)."""
 
+    type: str = field("", required=True)
+    status: str = field("", required=True, enum=CONDITION_STATUSES)
+    last_transition_time: str = field("", fmt=RFC3339)
+    reason: str = ""
+    message: str = ""
+
+
+@attrs.frozen(cache_hash=True, repr=False)
+class NamespaceStatus(Model):
     phase: str = field("", enum=NAMESPACE_PHASES)
+    conditions: tuple[NamespaceCondition, ...] = field((), unique="type")
 
 
 @attrs.frozen(cache_hash=True, repr=False)

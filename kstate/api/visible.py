@@ -26,7 +26,8 @@ The declaration vocabulary (anything else is refused when this module is importe
   exactly, ``False`` for anything but True (Kubernetes treats a missing condition so);
 * ``waiting``: ``A|B`` — some container waits with one of these reasons;
 * ``spec.nodeName``: ``set`` / ``unset``; ``deletionTimestamp``: ``future`` / ``past``
-  (Kubernetes stores request time + grace, so a passed deadline means KILL is due);
+  (Kubernetes stores request time + grace, so a passed deadline means KILL is due) for
+  pods, ``set`` / ``unset`` for namespaces (no grace period: marked is all there is);
   ``spec.unschedulable``: ``true`` / ``false``; ``annotation``: the key is present;
   ``object: absent`` — the terminal state, never read from an object.
 
@@ -46,9 +47,9 @@ from typing import Any, TypeVar
 import attrs
 
 from kstate.api.helpers import set_condition
-from kstate.api.objects import Node, NodeCondition, Pod, PodCondition
+from kstate.api.objects import Namespace, Node, NodeCondition, Pod, PodCondition
 from kstate.clock import parse_rfc3339, rfc3339
-from kstate.machines import NODE, POD, MachineDef
+from kstate.machines import NAMESPACE, NODE, POD, MachineDef
 
 _CONDITION_VALUES = frozenset({"True", "False", "Unknown", "absent"})
 _FIELDS = {"phase", "waiting", "spec.nodeName", "deletionTimestamp", "spec.unschedulable",
@@ -89,7 +90,7 @@ def _parse(machine: MachineDef, state: str, visible: Mapping[str, str]) -> Shown
             fields["waiting"] = _alternatives(value)
         elif key == "spec.nodeName" and value in ("set", "unset"):
             fields["node_name"] = value
-        elif key == "deletionTimestamp" and value in ("future", "past"):
+        elif key == "deletionTimestamp" and value in ("future", "past", "set", "unset"):
             fields["deletion"] = value
         elif key == "spec.unschedulable" and value in ("true", "false"):
             fields["unschedulable"] = value
@@ -130,7 +131,8 @@ def _table(machine: MachineDef) -> Table:
 
 
 #: machine name -> state -> what it shows; the pod and node machines' whole mapping.
-SHOWN: dict[str, Table] = {"pod": _table(POD), "node": _table(NODE)}
+SHOWN: dict[str, Table] = {"pod": _table(POD), "node": _table(NODE),
+                           "namespace": _table(NAMESPACE)}
 
 #: The order states are tried when reading an object: a state whose fields are a special
 #: case of another's comes first (a terminating pod is still Running underneath; a
@@ -140,6 +142,7 @@ READ_ORDER: dict[str, tuple[str, ...]] = {
             "CrashLoopBackOff", "ImagePullBackOff", "ContainerCreating", "Ready", "Running",
             "Scheduled"),
     "node": ("Registered", "Unknown", "NotReady", "Draining", "Cordoned", "Ready"),
+    "namespace": ("Terminating", "Active"),
 }
 
 
@@ -182,7 +185,7 @@ def _candidates(machine: str, key: tuple[str, str, str]) -> tuple[Shown, ...]:
     return table.remember(key, found)
 
 
-def read(obj: Pod | Node, now: float | None = None) -> str:
+def read(obj: Pod | Node | Namespace, now: float | None = None) -> str:
     """The state ``obj``'s fields show. ``now`` tells a pod whose deletion deadline has
     passed (Killing) from one still in its grace period (Terminating).
 
@@ -200,6 +203,11 @@ def read(obj: Pod | Node, now: float | None = None) -> str:
             deletion = "past" if passed else "future"
         # Kubernetes sets phase Pending on create; an object without one is that.
         key = (deletion, "set" if obj.spec.node_name else "unset", obj.status.phase or "Pending")
+    elif isinstance(obj, Namespace):
+        # Kubernetes sets phase Active on create; an object without one is that.
+        machine = "namespace"
+        key = ("set" if obj.metadata.deletion_timestamp else "unset", "",
+               obj.status.phase or "Active")
     else:
         machine, key = "node", ("", "", "")
     candidates = SHOWN[machine].candidates.get(key)

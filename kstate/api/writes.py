@@ -13,7 +13,8 @@ the engine and the checker). Here each rule is written once, as a function of th
 stored object, the request and ``now`` — and, where the engine draws randomness, of an
 injected value (the uid, the generated name's suffix, the Service allocator). Nothing
 here reads a store, a clock or a random generator; the callers keep only that I/O:
-reads, compare-and-swap writes, retries, Service IP allocation and namespace sweeping.
+reads, compare-and-swap writes, retries and Service IP allocation. Emptying a
+terminating namespace is the namespace controller's (``kstate.control.namespace``).
 
 Errors are the project's ``KstateError`` types, each mapping to one HTTP status:
 ``Conflict`` (409: stale resourceVersion, failed precondition, binding refused),
@@ -71,6 +72,7 @@ from kstate.api.registry import REGISTRY, KindInfo
 from kstate.api.validation import validate, validate_update
 from kstate.clock import parse_rfc3339, rfc3339
 from kstate.errors import BadRequest, Cause, Conflict, Forbidden, InvalidObject, NotFound
+from kstate.machines import KUBERNETES_FINALIZER
 
 K = TypeVar("K", bound=KubeObject)
 
@@ -168,6 +170,8 @@ def check_subresource(info: KindInfo, subresource: str, allowed: tuple[str, ...]
     """404 for a subresource the kind does not serve (``status`` only on STATUS_KINDS)."""
     if subresource == "status" and info.kind not in STATUS_KINDS:
         raise NotFound(f"{info.plural} have no status subresource")
+    if subresource == "finalize" and info.kind != "Namespace":
+        raise NotFound(f"{info.plural} have no finalize subresource")
     if subresource not in allowed:
         raise NotFound(f"{info.plural}/{subresource} is not a subresource kstate serves")
 
@@ -269,10 +273,26 @@ def admit_create(obj: K, now: float, uid: str, toleration_seconds: int = 300) ->
     elif type(obj).__name__ in RESET_STATUS_ON_CREATE:
         changes["status"] = type(obj.status)()  # type: ignore[attr-defined]
     elif isinstance(obj, Namespace):
-        changes["status"] = NamespaceStatus(phase="Active")
+        # Kubernetes' namespace strategy: Active, and the ``kubernetes`` finalizer the
+        # namespace controller removes once the namespace is empty.
+        changes["status"] = NamespaceStatus(phase=lifecycle.namespace_phase("Active"))
+        finalizers = obj.spec.finalizers
+        if KUBERNETES_FINALIZER not in finalizers:
+            changes["spec"] = attrs.evolve(obj.spec, finalizers=(*finalizers,
+                                                                 KUBERNETES_FINALIZER))
     created = attrs.evolve(obj, **changes)
     check_valid(created)
     return created
+
+
+def check_namespace_open(namespace: str, stored: Namespace | None) -> None:
+    """Kubernetes' NamespaceLifecycle admission of new content in ``namespace`` (its
+    stored object ``stored``): 404 when it does not exist, 403 while it terminates."""
+    if stored is None:
+        raise NotFound(f'namespaces "{namespace}" not found', key=namespace)
+    if stored.metadata.deletion_timestamp:
+        raise Forbidden(f"unable to create new content in namespace {namespace} because "
+                        "it is being terminated")
 
 
 def with_generated_name(obj: K, suffix: str) -> K:
@@ -294,6 +314,10 @@ def merge_update(old: KubeObject, new: KubeObject, subresource: str = "") -> Kub
     to an object being deleted (422)."""
     if subresource == "status":
         return attrs.evolve(old, status=new.status)  # type: ignore[call-arg, attr-defined]
+    if subresource == "finalize":
+        # Only ``spec.finalizers`` changes (Kubernetes' namespace finalize strategy).
+        assert isinstance(old, Namespace) and isinstance(new, Namespace)
+        return attrs.evolve(old, spec=attrs.evolve(old.spec, finalizers=new.spec.finalizers))
     if subresource == "binding":
         return new  # built from ``old`` by ``bind`` itself
     new = default(new)
@@ -316,6 +340,10 @@ def merge_update(old: KubeObject, new: KubeObject, subresource: str = "") -> Kub
     changes: dict[str, Any] = {"metadata": meta}
     if type(old).__name__ in STATUS_KINDS:
         changes["status"] = old.status  # type: ignore[attr-defined]
+    if isinstance(old, Namespace) and isinstance(new, Namespace):
+        # spec.finalizers changes only through /finalize (the namespace strategy).
+        changes["spec"] = old.spec
+        new = attrs.evolve(new, spec=old.spec)
     if hasattr(new, "spec") and new.spec != old.spec:  # type: ignore[attr-defined]
         changes["metadata"] = attrs.evolve(meta, generation=o.generation + 1)
     merged = attrs.evolve(new, **changes)
@@ -364,8 +392,14 @@ def finalized(obj: KubeObject, now: float) -> bool:
         return lifecycle.fire("rc", "Deleting", "finalized", obj=name) == "Deleted"
     if isinstance(obj, Service):
         return lifecycle.fire("service", "Deleting", "released", obj=name) == "Deleted"
-    # A terminating namespace goes when it is empty (the server's sweep).
-    return not isinstance(obj, Namespace)
+    if isinstance(obj, Namespace):
+        # Gone with its last spec.finalizers entry (the namespace controller removes
+        # ``kubernetes`` through /finalize once the namespace is empty).
+        if obj.spec.finalizers:
+            return False
+        return lifecycle.fire("namespace", "Terminating", "finalize",
+                              {"finalizers_left": False}, obj=name) == "Gone"
+    return True
 
 
 @attrs.frozen
@@ -507,8 +541,9 @@ def plan_delete(obj: KubeObject, options: DeleteOptions, now: float) -> DeletePl
     ``terminationGracePeriodSeconds``, else 30); a terminating pod only shortens (see
     :func:`_shorten`). RCs: Background removes now (the garbage collector takes the
     pods), Foreground and Orphan keep the RC behind their finalizer. Namespaces are
-    marked Terminating (the server then sweeps them). Anything else with finalizers is
-    marked; without, removed. Every mark bumps a positive ``generation``.
+    marked Terminating (the namespace controller empties and finalizes them); a
+    second delete removes one with no ``spec.finalizers`` left, else 409. Anything
+    else with finalizers is marked; without, removed. Every mark bumps a positive ``generation``.
 
     >>> from kstate.api.objects import PodSpec
     >>> pod = Pod(metadata=ObjectMeta(name="p", namespace="default", generation=1),
@@ -522,6 +557,8 @@ def plan_delete(obj: KubeObject, options: DeleteOptions, now: float) -> DeletePl
     name = lifecycle.object_name(obj)
     if isinstance(obj, Pod):
         return _delete_pod(obj, options.grace_period_seconds, now)
+    if isinstance(obj, Namespace):
+        return _delete_namespace(obj, now)
     if meta.deletion_timestamp:
         return DeletePlan(False)  # already being deleted; the finalizers' owners finish
     if isinstance(obj, ReplicationController):
@@ -542,11 +579,35 @@ def plan_delete(obj: KubeObject, options: DeleteOptions, now: float) -> DeletePl
         return DeletePlan(True)
     if isinstance(obj, Node):
         lifecycle.fire("node", lifecycle.node_state(obj), "remove", obj=name)
-    if isinstance(obj, Namespace):
-        marked = _mark(obj, now)
-        return DeletePlan(False, attrs.evolve(marked, status=attrs.evolve(
-            obj.status, phase="Terminating")))
     return _remove_or_mark(obj, now)
+
+
+#: Kubernetes' answer to a delete of a namespace still being emptied.
+NAMESPACE_PURGE_PENDING = ("The system is ensuring all content is removed from this "
+                           "namespace.  Upon completion, this namespace will automatically "
+                           "be purged by the system.")
+
+
+def _delete_namespace(ns: Namespace, now: float) -> DeletePlan:
+    """Kubernetes' namespace REST delete: the first marks it Terminating (the namespace
+    controller empties it); a later one removes it only when ``spec.finalizers`` is
+    empty, else 409."""
+    meta = ns.metadata
+    if meta.deletion_timestamp:
+        if ns.spec.finalizers:
+            raise conflict(info_of(ns), meta.name, NAMESPACE_PURGE_PENDING)
+        return DeletePlan(False) if meta.finalizers else DeletePlan(True)
+    state = lifecycle.fire("namespace", lifecycle.namespace_state(ns), "delete",
+                           obj=lifecycle.object_name(ns))
+    marked = _mark(ns, now)
+    return DeletePlan(False, attrs.evolve(marked, status=attrs.evolve(
+        ns.status, phase=lifecycle.namespace_phase(state))))
+
+
+def finalize_request(ns: Namespace, finalizers: tuple[str, ...]) -> Namespace:
+    """The object a ``/finalize`` write proposes: ``ns`` with ``spec.finalizers`` set
+    (what the namespace controller sends once the namespace is empty)."""
+    return attrs.evolve(ns, spec=attrs.evolve(ns.spec, finalizers=finalizers))
 
 
 def _remove_or_mark(obj: KubeObject, now: float) -> DeletePlan:
@@ -612,6 +673,7 @@ __all__ = [
     "CREATE_ON_UPDATE",
     "DEFAULT_NAMESPACES",
     "FOREGROUND_FINALIZER",
+    "NAMESPACE_PURGE_PENDING",
     "NAME_CHARS",
     "ORPHAN_FINALIZER",
     "RESET_STATUS_ON_CREATE",
@@ -624,6 +686,7 @@ __all__ = [
     "binding_of",
     "binding_request",
     "check_delete_request",
+    "check_namespace_open",
     "check_preconditions",
     "check_resource_version",
     "check_subresource",
@@ -634,6 +697,7 @@ __all__ = [
     "eviction_of",
     "eviction_options",
     "existing",
+    "finalize_request",
     "finalized",
     "in_namespace",
     "info_of",

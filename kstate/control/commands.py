@@ -38,10 +38,11 @@ class Create:
 @attrs.frozen
 class Update:
     """Replace ``obj``; its ``metadata.resourceVersion`` is the compare-and-swap
-    precondition. ``subresource="status"`` writes only the status."""
+    precondition. ``subresource="status"`` writes only the status, ``"finalize"`` only
+    a Namespace's ``spec.finalizers`` (the namespace controller)."""
 
     obj: KubeObject
-    subresource: Literal["", "status"] = ""
+    subresource: Literal["", "status", "finalize"] = ""
 
 
 @attrs.frozen

@@ -74,7 +74,7 @@ class Call:
     namespace: str = ""
     name: str = ""
     obj: KubeObject | None = None  # create / update (its resourceVersion: the precondition)
-    subresource: Literal["", "status"] = ""
+    subresource: Literal["", "status", "finalize"] = ""
     preconditions: Preconditions | None = None
     grace_seconds: int | None = None
     propagation: Literal["Background", "Foreground", "Orphan"] | None = None

@@ -23,7 +23,7 @@ import attrs
 
 from kstate.api.client import ApiClient
 from kstate.api.meta import KubeObject, ObjectMeta
-from kstate.api.objects import Event, EventSource
+from kstate.api.objects import Event, EventSource, Namespace
 from kstate.api.registry import REGISTRY
 from kstate.clock import Clock, rfc3339
 from kstate.control.commands import Command, Outcome, Record
@@ -126,6 +126,9 @@ class Executor:
             assert call.obj is not None
             if call.subresource == "status":
                 await client.update_status(call.obj)
+            elif call.subresource == "finalize":
+                assert isinstance(call.obj, Namespace)
+                await client.finalize(call.obj)
             else:
                 await client.update(call.obj)
         elif call.verb == "delete":

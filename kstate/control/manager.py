@@ -7,12 +7,13 @@ and inside the all-in-one daemon). Data flows
       -> workers: view from the caches -> reconcile(view, now) -> Executor -> API server
 
 Everything a controller decides comes from ``kstate.control.{replication, endpoints,
-nodelifecycle, gc}`` — the functions the model checker explores; this module only wires
-caches, queues and time around them. The pod cache is indexed by controller
+nodelifecycle, gc, namespace}`` — the functions the model checker explores; this module
+only wires caches, queues and time around them. The pod cache is indexed by controller
 (``replication.claim_group``), so an RC sync reads its own pods and the orphans, not the
-whole namespace. The in-memory state (replication expectations, the node controller's
-taint rate limiter) is lost on restart, by design: a fresh manager lists and resumes from
-the store alone.
+whole namespace. The namespace controller's view is listed live, not from the caches
+(see ``kstate.control.namespace``). The in-memory state (replication expectations, the
+node controller's taint rate limiter) is lost on restart, by design: a fresh manager
+lists and resumes from the store alone.
 """
 
 from __future__ import annotations
@@ -26,14 +27,23 @@ import attrs
 
 from kstate.api.client import ApiClient
 from kstate.api.meta import KubeObject
-from kstate.api.objects import Endpoints, Lease, Node, Pod, ReplicationController, Service
+from kstate.api.objects import (
+    Endpoints,
+    Lease,
+    Namespace,
+    Node,
+    Pod,
+    ReplicationController,
+    Service,
+)
 from kstate.clock import Clock, RealClock
-from kstate.control import endpoints, gc, nodelifecycle, replication
-from kstate.control.executor import Executor, Result
+from kstate.control import endpoints, gc, namespace, nodelifecycle, replication
+from kstate.control.executor import Executor, Result, kind_class
 from kstate.control.expectations import Expectation
 from kstate.control.expectations import apply as apply_observations
 from kstate.control.informer import EventType, Informer, object_key
 from kstate.control.workqueue import WorkQueue
+from kstate.errors import KstateError
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +65,9 @@ class ManagerSettings:
     #: foreground deletion going) wake the collector early, at most this often: a cascade
     #: takes as long as its pods take to stop, not up to two whole ``gc_period``s.
     gc_min_gap: float = 1.0
+    #: A terminating namespace with content left is synced again after this long (and
+    #: at once when one of its pods goes: the usual last thing it waits for).
+    namespace_recheck: float = 2.0
     workers: int = 2  # per queued controller (--concurrent-rc-syncs defaults to 5)
     resync: float | None = None
 
@@ -63,7 +76,8 @@ Sync = Callable[[str], Awaitable[Result]]
 
 
 class ControllerManager:
-    """Replication, endpoints, node lifecycle and garbage collection over one client."""
+    """Replication, endpoints, node lifecycle, namespaces and garbage collection over one
+    client."""
 
     def __init__(self, client: ApiClient, clock: Clock | None = None,
                  settings: ManagerSettings = ManagerSettings()) -> None:
@@ -79,10 +93,13 @@ class ControllerManager:
         self.endpoints = Informer(client, Endpoints, clock=self.clock, resync=resync)
         self.nodes = Informer(client, Node, clock=self.clock, resync=resync)
         self.leases = Informer(client, Lease, namespace=LEASE_NAMESPACE, clock=self.clock)
+        self.namespaces = Informer(client, Namespace, clock=self.clock, resync=resync)
         self.informers: list[Informer] = [self.pods, self.rcs, self.services,
-                                          self.endpoints, self.nodes, self.leases]
+                                          self.endpoints, self.nodes, self.leases,
+                                          self.namespaces]
         self.rc_queue = WorkQueue(self.clock)
         self.endpoints_queue = WorkQueue(self.clock)
+        self.namespace_queue = WorkQueue(self.clock)
         self.expectations: dict[str, Expectation] = {}
         self.memory: dict[str, float] = {}
         #: RC key -> the expectation timestamp whose expiry will wake that RC.
@@ -115,6 +132,8 @@ class ControllerManager:
                 self.endpoints_queue.add(key)
             if o is not None and n is None and self._owner_deleting(o):
                 self._gc_pass.set()  # maybe the last dependent a foreground owner waits for
+            if o is not None and n is None:
+                self._namespace_content_gone(o.metadata.namespace)
 
         def on_service(kind: EventType, old: KubeObject | None, new: KubeObject | None) -> None:
             self.endpoints_queue.add(object_key(new or old))  # type: ignore[arg-type]
@@ -122,11 +141,22 @@ class ControllerManager:
         def on_node(kind: EventType, old: KubeObject | None, new: KubeObject | None) -> None:
             self._node_pass.set()
 
+        def on_namespace(kind: EventType, old: KubeObject | None,
+                         new: KubeObject | None) -> None:
+            if new is not None and new.metadata.deletion_timestamp:
+                self.namespace_queue.add(new.metadata.name)
+
         self.rcs.add_handler(on_rc)
         self.pods.add_handler(on_pod)
         self.services.add_handler(on_service)
         self.endpoints.add_handler(on_service)
         self.nodes.add_handler(on_node)
+        self.namespaces.add_handler(on_namespace)
+
+    def _namespace_content_gone(self, name: str) -> None:
+        ns = self.namespaces.get(name)
+        if ns is not None and ns.metadata.deletion_timestamp:
+            self.namespace_queue.add(name)
 
     def _owner_deleting(self, pod: Pod) -> bool:
         namespace = pod.metadata.namespace
@@ -194,6 +224,26 @@ class ControllerManager:
         view = gc.GCView(owned, nodes)
         return await self.executor.run(gc.reconcile(view, self.clock.now(), self.settings.gc))
 
+    async def sync_namespace(self, name: str) -> Result:
+        """Empty and finalize a terminating namespace; its content is listed live."""
+        ns = self.namespaces.get(name)
+        if ns is None or not ns.metadata.deletion_timestamp:
+            return Result(())
+        content: list[KubeObject] = []
+        errors: list[str] = []
+        for info in namespace.content_kinds():
+            try:
+                listed = await self.client.list(kind_class(info.kind), name)
+            except KstateError as err:
+                errors.append(f"{info.plural}.{info.group}: {err}")
+                continue
+            content.extend(listed.items)
+        view = namespace.NamespaceView(ns, tuple(content), tuple(errors))
+        result = await self.executor.run(namespace.reconcile(view, self.clock.now()))
+        if content or errors:
+            self.namespace_queue.add_after(name, self.settings.namespace_recheck)
+        return result
+
     # ------------------------------------------------------------------ running
 
     async def start(self) -> None:
@@ -204,6 +254,7 @@ class ControllerManager:
         for _ in range(self.settings.workers):
             self._spawn(self._worker(self.rc_queue, self.sync_rc))
             self._spawn(self._worker(self.endpoints_queue, self.sync_endpoints))
+            self._spawn(self._worker(self.namespace_queue, self.sync_namespace))
         self._spawn(self._periodic(self.node_lifecycle_pass,
                                    self.settings.node_monitor_period, self._node_pass))
         self._spawn(self._periodic(self.gc_pass, self.settings.gc_period, self._gc_pass,
@@ -214,6 +265,7 @@ class ControllerManager:
             informer.stop()
         self.rc_queue.shutdown()
         self.endpoints_queue.shutdown()
+        self.namespace_queue.shutdown()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -5,7 +5,7 @@ it; it imports only ``transitions``, ``attrs`` and ``networkx`` and does no I/O.
 
 * ``definition`` — the vocabulary (``MachineDef``, ``State``, ``Trigger``, ``Guard``,
   ``Transition``) and the build-time checks;
-* ``pod``, ``replication``, ``service``, ``node`` — the four lifecycles;
+* ``pod``, ``replication``, ``service``, ``node``, ``namespace`` — the five lifecycles;
 * ``live`` — the engine's executor (``transitions``), ``compiled`` — the checker's.
 
 >>> from kstate import machines
@@ -29,19 +29,22 @@ from kstate.machines.definition import (
     Trigger,
 )
 from kstate.machines.live import Lifecycle, LiveMachine
+from kstate.machines.namespace import KUBERNETES_FINALIZER, NAMESPACE
 from kstate.machines.node import NODE
 from kstate.machines.pod import POD, BackOffPolicy
 from kstate.machines.replication import RC
 from kstate.machines.service import SERVICE
 
 #: Canonical name -> definition, in the order graphs and docs list them.
-MACHINES: dict[str, MachineDef] = {"pod": POD, "rc": RC, "service": SERVICE, "node": NODE}
+MACHINES: dict[str, MachineDef] = {"pod": POD, "rc": RC, "service": SERVICE, "node": NODE,
+                                   "namespace": NAMESPACE}
 
 _ALIASES = {
     "pods": "pod", "po": "pod",
     "replicationcontroller": "rc", "replicationcontrollers": "rc",
     "services": "service", "svc": "service",
     "nodes": "node", "no": "node",
+    "namespaces": "namespace", "ns": "namespace",
 }
 
 
@@ -68,7 +71,9 @@ def compiled(name: str) -> CompiledMachine:
 
 
 __all__ = [
+    "KUBERNETES_FINALIZER",
     "MACHINES",
+    "NAMESPACE",
     "NODE",
     "POD",
     "RC",

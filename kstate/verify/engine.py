@@ -89,6 +89,7 @@ from kstate.api.meta import KubeObject, Preconditions
 from kstate.api.objects import (
     Endpoints,
     Lease,
+    Namespace,
     Node,
     Pod,
     ReplicationController,
@@ -429,6 +430,9 @@ class Channel(ApiClient):
 
     async def update_status(self, obj: K) -> K:
         return cast(K, await self._call(self.inner.update_status(obj), write=True))
+
+    async def finalize(self, namespace: Namespace) -> Namespace:
+        return cast(Namespace, await self._call(self.inner.finalize(namespace)))
 
     async def patch(self, kind: type[K], name: str, patch: Any, *, namespace: str = "",
                     patch_type: str = "strategic", subresource: str = "") -> K:

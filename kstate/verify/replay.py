@@ -24,6 +24,7 @@ manager, scheduler and node agents, on fake runtimes and a fake clock — does t
    one by one by ``Deliver`` steps — the model's bounded staleness, on the real informers.
 4. **Map each action** onto the engine: ``Sync(rc)`` -> ``manager.sync_rc``,
    ``Endpoints(svc)`` -> ``sync_endpoints``, ``NodeLifecycle`` / ``GC`` -> their passes,
+   ``Namespace(ns)`` -> ``sync_namespace``,
    ``Schedule(pod[, node])`` -> the scheduler's decision (or the model's tie-break) and
    binding, ``Kubelet(node, pod)`` -> that agent's ``sync_pod``, ``NodeReady(node)`` ->
    its status report, ``Deliver(watcher, kind)`` -> release one held event, ``Tick`` ->
@@ -62,7 +63,8 @@ from kstate.api.frozen import FrozenDict
 from kstate.api.helpers import controller_of, get_condition
 from kstate.api.lifecycle import DRAINING_ANNOTATION, node_state, pod_state, rc_state
 from kstate.api.meta import KubeObject, ObjectMeta
-from kstate.api.objects import Endpoints, Node, Pod, ReplicationController, Service
+from kstate.api.objects import Endpoints, Namespace, Node, Pod, ReplicationController, Service
+from kstate.api.writes import DEFAULT_NAMESPACES
 from kstate.control import nodelifecycle, replication
 from kstate.control.commands import Bind
 from kstate.control.pods import is_active
@@ -357,6 +359,8 @@ class _Replayer:
                              "scheduler": settings.scheduler_lag,
                              "node": settings.kubelet_lag})))
         self.names: dict[str, str] = {}  # model pod name -> engine pod name
+        #: where the scenario's workloads live (``namespace:``; else ``default``)
+        self.namespace = self.doc.scenario.namespace or "default"
         self.reports: list[StepReport] = []
         self.violated: list[str] = []
 
@@ -372,8 +376,8 @@ class _Replayer:
         # The model starts with every cache current: deliver whatever the creations
         # queued, so the components begin from the store as it is.
         for channel in self._channels():
-            for kind in ("ReplicationController", "Service", "Endpoints", "Pod", "Node",
-                         "Lease"):
+            for kind in ("Namespace", "ReplicationController", "Service", "Endpoints", "Pod",
+                         "Node", "Lease"):
                 while channel.deliver(kind):
                     pass
         await engine.drain()
@@ -382,7 +386,10 @@ class _Replayer:
         world = self.doc.scenario.initial_world()
         out: list[KubeObject] = []
         for obj in world.store.values():
-            if isinstance(obj, ReplicationController):
+            if isinstance(obj, Namespace) and obj.metadata.name not in DEFAULT_NAMESPACES:
+                out.append(attrs.evolve(obj, metadata=_fresh_meta(obj.metadata),
+                                        spec=type(obj.spec)(), status=type(obj.status)()))
+            elif isinstance(obj, ReplicationController):
                 out.append(attrs.evolve(obj, metadata=_fresh_meta(obj.metadata),
                                         status=type(obj.status)()))
             elif isinstance(obj, Service):
@@ -451,7 +458,7 @@ class _Replayer:
 
     async def _pod_obj(self, model_name: str) -> Pod | None:
         try:
-            return await self.engine.client.get(Pod, self._pod(model_name), "default")
+            return await self.engine.client.get(Pod, self._pod(model_name), self.namespace)
         except NotFound:
             return None
 
@@ -461,22 +468,29 @@ class _Replayer:
         manager = self.engine.manager
         assert manager is not None
         before = {p.metadata.name for p in await self.engine.objects(Pod)}
-        result = await manager.sync_rc(f"default/{rc}")
+        result = await manager.sync_rc(f"{self.namespace}/{rc}")
         after = {p.metadata.name for p in await self.engine.objects(Pod)}
         created = sorted(after - before)
-        return (f"manager.sync_rc(default/{rc}) -> {_outcomes(result.outcomes)}"
+        return (f"manager.sync_rc({self.namespace}/{rc}) -> {_outcomes(result.outcomes)}"
                 + (f"; created {', '.join(created)}" if created else ""))
 
     async def _do_endpoints(self, step: Step, svc: str) -> str:
         manager = self.engine.manager
         assert manager is not None
-        result = await manager.sync_endpoints(f"default/{svc}")
-        return f"manager.sync_endpoints(default/{svc}) -> {_outcomes(result.outcomes)}"
+        key = f"{self.namespace}/{svc}"
+        result = await manager.sync_endpoints(key)
+        return f"manager.sync_endpoints({key}) -> {_outcomes(result.outcomes)}"
 
     async def _do_nodelifecycle(self, step: Step) -> str:
         assert self.engine.manager is not None
         result = await self.engine.manager.node_lifecycle_pass()
         return f"manager.node_lifecycle_pass() -> {_outcomes(result.outcomes)}"
+
+    async def _do_namespace(self, step: Step, namespace: str) -> str:
+        manager = self.engine.manager
+        assert manager is not None
+        result = await manager.sync_namespace(namespace)
+        return f"manager.sync_namespace({namespace}) -> {_outcomes(result.outcomes)}"
 
     async def _do_gc(self, step: Step) -> str:
         assert self.engine.manager is not None
@@ -489,7 +503,7 @@ class _Replayer:
         name = self._pod(pod)
         if node:
             self._agent(node)
-        cached = scheduler.pods.get(f"default/{name}")
+        cached = scheduler.pods.get(f"{self.namespace}/{name}")
         if cached is None:
             return f"scheduler: pod {name} is not in its cache; nothing to do"
         now = self.engine.clock.now()
@@ -614,6 +628,10 @@ class _Replayer:
                                         propagation_policy=policy)
         return f"deleted rc {rc} ({policy})"
 
+    async def _do_deletenamespace(self, step: Step, namespace: str) -> str:
+        await self.engine.client.delete(Namespace, namespace)
+        return f"deleted namespace {namespace}"
+
     async def _do_cordon(self, step: Step, node: str) -> str:
         return await self._mark(node, draining=False)
 
@@ -723,6 +741,8 @@ class _Replayer:
             return await self._mass_eviction(step, before)
         if prop == "endpoints_ready_only":
             return await self._endpoints_ready_only()
+        if prop == "no_content_in_gone_namespace":
+            return await checks.content_in_gone_namespaces(engine)
         if prop == "single_source_of_truth":
             return [v for v in await checks.memory_only_brakes(engine)
                     if v.startswith("replication")]
@@ -734,7 +754,7 @@ class _Replayer:
             return []
         manager = self.engine.manager
         assert manager is not None
-        rc = manager.rcs.get(f"default/{args[0]}")
+        rc = manager.rcs.get(f"{self.namespace}/{args[0]}")
         if rc is None:
             return []
         old = {p.metadata.uid for p in before["pods"]}
@@ -840,10 +860,10 @@ def _arity(handler: Callable[..., Any]) -> tuple[int, int]:
 #: onto the engine -> the (fewest, most) arguments it takes.
 ACTIONS: dict[str, tuple[int, int]] = {
     name: _arity(getattr(_Replayer, f"_do_{name.lower()}"))
-    for name in ("Sync", "Endpoints", "NodeLifecycle", "GC", "Schedule", "Kubelet",
-                 "NodeReady", "Deliver", "Tick", "Crash", "Partition", "Heal",
+    for name in ("Sync", "Endpoints", "NodeLifecycle", "GC", "Namespace", "Schedule",
+                 "Kubelet", "NodeReady", "Deliver", "Tick", "Crash", "Partition", "Heal",
                  "RestartControllerManager", "Scale", "DeletePod", "DeleteRC", "Cordon",
-                 "Drain")}
+                 "Drain", "DeleteNamespace")}
 
 
 def _is_liveness(kind: str) -> bool:

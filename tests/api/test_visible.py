@@ -11,7 +11,7 @@ from kstate import machines
 from kstate.api import facts, visible
 from kstate.api.helpers import get_condition, with_meta, with_spec, with_status
 from kstate.api.lifecycle import node_state, pod_state
-from kstate.api.objects import Node, Pod
+from kstate.api.objects import Namespace, NamespaceSpec, Node, Pod
 from kstate.machines import MachineDef, State
 from tests.control.objects import T0, node, pod, rc
 
@@ -105,6 +105,8 @@ def test_every_declared_fact_comes_from_the_write() -> None:
         "node": (node("n"), visible.show(node("n"), "Ready", T0)),
     }
     samples["rc"] = (rc(), rc(observedGeneration=1))
+    samples["namespace"] = (Namespace(spec=NamespaceSpec(finalizers=("kubernetes",))),
+                            Namespace())
     for name, d in machines.MACHINES.items():
         for trigger in d.triggers:
             if not trigger.facts:

@@ -8,10 +8,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
+
 from kstate.api.codec import from_dict
 from kstate.api.frozen import FrozenDict
 from kstate.api.lifecycle import node_state, pod_state
-from kstate.api.objects import Endpoints, Lease, Node, Pod, ReplicationController, Service
+from kstate.api.meta import ObjectMeta
+from kstate.api.objects import (
+    Endpoints,
+    Lease,
+    Namespace,
+    Node,
+    Pod,
+    ReplicationController,
+    Service,
+)
 from kstate.clock import FakeClock, rfc3339
 from kstate.control.expectations import Expectation
 from kstate.control.manager import ControllerManager, ManagerSettings
@@ -280,4 +291,50 @@ def test_an_rc_sync_reads_its_own_pods_and_the_orphans_only() -> None:
                 # in the cache's order, as a full read of the namespace would give them
                 everything = [p for p in manager.pods.list() if p in seen]
                 assert list(seen) == everything
+    run(go())
+
+
+def test_namespace_deletion_empties_it_then_finalizes_it() -> None:
+    async def go() -> None:
+        async with cluster() as (_, client, clock):
+            manager = ControllerManager(client, clock,
+                                        ManagerSettings(namespace_recheck=1.0))
+            async with running(manager, client):
+                await client.create(Namespace(metadata=ObjectMeta(name="shop")))
+                web = rc_manifest("web", 2)
+                await client.create(attrs.evolve(web, metadata=attrs.evolve(
+                    web.metadata, namespace="shop")))
+                bound = from_dict(Pod, {
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": "bound", "namespace": "shop"},
+                    "spec": {"nodeName": "n1",
+                             "containers": [{"name": "c", "image": "img:1"}]}})
+                await client.create(bound)
+                shop_pods = await Observer(client, Pod, namespace="shop").start()
+                namespaces = await Observer(client, Namespace).start()
+                try:
+                    await shop_pods.until(lambda ps: len(ps) == 3)
+                    await client.delete(Namespace, "shop")
+                    # the RC and its unbound pods go; the bound pod terminates gracefully
+                    left = await shop_pods.until(
+                        lambda ps: [p.metadata.name for p in ps] == ["bound"]
+                        and bool(ps[0].metadata.deletion_timestamp))
+                    assert (await client.list(ReplicationController, "shop")).items == ()
+
+                    def reports_remaining(nss: list[Namespace]) -> bool:
+                        return any(c.type == "NamespaceContentRemaining" and c.status == "True"
+                                   for n in nss if n.metadata.name == "shop"
+                                   for c in n.status.conditions)
+                    shop = next(n for n in await namespaces.until(reports_remaining)
+                            if n.metadata.name == "shop")
+                    assert shop.status.phase == "Terminating"
+                    assert shop.spec.finalizers == ("kubernetes",)
+                    # the node agent finishes the pod: the namespace is finalized and gone
+                    await client.delete(Pod, left[0].metadata.name, "shop",
+                                        grace_period_seconds=0)
+                    await namespaces.until(
+                        lambda nss: all(n.metadata.name != "shop" for n in nss))
+                finally:
+                    await shop_pods.stop()
+                    await namespaces.stop()
     run(go())

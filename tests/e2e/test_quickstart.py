@@ -8,6 +8,7 @@ process, so there is no watch to await from here without reimplementing kubectl.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import signal
@@ -76,6 +77,9 @@ class Cluster:
     def pods(self, selector: str = "app=mytomcat") -> list[dict[str, Any]]:
         return json.loads(self.k("get", "pods", "-l", selector, "-o", "json"))["items"]
 
+    def pods_in(self, namespace: str) -> list[dict[str, Any]]:
+        return json.loads(self.k("get", "pods", "-n", namespace, "-o", "json"))["items"]
+
     def until(self, what: str, condition: Callable[[], Any], timeout: float = 90.0) -> Any:
         deadline = time.monotonic() + timeout
         last: Any = None
@@ -101,20 +105,28 @@ def http(url: str) -> str:
         return r.read().decode().strip()
 
 
-@pytest.fixture(scope="module", params=RUNTIMES)
-def cluster(request: pytest.FixtureRequest,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    runtime = request.param
-    require_runtime(runtime)
+@contextlib.contextmanager
+def running_cluster(c: Cluster) -> Iterator[Cluster]:
+    """``c`` up (its runtime and kubectl required, base images ready), then down with its
+    node's containers removed."""
+    require_runtime(c.runtime)
     require_binary("kubectl")
-    prepare_images(runtime)
-    c = Cluster(tmp_path_factory.mktemp(f"quickstart-{runtime}"), runtime)
+    prepare_images(c.runtime)
     c.up()
     try:
         yield c
     finally:
         c.down()
-        remove_node_containers(c.node, runtime)
+        remove_node_containers(c.node, c.runtime)
+
+
+@pytest.fixture(scope="module", params=RUNTIMES)
+def cluster(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    runtime = request.param
+    with running_cluster(Cluster(tmp_path_factory.mktemp(f"quickstart-{runtime}"),
+                                 runtime)) as c:
+        yield c
 
 
 def test_apply_then_two_pods_answer_in_turn_through_the_node_port(cluster: Cluster) -> None:

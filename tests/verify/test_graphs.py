@@ -44,8 +44,8 @@ def test_mermaid_lists_every_transition(name: str) -> None:
 @pytest.mark.parametrize("fmt", ["svg", "png"])
 def test_graphviz_renders(name: str, fmt: str) -> None:
     require_binary("dot")
-    data = graphs.render(machines.MACHINES[name], fmt, highlight=["Deleted"] if name != "node"
-                         else ["Removed"])
+    d = machines.MACHINES[name]
+    data = graphs.render(d, fmt, highlight=[d.terminal_states[0]])
     if fmt == "png":
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
     else:

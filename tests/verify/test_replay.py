@@ -102,7 +102,7 @@ def test_a_single_trace_document_finds_its_scenario(tmp_path: Path,
 
 def test_every_model_action_has_an_engine_operation() -> None:
     faults_and_script = {"Crash", "Partition", "RestartControllerManager", "Scale",
-                         "DeletePod", "DeleteRC", "Cordon", "Drain"}
+                         "DeletePod", "DeleteRC", "Cordon", "Drain", "DeleteNamespace"}
     assert set(ACTIONS) == set(FAIR) | faults_and_script
     assert ACTIONS["Schedule"] == (1, 2) and ACTIONS["Tick"] == (0, 0)
 

@@ -30,6 +30,7 @@ PINNED: dict[str, tuple[int | None, int, int]] = {
     "quickstart": (8, 4394, 30291),
     "lost-node-traffic": (12, 2301, 7215),
     "stale-scheduler": (None, 41, 80),
+    "namespace-delete": (None, 427, 1487),
 }
 
 
@@ -83,6 +84,13 @@ def test_every_shipped_scenario_loads() -> None:
      "script[0].scale.grace", "unknown field 'grace'; known: rc, replicas"),
     ({"script": [{"delete_rc": {"rc": "web", "propagate": "Orphan"}}]},
      "script[0].delete_rc.propagate", "known: rc, propagation"),
+    ({"script": [{"delete_namespace": "foo"}]}, "script[0].delete_namespace",
+     "no namespace 'foo'"),
+    ({"namespace": "foo", "script": [{"delete_namespace": "bar"}]},
+     "script[0].delete_namespace", "no namespace 'bar'"),
+    ({"namespace": "foo", "script": [{"scale": {"rc": "web", "replicas": 2}}]},
+     "script[0]", "cordon, drain and delete_namespace steps only"),
+    ({"namespace": ""}, "namespace", "expected a non-empty string"),
 ])
 def test_bad_scenarios_name_the_field(data: dict[str, Any], field: str, message: str) -> None:
     with pytest.raises(ModelError) as info:

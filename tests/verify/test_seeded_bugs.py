@@ -256,3 +256,38 @@ def test_a_node_plan_that_never_sends_a_rounds_last_stops_is_found(
     assert all(p.verdict.value == ("witnessed" if p.kind == "sometimes" else "holds")
                for p in real.properties)
     assert real.complete
+
+
+# --- seeded bugs: the namespace controller
+
+
+def test_finalizing_a_namespace_before_it_is_empty_is_found(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A namespace controller that finalizes without emptying the namespace first (as
+    one trusting a cache that has not seen the content yet would) leaves the RC's pod
+    in a namespace that is gone; the real one never does."""
+    from kstate.control import namespace
+
+    scenario = load_scenario(SCENARIOS / "namespace-delete.yaml")
+    real = check(scenario.model(), symmetry=False)
+    assert real.property("no_content_in_gone_namespace").verdict.value == "holds"
+
+    reconcile = namespace.reconcile
+
+    def finalizes_at_once(view: namespace.NamespaceView, now: float) -> list:  # type: ignore[type-arg]
+        return reconcile(attrs.evolve(view, content=()), now)
+
+    monkeypatch.setattr(namespace, "reconcile", finalizes_at_once)
+    broken = check(scenario.model(), symmetry=False, stop="first-violation")
+    prop = broken.property("no_content_in_gone_namespace")
+    assert prop.verdict.value == "violated"
+    actions = [s.action for s in prop.trace]
+    assert actions[-1] == "Namespace(foo)" and "DeleteNamespace(foo)" in actions
+    # the engine's controller manager runs the same (broken) function: replayed, the
+    # pod is left behind there too
+    trace = tmp_path / "result.json"
+    trace.write_text(json.dumps({**broken.to_json(),
+                                 "scenario": str(SCENARIOS / "namespace-delete.yaml")}))
+    replayed = replay_file(trace)
+    assert replayed.reproduced, replayed.text()
+    assert [s.action for s in replayed.steps] == actions[1:]

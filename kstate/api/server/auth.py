@@ -25,7 +25,7 @@ node          read everything; write nodes (+status), pods (+status; delete), le
               events
 controller    read everything; write pods (+status, +eviction), replicationcontrollers
               (+status, +scale), endpoints, events, nodes (+status), services/status,
-              leases, namespaces (+status)
+              leases, namespaces (+status, +finalize)
 scheduler     read everything; create ``pods/binding``; write pods/status, events, leases
 ============  ==========================================================================
 
@@ -93,7 +93,7 @@ MATRIX: dict[str, tuple[Rule, ...]] = {
         "pods", "pods/status", "pods/eviction", "replicationcontrollers",
         "replicationcontrollers/status", "replicationcontrollers/scale", "endpoints",
         "events", "nodes", "nodes/status", "services/status", "leases", "namespaces",
-        "namespaces/status"], WRITE)),
+        "namespaces/status", "namespaces/finalize"], WRITE)),
     "scheduler": (READ_ALL, _rule(["pods/binding"], {"create"}),
                   _rule(["pods/status", "events", "leases"], WRITE)),
 }

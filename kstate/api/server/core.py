@@ -15,7 +15,8 @@ per-kind strategies and admission plugins. Here every rule is a pure function in
 ``kstate.api.writes`` — the model checker's abstract API calls the same ones — and this
 class keeps only the I/O around them: store reads, compare-and-swap writes and their
 retries, uids and generated names drawn from its generator, Service address allocation,
-namespace admission and sweeping, dry runs.
+the namespace admission's cache, dry runs. A terminating namespace is emptied and
+finalized (``/finalize``) by the namespace controller (``kstate.control.namespace``).
 
 Stored values are the object's Kubernetes JSON without ``resourceVersion`` (the store's
 ``mod_revision`` is the resourceVersion, as in Kubernetes over etcd), ``metadata`` right
@@ -74,7 +75,6 @@ from kstate.errors import (
     Cause,
     Compacted,
     Conflict,
-    Forbidden,
     InvalidObject,
     KeyExists,
     KstateError,
@@ -254,11 +254,10 @@ class ApiCore:
         #: the store, so it only ever saves reads.
         self._open_namespaces: set[str] = set()
         self._ns_follower: asyncio.Task[None] | None = None
-        self._sweeping: set[str] = set()  # namespaces whose sweep checks at its end
 
     async def start(self) -> None:
-        """Create the default namespaces that are missing and resume the sweep of
-        namespaces left terminating by a previous run (idempotent)."""
+        """Create the default namespaces that are missing and follow the namespaces for
+        the admission's cache (idempotent)."""
         info = REGISTRY.for_kind("Namespace")
         for name in DEFAULT_NAMESPACES:
             try:
@@ -267,9 +266,6 @@ class ApiCore:
                 with contextlib.suppress(KeyExists):  # another starter was first
                     await self.create(Namespace(metadata=ObjectMeta(name=name)))
         listed = await self.list(info)
-        for ns in listed.items:
-            if ns.metadata.deletion_timestamp:
-                await self._sweep_namespace(ns)
         if self._ns_follower is None:
             self._ns_follower = asyncio.ensure_future(
                 self._follow_namespaces(int(listed.resource_version)))
@@ -494,10 +490,8 @@ class ApiCore:
         try:
             ns, _ = await self._read(info, "", namespace)
         except NotFound:
-            raise NotFound(f'namespaces "{namespace}" not found', key=namespace) from None
-        if ns.metadata.deletion_timestamp:
-            raise Forbidden(f"unable to create new content in namespace {namespace} because "
-                            "it is being terminated")
+            ns = None
+        writes.check_namespace_open(namespace, ns if isinstance(ns, Namespace) else None)
 
     async def _allocate(self, svc: Service, key: str) -> Service:
         """Fire ``allocate`` and fill addresses from what the store's Services hold."""
@@ -524,7 +518,9 @@ class ApiCore:
 
     async def update(self, obj: K, *, namespace: str = "", subresource: str = "",
                      opts: WriteOptions | None = None) -> K:
-        """Replace an object (``subresource="status"``: only its status).
+        """Replace an object (``subresource="status"``: only its status; ``"finalize"``:
+        only a Namespace's ``spec.finalizers``, which removes a terminating namespace
+        with the last one).
 
         A set ``metadata.resourceVersion`` is a precondition (409 ``Conflict`` when
         stale); without one the update applies to the latest version.
@@ -532,7 +528,7 @@ class ApiCore:
         opts = opts or WriteOptions()
         info = REGISTRY.for_class(type(obj))
         obj = writes.in_namespace(info, obj, namespace)
-        writes.check_subresource(info, subresource, ("", "status"))
+        writes.check_subresource(info, subresource, ("", "status", "finalize"))
         self._check_fields(info, obj, opts)
         meta = obj.metadata
         expected = parse_resource_version(meta.resource_version) if meta.resource_version \
@@ -591,7 +587,6 @@ class ApiCore:
                 gone = await self.store.delete(kv.key, expected_revision=kv.mod_revision)
             except Conflict:
                 return None
-            await self._after_removal(info, new)
             return _with_rv(new, gone.mod_revision)
         stored = encode(new)
         try:
@@ -727,8 +722,6 @@ class ApiCore:
             plan = writes.plan_delete(obj, options, self.clock.now())
             marked = None if plan.remove else (plan.updated or obj)
             if marked is obj:
-                if isinstance(obj, Namespace) and not dry_run:
-                    await self._sweep_namespace(obj)  # resume an interrupted sweep
                 return Deleted(obj, removed=False)
             if dry_run:
                 return Deleted(marked or obj, removed=marked is None)
@@ -738,7 +731,6 @@ class ApiCore:
             try:
                 if marked is None:
                     gone = await self.store.delete(kv.key, expected_revision=kv.mod_revision)
-                    await self._after_removal(info, obj)
                     return Deleted(self._stored(kv.key, gone.mod_revision, obj, kv.value),
                                    removed=True)
                 stored = encode(marked)
@@ -749,49 +741,7 @@ class ApiCore:
             except NotFound:
                 raise not_found(info, name) from None
             marked = self._stored(kv.key, written.mod_revision, marked, stored)
-            if isinstance(marked, Namespace):
-                await self._sweep_namespace(marked)
             return Deleted(marked, removed=False)
-
-    async def _after_removal(self, info: KindInfo, obj: KubeObject) -> None:
-        """A namespaced object left the store: a terminating namespace may now be empty."""
-        namespace = obj.metadata.namespace
-        if not info.namespaced or namespace in self._sweeping or (
-                namespace in self._open_namespaces):
-            return
-        ns_info = REGISTRY.for_kind("Namespace")
-        try:
-            ns, _ = await self._read(ns_info, "", obj.metadata.namespace)
-        except NotFound:
-            return
-        if ns.metadata.deletion_timestamp:
-            await self._remove_if_empty(ns)
-
-    async def _sweep_namespace(self, ns: KubeObject) -> None:
-        """Delete everything in a terminating namespace (Kubernetes' namespace
-        controller, done inline), then remove the namespace once nothing is left.
-        Pods still running keep it Terminating until their node agents finish them."""
-        name = ns.metadata.name
-        self._sweeping.add(name)
-        try:
-            for info in _namespaced_kinds():
-                listed = await self.list(info, name)
-                for obj in listed.items:
-                    with contextlib.suppress(NotFound):  # gone meanwhile
-                        await self.delete(info, name, obj.metadata.name,
-                                          DeleteOptions(propagation_policy="Background"))
-        finally:
-            self._sweeping.discard(name)
-        await self._remove_if_empty(ns)
-
-    async def _remove_if_empty(self, ns: KubeObject) -> None:
-        name = ns.metadata.name
-        for info in _namespaced_kinds():
-            page = await self.store.list(key_prefix(info, name), limit=1)
-            if page.items:
-                return
-        with contextlib.suppress(NotFound):
-            await self.store.delete(self._key(REGISTRY.for_kind("Namespace"), "", name))
 
     async def delete_collection(self, info: KindInfo, namespace: str = "", *,
                                 selection: Selection | None = None,
@@ -865,12 +815,6 @@ class ApiCore:
         return WatchStream(self, info, namespace, selection or Selection(), resource_version,
                            allow_bookmarks, send_initial_events, timeout_seconds,
                            bookmark_interval)
-
-
-def _namespaced_kinds() -> list[KindInfo]:
-    # Replication controllers first, so they cannot replace pods being swept.
-    kinds = [i for i in REGISTRY.resources() if i.namespaced and i.kind != "Binding"]
-    return sorted(kinds, key=lambda i: i.kind != "ReplicationController")
 
 
 # ------------------------------------------------------------------ watch streams

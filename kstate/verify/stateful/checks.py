@@ -45,13 +45,15 @@ import attrs
 
 from kstate.api.lifecycle import pod_state
 from kstate.api.meta import KubeObject
-from kstate.api.objects import Pod, ReplicationController
+from kstate.api.objects import Namespace, Pod, ReplicationController
 from kstate.api.registry import REGISTRY, key_prefix
 from kstate.api.server.selectors import selection
 from kstate.clock import parse_rfc3339
 from kstate.control import nodelifecycle, replication
 from kstate.control import scheduler as sched
+from kstate.control.executor import kind_class
 from kstate.control.informer import Informer, object_key
+from kstate.control.namespace import content_kinds
 from kstate.control.pods import is_active
 from kstate.errors import KstateError
 from kstate.runtime.base import POD_NAME, POD_NAMESPACE
@@ -125,6 +127,25 @@ async def one_node_per_pod(engine: Engine) -> list[str]:
             where.setdefault(key, set()).add(node)
     return [f"pod {ns}/{name} runs on {', '.join(sorted(nodes))}"
             for (ns, name), nodes in sorted(where.items()) if len(nodes) > 1]
+
+
+async def content_in_gone_namespaces(engine: Engine) -> list[str]:
+    """No object, and no running container, in a namespace that does not exist."""
+    namespaces = {n.metadata.name for n in await engine.objects(Namespace)}
+    out = []
+    for info in content_kinds():
+        for obj in await engine.objects(kind_class(info.kind)):
+            if obj.metadata.namespace not in namespaces:
+                out.append(f"{info.kind} {obj.metadata.namespace}/{obj.metadata.name} is in "
+                           "a namespace that is gone")
+    for node, running in (await engine.containers()).items():
+        for c in running:
+            namespace = c.labels.get(POD_NAMESPACE, "")
+            if namespace not in namespaces:
+                out.append(f"container {c.name} of pod {namespace}/"
+                           f"{c.labels.get(POD_NAME, '')} runs on {node} in a namespace "
+                           "that is gone")
+    return out
 
 
 async def finished_stay_finished(engine: Engine, pods: list[Pod]) -> list[str]:

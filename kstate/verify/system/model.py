@@ -6,7 +6,8 @@ Pod, RC, Service and Node machines with the *same* functions the engine runs:
 
 * ``kstate.control.replication.reconcile``, ``endpoints.reconcile``,
   ``nodelifecycle.reconcile``, ``gc.reconcile`` and the scheduler, on the controller
-  manager's (possibly stale) cache;
+  manager's (possibly stale) cache; ``namespace.reconcile`` on a namespace from that
+  cache and its content listed live (as the engine's manager lists it);
 * ``kstate.node.podsync.sync`` for every pod on every node, over a ``SimulatedNode``;
 * ``kstate.node.heartbeat`` for leases and Ready conditions;
 * the executors' plans, ``kstate.control.execution`` and ``kstate.node.execution``, for
@@ -16,14 +17,16 @@ Pod, RC, Service and Node machines with the *same* functions the engine runs:
 
 Actions (their names are the trace a user reads):
 
-``Sync(rc)``, ``Endpoints(svc)``, ``NodeLifecycle``, ``GC``, ``Schedule(pod)``,
+``Sync(rc)``, ``Endpoints(svc)``, ``NodeLifecycle``, ``GC``, ``Namespace(ns)``,
+``Schedule(pod)``,
 ``Kubelet(node, pod)``, ``NodeReady(node)`` — components doing one round of work, enabled
 only when that round would change something; ``Deliver(watcher, kind)`` — a watch event
 reaches a cache; ``Tick`` — time jumps to the next deadline (a heartbeat grace period, a
 toleration, a back-off, a grace period, an expectation TTL), reachable nodes renewing
 their leases on the way; faults within the scenario's bounds — ``Crash(node, container)``,
 ``Partition(node)`` / ``Heal(node)``, ``RestartControllerManager``; and the user's script
-(``Scale``, ``DeletePod``, ``DeleteRC``, ``Cordon``, ``Drain``), in order.
+(``Scale``, ``DeletePod``, ``DeleteRC``, ``Cordon``, ``Drain``, ``DeleteNamespace``),
+in order.
 
 Components are weakly fair (a round that stays possible eventually happens), faults are
 not, and partitions heal fairly — so liveness is checked "once faults stop".
@@ -40,9 +43,17 @@ from kstate.api.frozen import FrozenDict
 from kstate.api.helpers import get_condition
 from kstate.api.lifecycle import DRAINING_ANNOTATION, pod_state, use_executor
 from kstate.api.meta import KubeObject, ObjectReference, Preconditions
-from kstate.api.objects import Endpoints, Lease, Node, Pod, ReplicationController, Service
+from kstate.api.objects import (
+    Endpoints,
+    Lease,
+    Namespace,
+    Node,
+    Pod,
+    ReplicationController,
+    Service,
+)
 from kstate.clock import parse_rfc3339
-from kstate.control import endpoints, execution, gc, nodelifecycle, replication
+from kstate.control import endpoints, execution, gc, namespace, nodelifecycle, replication
 from kstate.control.commands import Bind, Command, Create, Delete, Evict, Outcome, Record
 from kstate.control.pods import is_active
 from kstate.control.taints import eviction_time
@@ -74,15 +85,15 @@ NodeLifecycleFn = Callable[..., list[Command]]
 ScheduleFn = Callable[[Pod, Sequence[Node], Sequence[Pod], float], list[list[Command]]]
 
 #: Action families that are weakly fair: the system's own components, and healing.
-FAIR = ("Sync", "Endpoints", "NodeLifecycle", "GC", "Schedule", "Kubelet", "NodeReady",
-        "Deliver", "Tick", "Heal")
+FAIR = ("Sync", "Endpoints", "NodeLifecycle", "GC", "Namespace", "Schedule", "Kubelet",
+        "NodeReady", "Deliver", "Tick", "Heal")
 
 #: fault budget -> the action family that spends it; script verb -> its action family
 #: (for the coverage report; a fault or verb missing here is still counted when it fires)
 _FAULT_FAMILIES = (("container_crash", "Crash"), ("node_partition", "Partition"),
                    ("controller_restart", "RestartControllerManager"))
 _VERB_FAMILIES = {"scale": "Scale", "delete_pod": "DeletePod", "delete_rc": "DeleteRC",
-                  "cordon": "Cordon", "drain": "Drain"}
+                  "cordon": "Cordon", "drain": "Drain", "delete_namespace": "DeleteNamespace"}
 
 
 @attrs.frozen
@@ -176,7 +187,9 @@ class SystemModel(Model[World]):
         components (Endpoints only with a Service), the faults it allows, its script."""
         w = self._initial
         services = bool(w.objects("Service"))
-        out = [f for f in FAIR if f != "Heal" and (f != "Endpoints" or services)]
+        deletes_namespace = any(step[0] == "delete_namespace" for step in w.script)
+        out = [f for f in FAIR if f != "Heal" and (f != "Endpoints" or services)
+               and (f != "Namespace" or deletes_namespace)]
         out += [family for fault, family in _FAULT_FAMILIES if w.budget.get(fault, 0) > 0]
         if w.budget.get("node_partition", 0) > 0:
             out.append("Heal")
@@ -202,6 +215,7 @@ class SystemModel(Model[World]):
 
     def _actions(self, w: World) -> Iterator[tuple[str, World]]:
         yield from self._controller_manager(w)
+        yield from self._namespace_controller(w)
         yield from self._scheduler(w)
         yield from self._kubelets(w)
         yield from self._deliveries(w)
@@ -260,6 +274,20 @@ class SystemModel(Model[World]):
                           gc.GCView(owned, frozenset(n.metadata.name for n in nodes)), now)
         if cmds:
             yield "GC", self.apply(w, cmds)
+
+    def _namespace_controller(self, w: World) -> Iterator[tuple[str, World]]:
+        """The namespace controller on each terminating namespace the controller
+        manager's cache shows; what it holds is listed live from the store."""
+        for ns in w.cm.watcher.objects("Namespace"):
+            if not isinstance(ns, Namespace) or not ns.metadata.deletion_timestamp:
+                continue
+            name = ns.metadata.name
+            content = tuple(obj for obj in w.store.values()
+                            if obj.metadata.namespace == name)
+            cmds = self._memo(namespace.reconcile, namespace.NamespaceView(ns, content),
+                              w.now)
+            if cmds:
+                yield f"Namespace({name})", self.apply(w, cmds)
 
     def _scheduler(self, w: World) -> Iterator[tuple[str, World]]:
         cache = w.sched
@@ -583,6 +611,14 @@ class SystemModel(Model[World]):
                 out = self.api.update(w, marked)
                 label = "Cordon" if verb == "cordon" else "Drain"
                 yield f"{label}({name})", attrs.evolve(out.world, script=rest)
+        elif verb == "delete_namespace":
+            yield from self._delete_namespace(w, step[1], rest)
+
+    def _delete_namespace(self, w: World, name: str, rest: tuple[tuple[Any, ...], ...]
+                          ) -> Iterator[tuple[str, World]]:
+        """``kubectl delete namespace <name>`` (the script's ``delete_namespace``)."""
+        out = self.api.delete(w, "Namespace", "", name)
+        yield f"DeleteNamespace({name})", attrs.evolve(out.world, script=rest)
 
 
 def _own_pods(kubelet: Kubelet, node: str) -> dict[str, Pod]:

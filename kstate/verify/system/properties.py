@@ -22,6 +22,7 @@ from typing import Any
 from kstate.api.helpers import get_condition, selector_matches
 from kstate.api.lifecycle import pod_state
 from kstate.api.objects import Endpoints, Node, Pod, ReplicationController, Service
+from kstate.api.writes import DEFAULT_NAMESPACES
 from kstate.control.pods import is_active
 from kstate.control.replication import (
     ReplicationSettings,
@@ -207,6 +208,23 @@ def _converges_to(name: str, q: Callable[[World], bool]) -> Property[World]:
     return converges_to(name, _calm, q)
 
 
+def _no_content_in_gone_namespace(w: World) -> bool:
+    namespaces = {o.metadata.name for o in w.objects("Namespace")}
+    if not namespaces:
+        return True  # the scenario does not model namespaces
+    return all(o.metadata.namespace in namespaces for o in w.store.values()
+               if o.metadata.namespace) and all(
+        s.namespace in namespaces for runtime in w.runtimes.values()
+        for s in runtime.sandboxes
+        if any(c.pod_uid == s.pod_uid for c in runtime.running()))
+
+
+def no_content_in_gone_namespace(_: PropertyContext) -> Property[World]:
+    """No object, and no running container, is ever left in a namespace that is gone
+    (a create racing the namespace's deletion is refused or swept)."""
+    return always("no_content_in_gone_namespace", _no_content_in_gone_namespace)
+
+
 def _no_orphan_containers(w: World) -> bool:
     bound = {(p.spec.node_name, p.metadata.uid) for p in w.pods()}
     return all((node, c.pod_uid) in bound
@@ -242,6 +260,7 @@ LIBRARY: dict[str, Factory] = {
     "endpoints_converge": endpoints_converge,
     "no_orphans": no_orphans,
     "deletions_complete": deletions_complete,
+    "no_content_in_gone_namespace": no_content_in_gone_namespace,
 }
 
 
@@ -270,6 +289,18 @@ def _endpoints_ready(w: World) -> bool:
     return any(endpoint_names(e) for e in w.objects("Endpoints") if isinstance(e, Endpoints))
 
 
+def _namespace_terminating_with_pods(w: World) -> bool:
+    terminating = {o.metadata.name for o in w.objects("Namespace")
+                   if o.metadata.deletion_timestamp}
+    return any(p.metadata.namespace in terminating for p in w.pods())
+
+
+def _namespace_gone(w: World) -> bool:
+    """Namespaces are modelled and only the default ones are left."""
+    names = {o.metadata.name for o in w.objects("Namespace")}
+    return bool(names) and names <= set(DEFAULT_NAMESPACES)
+
+
 #: name -> (predicate, what a witness shows). Each becomes ``sometimes(name, predicate)``.
 REACHABLE: dict[str, tuple[Callable[[World], bool], str]] = {
     "replicas_ready": (_replicas_ready,
@@ -281,6 +312,9 @@ REACHABLE: dict[str, tuple[Callable[[World], bool], str]] = {
     "container_restarted": (_container_restarted,
                             "some pod reports a container restart"),
     "endpoints_ready": (_endpoints_ready, "some Service has a ready endpoint"),
+    "namespace_terminating_with_pods": (_namespace_terminating_with_pods,
+                                        "a terminating namespace still holds pods"),
+    "namespace_gone": (_namespace_gone, "the deleted namespace is gone, and all it held"),
 }
 
 

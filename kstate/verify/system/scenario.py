@@ -26,13 +26,13 @@ import yaml
 from kstate.api.codec import from_dict
 from kstate.api.defaults import default
 from kstate.api.frozen import FrozenDict
-from kstate.api.meta import KubeObject
-from kstate.api.objects import Node, ReplicationController, Service
+from kstate.api.meta import KubeObject, ObjectMeta
+from kstate.api.objects import Namespace, Node, ReplicationController, Service
 from kstate.clock import rfc3339
 from kstate.control import nodelifecycle, replication
 from kstate.errors import ModelError
 from kstate.machines.pod import BackOffPolicy
-from kstate.node.heartbeat import renew_lease
+from kstate.node.heartbeat import LEASE_NAMESPACE, renew_lease
 from kstate.node.simulated import SimulatedNode
 from kstate.verify.system import properties as props
 from kstate.verify.system.model import Settings, SystemModel
@@ -47,11 +47,11 @@ from kstate.verify.system.world import (
 
 T0 = 1_700_000_000.0
 FAULTS = ("container_crash", "node_partition", "controller_restart")
-VERBS = ("scale", "delete_pod", "delete_rc", "cordon", "drain")
+VERBS = ("scale", "delete_pod", "delete_rc", "cordon", "drain", "delete_namespace")
 PROPAGATIONS = ("Background", "Foreground", "Orphan")
 _TOP = {"name", "description", "nodes", "replication_controllers", "services", "script",
         "faults", "watch_lag", "scheduler_lag", "settings", "properties", "reachable",
-        "bounds", "symmetry"}
+        "bounds", "symmetry", "namespace"}
 
 
 @attrs.frozen
@@ -78,6 +78,10 @@ class Scenario:
     #: ``sometimes`` goals (names in ``properties.REACHABLE``): states the search must
     #: reach, so the scenario cannot pass vacuously.
     reachable: tuple[str, ...] = ()
+    #: The namespace the workloads live in; set, namespaces are modelled (``default``
+    #: and this one exist, creates pass the namespace admission) and the script may
+    #: ``delete_namespace`` it. Unset: everything is in ``default``, unmodelled.
+    namespace: str = ""
 
     def model(
         self,
@@ -138,7 +142,12 @@ class Scenario:
 
     def _objects(self) -> list[KubeObject]:
         objects: list[KubeObject] = [_node(n) for n in self.nodes]
-        objects += [_rc(name, replicas) for name, replicas in self.rcs]
+        if self.namespace:
+            # the defaults the objects live in (leases: kube-node-lease), and its own
+            objects += [Namespace(metadata=ObjectMeta(name=name)) for name in dict.fromkeys(
+                ("default", LEASE_NAMESPACE, self.namespace))]
+        objects += [_rc(name, replicas, self.namespace or "default")
+                    for name, replicas in self.rcs]
         objects += [_service(name, i) for i, name in enumerate(self.services)]
         return objects
 
@@ -158,10 +167,10 @@ def _node(name: str) -> Node:
     })
 
 
-def _rc(name: str, replicas: int) -> ReplicationController:
+def _rc(name: str, replicas: int, namespace: str = "default") -> ReplicationController:
     return default(from_dict(ReplicationController, {
         "apiVersion": "v1", "kind": "ReplicationController",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {"replicas": replicas, "selector": {"app": name},
                  "template": {"metadata": {"labels": {"app": name}},
                               "spec": {"containers": [{
@@ -219,7 +228,8 @@ def parse_scenario(data: Any, default_name: str = "scenario") -> Scenario:
     faults = _faults(data.get("faults", {}))
     watch_lag = _int(data.get("watch_lag", 1), "watch_lag", minimum=0)
     scheduler_lag = _int(data.get("scheduler_lag", 0), "scheduler_lag", minimum=0)
-    script = _script(data.get("script", []), rc_names, set(nodes))
+    namespace = _str(data["namespace"], "namespace") if "namespace" in data else ""
+    script = _script(data.get("script", []), rc_names, set(nodes), namespace)
     properties = tuple(_str(p, f"properties[{i}]") for i, p in
                        enumerate(_list(data.get("properties", []), "properties")))
     reachable = tuple(_str(p, f"reachable[{i}]") for i, p in
@@ -238,7 +248,8 @@ def parse_scenario(data: Any, default_name: str = "scenario") -> Scenario:
     if not isinstance(symmetry, bool):
         raise ModelError("must be true or false", field="symmetry")
     return Scenario(name, str(data.get("description", "")), nodes, rcs, services, script,
-                    faults, watch_lag, settings, properties, bounds, symmetry, reachable)
+                    faults, watch_lag, settings, properties, bounds, symmetry, reachable,
+                    namespace)
 
 
 _STEP_ARGS = {"scale": ("rc", "replicas"), "delete_pod": ("rc",),
@@ -309,7 +320,8 @@ def _faults(value: Any) -> FrozenDict[str, int]:
     return FrozenDict(out)
 
 
-def _script(value: Any, rcs: set[str], nodes: set[str]) -> tuple[tuple[Any, ...], ...]:
+def _script(value: Any, rcs: set[str], nodes: set[str], namespace: str = ""
+            ) -> tuple[tuple[Any, ...], ...]:
     steps: list[tuple[Any, ...]] = []
     for i, item in enumerate(_list(value, "script")):
         where = f"script[{i}]"
@@ -319,6 +331,18 @@ def _script(value: Any, rcs: set[str], nodes: set[str]) -> tuple[tuple[Any, ...]
         ((verb, args),) = item.items()
         if verb not in VERBS:
             raise ModelError(f"unknown step {verb!r}; known: {', '.join(VERBS)}", field=where)
+        if verb == "delete_namespace":
+            name = _str(args, f"{where}.{verb}")
+            if name != namespace:
+                raise ModelError(f"no namespace {name!r}: the scenario's workloads are in "
+                                 f"{namespace or 'default'!r} (set the top-level "
+                                 "'namespace' to model namespaces)", field=f"{where}.{verb}")
+            steps.append((verb, name))
+            continue
+        if namespace and verb in _STEP_ARGS:
+            raise ModelError(f"{verb} acts on the default namespace's workloads; a scenario "
+                             "with 'namespace' takes cordon, drain and delete_namespace "
+                             "steps only", field=where)
         if verb in ("cordon", "drain"):
             node = _str(args, f"{where}.{verb}")
             if node not in nodes:

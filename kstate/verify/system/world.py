@@ -37,7 +37,7 @@ from kstate.api import writes
 from kstate.api.frozen import EMPTY, FrozenDict
 from kstate.api.lifecycle import object_name
 from kstate.api.meta import DeleteOptions, KubeObject, ObjectReference, Preconditions
-from kstate.api.objects import Lease, Node, Pod
+from kstate.api.objects import Lease, Namespace, Node, Pod
 from kstate.api.registry import REGISTRY
 from kstate.control.executor import outcome_of
 from kstate.control.expectations import Expectation, Observation
@@ -48,7 +48,8 @@ Key = str  # "Kind/namespace/name" ("Kind//name" when cluster-scoped)
 
 #: Kinds each watcher follows (the informers of that component).
 WATCHES: dict[str, tuple[str, ...]] = {
-    "cm": ("Pod", "ReplicationController", "Service", "Endpoints", "Node", "Lease"),
+    "cm": ("Pod", "ReplicationController", "Service", "Endpoints", "Node", "Lease",
+           "Namespace"),
     "sched": ("Pod", "Node"),
     "kubelet": ("Pod",),
 }
@@ -56,6 +57,10 @@ WATCHES: dict[str, tuple[str, ...]] = {
 
 def key(kind: str, namespace: str, name: str) -> Key:
     return f"{kind}/{namespace}/{name}"
+
+
+#: present in the store exactly when the scenario models namespaces
+_DEFAULT_NAMESPACE = key("Namespace", "", "default")
 
 
 def key_of(obj: KubeObject) -> Key:
@@ -255,7 +260,10 @@ class AbstractApi:
     plumbing only: content-addressed resourceVersions, ``generateName`` from a counter
     (uid ``uid-<name>``), an atomic store (no CAS retries), and the watch fan-out. It
     drops what the model does not have: namespaces (their admission and sweep), Service
-    address allocation (the scenario's Services carry theirs), dry runs.
+    address allocation (the scenario's Services carry theirs), dry runs. Namespaces are
+    modelled when the scenario has them: the ``default`` namespace is then in the store
+    (as ``ApiCore.start`` puts it there) and every create passes the namespace
+    admission (``writes.check_namespace_open``).
     """
 
     def __init__(self, watch_lag: int, scheduler_lag: int = 0, kubelet_lag: int = 0) -> None:
@@ -330,6 +338,11 @@ class AbstractApi:
             created = writes.admit_create(obj, world.now, f"uid-{name}")
             created = writes.with_generated_name(created, suffix)
             k = key_of(created)
+            namespace = created.metadata.namespace
+            if namespace and _DEFAULT_NAMESPACE in world.store:
+                stored = world.get(key("Namespace", "", namespace))
+                writes.check_namespace_open(
+                    namespace, stored if isinstance(stored, Namespace) else None)
             if k in world.store:  # the store's create: the key is taken
                 raise KeyExists(f'{info.plural} "{name}" already exists', key=name)
         except KstateError as err:
@@ -349,7 +362,7 @@ class AbstractApi:
         if subresource != "status" and _moved(current, obj):
             world = world.with_flag(rebound=True)  # an attempt, whatever the server says
         try:
-            writes.check_subresource(info, subresource, ("", "status"))
+            writes.check_subresource(info, subresource, ("", "status", "finalize"))
             if current is None and writes.creates_on_update(
                     info, subresource, obj.metadata.resource_version):
                 return self.create(world, obj)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kstate.api import DeleteOptions, Preconditions, with_meta, with_status
+from kstate.api import DeleteOptions, Preconditions, with_meta, with_spec, with_status
 from kstate.api.server.core import FOREGROUND_FINALIZER, ORPHAN_FINALIZER
 from kstate.clock import FakeClock, rfc3339
 from kstate.errors import Conflict, Forbidden, NotFound
@@ -133,33 +133,40 @@ async def test_services_and_nodes() -> None:
         assert (await core.delete(NODE, "", "n1")).removed
 
 
-async def test_namespace_deletion_sweeps_and_waits_for_running_pods() -> None:
+async def test_namespace_delete_marks_it_and_finalize_removes_it() -> None:
+    """The api server only marks a namespace (its content is the namespace controller's,
+    see tests/control); the ``kubernetes`` finalizer, added on create, holds it until a
+    /finalize write removes it."""
     async with running_core() as core:
-        await core.create(namespace("shop"))
-        await core.create(rc("web", namespace="shop"))
-        await core.create(pod("loose", namespace="shop"))
+        created = await core.create(namespace("shop"))
+        assert created.spec.finalizers == ("kubernetes",)
         await core.create(pod("running", namespace="shop", node="n1"))
-        marked = await core.delete(NS, "", "shop")
-        assert marked.object.status.phase == "Terminating"
-        listed = await core.list(RC, "shop")
-        assert listed.items == ()
-        left = await core.list(POD, "shop")
-        assert [p.metadata.name for p in left.items] == ["running"]
-        assert left.items[0].metadata.deletion_timestamp
-        # the node agent finishes the last pod: the namespace goes with it
-        await core.delete(POD, "shop", "running", DeleteOptions(grace_period_seconds=0))
+        marked = (await core.delete(NS, "", "shop")).object
+        assert marked.status.phase == "Terminating"
+        assert marked.metadata.deletion_timestamp
+        assert [p.metadata.name for p in (await core.list(POD, "shop")).items] == ["running"]
+        with pytest.raises(Forbidden, match="unable to create new content in namespace shop "
+                                            "because it is being terminated"):
+            await core.create(pod("late", namespace="shop"))
+        with pytest.raises(Conflict, match="ensuring all content is removed"):
+            await core.delete(NS, "", "shop")
+        # spec.finalizers changes only through /finalize, and only on namespaces
+        kept = await core.update(with_spec(marked, finalizers=()))
+        assert kept.spec.finalizers == ("kubernetes",)
+        with pytest.raises(NotFound, match="no finalize subresource"):
+            await core.update(pod("other"), subresource="finalize")
+        await core.update(with_spec(kept, finalizers=()), subresource="finalize")
         with pytest.raises(NotFound):
             await core.get(NS, "", "shop")
 
 
-async def test_empty_namespace_goes_at_once_and_collection_delete() -> None:
+async def test_default_namespaces_stay_and_collection_delete() -> None:
     async with running_core() as core:
         with pytest.raises(Forbidden, match="may not be deleted"):
             await core.delete(NS, "", "kube-system")
         await core.create(namespace("tmp"))
         await core.delete(NS, "", "tmp")
-        with pytest.raises(NotFound):
-            await core.get(NS, "", "tmp")
+        assert (await core.get(NS, "", "tmp")).status.phase == "Terminating"
         for i in range(3):
             await core.create(pod(f"p{i}"))
         done = await core.delete_collection(POD, "default")

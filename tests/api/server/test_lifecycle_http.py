@@ -88,3 +88,40 @@ async def test_running_to_succeeded_on_restart_never_is_stored() -> None:
                                 headers=ADMIN)
         assert answer.status == 200, await answer.text()
         assert (await answer.json())["status"]["phase"] == "Succeeded"
+
+
+async def test_namespace_finalize_subresource_over_http() -> None:
+    """``PUT /api/v1/namespaces/X/finalize`` (what the namespace controller, and
+    ``kubectl replace --raw``, send): only spec.finalizers changes; the last one going
+    removes a terminating namespace. The controller identity may use it, edit may not."""
+    async with running_core() as core, http_client(core) as http:
+        created = await http.post("/api/v1/namespaces", headers=ADMIN, json={
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
+        assert created.status == 201
+        body = await created.json()
+        assert body["spec"] == {"finalizers": ["kubernetes"]}
+        assert body["status"] == {"phase": "Active"}
+        marked = await http.delete("/api/v1/namespaces/shop", headers=ADMIN)
+        assert marked.status == 200
+        ns = await marked.json()
+        assert ns["status"]["phase"] == "Terminating"
+        refused = await http.post("/api/v1/namespaces/shop/pods", headers=ADMIN,
+                                  json=to_dict(pod("late", namespace="shop")))
+        assert refused.status == 403
+        assert (await refused.json())["message"] == (
+            "unable to create new content in namespace shop because it is being terminated")
+        ns["spec"]["finalizers"] = []
+        ns["metadata"]["labels"] = {"ignored": "yes"}  # /finalize changes nothing else
+        edit = {"Authorization": "Bearer edit-token"}
+        forbidden = await http.put("/api/v1/namespaces/shop/finalize", json=ns, headers=edit)
+        assert forbidden.status == 403
+        controller = {"Authorization": "Bearer controller-token"}
+        done = await http.put("/api/v1/namespaces/shop/finalize", json=ns,
+                              headers=controller)
+        assert done.status == 200, await done.text()
+        assert "labels" not in (await done.json())["metadata"]
+        gone = await http.get("/api/v1/namespaces/shop", headers=ADMIN)
+        assert gone.status == 404
+        bad = await http.put("/api/v1/namespaces/default/pods/x/finalize", json={},
+                             headers=ADMIN)
+        assert bad.status == 404
