@@ -350,8 +350,20 @@ def _rc_spec(item: Any, where: str) -> RcSpec:
     try:
         writes.admit_create(_rc(spec), T0, "uid-check")
     except KstateError as err:
-        raise ModelError(f"the API server refuses this RC: {err}", field=where) from None
+        causes = getattr(err, "causes", ())
+        path = causes[0].field if causes else ""
+        knob = next((k for marker, k in _TEMPLATE_FIELDS if marker in path), "")
+        raise ModelError(f"the API server refuses this RC: {err}",
+                         field=f"{where}.{knob}" if knob else where) from None
     return spec
+
+
+#: where the API server's validation points in the template -> the scenario's knob
+_TEMPLATE_FIELDS = (("restartPolicy", "restart_policy"),
+                    ("terminationGracePeriodSeconds", "termination_grace_period"),
+                    ("requests[cpu]", "requests.cpu"), ("requests[memory]", "requests.memory"),
+                    ("readinessProbe", "readiness_probe"), ("ports", "ports"),
+                    ("replicas", "replicas"))
 
 
 def _probe_port(value: Any, ports: tuple[int, ...], where: str) -> int | None:
