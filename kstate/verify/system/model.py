@@ -327,7 +327,7 @@ class SystemModel(Model[World]):
         pre = call.preconditions or Preconditions()
         if call.verb == "get":
             if not api.available(w):
-                return w, execution.Reply("unavailable")
+                return w, execution.Reply(_outcome(api.outage(w).result))
             ref = ObjectReference(kind=call.kind, namespace=call.namespace, name=call.name,
                                   uid=pre.uid)
             return w, execution.read_reply(api.exists(w, ref))
@@ -442,8 +442,7 @@ class SystemModel(Model[World]):
                     if isinstance(write, podsync.WriteStatus) else \
                     self.api.delete(w, "Pod", write.namespace, write.name, write.uid, 0)
                 world[0] = out.world
-                return "unavailable" if out.result == "unavailable" else \
-                    "ok" if out.result == "ok" else "lost"
+                return _write_outcome(out.result)
             world[0] = _remembered(w, node, uid, step.changes)
             return None
 
@@ -792,6 +791,15 @@ def _reread(w: World, node: str, pod: Pod) -> World:
         return w
     return attrs.evolve(w, kubelets=w.kubelets.set(node, attrs.evolve(kubelet,
                                                                        watcher=watcher)))
+
+
+def _write_outcome(result: str) -> WriteOutcome:
+    """The API's outcome as the pod worker's executor sees it: a server that did not
+    answer passes through (the plan retries the round later); any refusal means the
+    write lost its race (the plan re-reads), as in the agent's ``_write``."""
+    if result in ("ok", "unavailable"):
+        return cast(WriteOutcome, result)
+    return "lost"
 
 
 def _spend(budget: FrozenDict[str, int], fault: str) -> FrozenDict[str, int]:

@@ -41,7 +41,7 @@ from kstate.api.objects import Lease, Node, Pod
 from kstate.api.registry import REGISTRY
 from kstate.control.executor import outcome_of
 from kstate.control.expectations import Expectation, Observation
-from kstate.errors import IllegalTransition, KeyExists, KstateError
+from kstate.errors import IllegalTransition, KeyExists, KstateError, Unavailable
 from kstate.node.simulated import SimulatedNode
 
 Key = str  # "Kind/namespace/name" ("Kind//name" when cluster-scoped)
@@ -321,6 +321,11 @@ class AbstractApi:
         """Does the API server answer? (An outage is a fault: see ``World.api_available``.)"""
         return world.api_available
 
+    def outage(self, world: World) -> Outcome:
+        """A request during an outage: the error a client gets when the server does not
+        answer (503), as the command outcome the executor reports."""
+        return self._refused(world, Unavailable("the API server is not answering"))
+
     @staticmethod
     def _refused(world: World, err: KstateError) -> Outcome:
         """The engine's error as the command outcome the executor would report; an
@@ -334,7 +339,7 @@ class AbstractApi:
     @_memoised
     def create(self, world: World, obj: KubeObject) -> Outcome:
         if not world.api_available:
-            return Outcome(world, "unavailable")
+            return self.outage(world)
         info = writes.info_of(obj)
         try:
             obj = writes.in_namespace(info, obj, "")
@@ -356,7 +361,7 @@ class AbstractApi:
         """A replace (``subresource="status"``: only the status); the object's
         resourceVersion, when set, is the precondition."""
         if not world.api_available:
-            return Outcome(world, "unavailable")
+            return self.outage(world)
         info = writes.info_of(obj)
         obj = writes.in_namespace(info, obj, "")
         k = key_of(obj)
@@ -398,7 +403,7 @@ class AbstractApi:
     def _delete(self, world: World, kind: str, namespace: str, name: str,
                 options: DeleteOptions) -> Outcome:
         if not world.api_available:
-            return Outcome(world, "unavailable")
+            return self.outage(world)
         info = REGISTRY.for_kind(kind)
         k = key(kind, namespace if info.namespaced else "", name)
         try:
@@ -416,7 +421,7 @@ class AbstractApi:
     def bind(self, world: World, namespace: str, name: str, uid: str, node: str) -> Outcome:
         """``pods/<name>/binding`` to ``node``, as the scheduler posts it."""
         if not world.api_available:
-            return Outcome(world, "unavailable")
+            return self.outage(world)
         k = key("Pod", namespace, name)
         info = writes.info_of(Pod)
         try:
