@@ -21,12 +21,16 @@ Actions (their names are the trace a user reads):
 only when that round would change something; ``Deliver(watcher, kind)`` — a watch event
 reaches a cache; ``Tick`` — time jumps to the next deadline (a heartbeat grace period, a
 toleration, a back-off, a grace period, an expectation TTL), reachable nodes renewing
-their leases on the way; faults within the scenario's bounds — ``Crash(node, container)``,
-``Partition(node)`` / ``Heal(node)``, ``RestartControllerManager``; and the user's script
-(``Scale``, ``DeletePod``, ``DeleteRC``, ``Cordon``, ``Drain``), in order.
+their leases on the way; ``ProbePass(node, pod)`` — a readiness probe starts passing;
+faults within the scenario's bounds — ``Crash(node, container)``, ``Partition(node)`` /
+``Heal(node)``, ``RestartControllerManager``, ``Reboot(node)``, ``RestartKubelet(node)``,
+``ApiOutage`` / ``ApiBack``, ``ProbeFail(node, pod)`` (one method each, touching the
+World parts its docstring names); and the user's script (``Scale``, ``DeletePod``,
+``ForceDeletePod``, ``DeleteRC``, ``Cordon``, ``Drain``), in order.
 
 Components are weakly fair (a round that stays possible eventually happens), faults are
-not, and partitions heal fairly — so liveness is checked "once faults stop".
+not, and partitions heal, outages end and probes pass fairly — so liveness is checked
+"once faults stop".
 """
 
 from __future__ import annotations
