@@ -582,26 +582,13 @@ class SystemModel(Model[World]):
         list of its pods. The reboot is quicker than the node grace period (a longer
         outage is a reboot during a partition). Touches ``runtimes[node]`` and
         ``kubelets[node]``."""
-        if w.budget.get("node_reboot", 0) <= 0:
-            return
-        budget = _spend(w.budget, "node_reboot")
-        for node, kubelet in sorted(w.kubelets.items()):
-            if kubelet.up:
-                yield (f"Reboot({node})", attrs.evolve(
-                    w, runtimes=w.runtimes.set(node, w.runtimes[node].lose()),
-                    kubelets=w.kubelets.set(node, _fresh_kubelet(w)), budget=budget))
+        return _restarted_agents(w, "node_reboot", "Reboot", wipe_runtime=True)
 
     def _restart_kubelet(self, w: World) -> Iterator[tuple[str, World]]:
         """``RestartKubelet(node)``: the node agent restarts. Its memory (back-off,
         start errors, probe results) is lost and its cache is listed afresh; the
         containers keep running. Touches ``kubelets[node]``."""
-        if w.budget.get("kubelet_restart", 0) <= 0:
-            return
-        budget = _spend(w.budget, "kubelet_restart")
-        for node, kubelet in sorted(w.kubelets.items()):
-            if kubelet.up:
-                yield (f"RestartKubelet({node})", attrs.evolve(
-                    w, kubelets=w.kubelets.set(node, _fresh_kubelet(w)), budget=budget))
+        return _restarted_agents(w, "kubelet_restart", "RestartKubelet", wipe_runtime=False)
 
     def _api_outage(self, w: World) -> Iterator[tuple[str, World]]:
         """``ApiOutage``: the API server stops answering; every request fails as
@@ -693,9 +680,20 @@ class SystemModel(Model[World]):
                 yield f"{label}({name})", attrs.evolve(out.world, script=rest)
 
 
-def _fresh_kubelet(w: World) -> Kubelet:
-    """A node agent just started: no memory, its cache listed from the store."""
-    return Kubelet(watcher=caught_up(w.store, WATCHES["kubelet"]))
+def _restarted_agents(w: World, fault: str, action: str, *, wipe_runtime: bool
+                      ) -> Iterator[tuple[str, World]]:
+    """Each reachable node's agent restarted (within ``fault``'s budget): no memory, its
+    cache listed from the store; with ``wipe_runtime`` the machine rebooted too."""
+    if w.budget.get(fault, 0) <= 0:
+        return
+    budget = _spend(w.budget, fault)
+    fresh = Kubelet(watcher=caught_up(w.store, WATCHES["kubelet"]))
+    for node, kubelet in sorted(w.kubelets.items()):
+        if kubelet.up:
+            runtimes = w.runtimes.set(node, w.runtimes[node].lose()) if wipe_runtime \
+                else w.runtimes
+            yield (f"{action}({node})", attrs.evolve(
+                w, runtimes=runtimes, kubelets=w.kubelets.set(node, fresh), budget=budget))
 
 
 def _probed(container: Any) -> bool:
