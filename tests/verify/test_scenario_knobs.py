@@ -153,6 +153,7 @@ def test_during_an_api_outage_no_write_lands() -> None:
             down += 1
             assert after.store == w.store, action
             assert action != "Tick" and not action.startswith("Scale")
+            assert "outage" in model.describe(w)["api_server"]  # the trace says so
     assert down > 0
 
 
