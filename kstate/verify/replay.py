@@ -108,8 +108,7 @@ class TraceDoc:
 
 #: Model actions the replay has no engine operation for yet (a trace with one of them
 #: is refused with a clear error naming the step).
-NOT_REPLAYED = ("Reboot", "RestartKubelet", "ApiOutage", "ApiBack", "ProbePass",
-                "ProbeFail")
+NOT_REPLAYED = ("Reboot", "ApiOutage", "ApiBack", "ProbePass", "ProbeFail")
 
 
 def load_trace(path: str | Path, *, scenario: str | Path | None = None) -> TraceDoc:
@@ -601,6 +600,11 @@ class _Replayer:
         await self.engine.heal(node)
         return f"{node} reconnected"
 
+    async def _do_restartkubelet(self, step: Step, node: str) -> str:
+        self._agent(node)
+        await self.engine.restart_agent(node)
+        return f"{node}'s agent restarted (memory lost, containers kept)"
+
     async def _do_restartcontrollermanager(self, step: Step) -> str:
         await self.engine.restart_controller_manager()
         return "controller manager restarted from the store"
@@ -857,8 +861,8 @@ ACTIONS: dict[str, tuple[int, int]] = {
     name: _arity(getattr(_Replayer, f"_do_{name.lower()}"))
     for name in ("Sync", "Endpoints", "NodeLifecycle", "GC", "Schedule", "Kubelet",
                  "NodeReady", "Deliver", "Tick", "Crash", "Partition", "Heal",
-                 "RestartControllerManager", "Scale", "DeletePod", "ForceDeletePod",
-                 "DeleteRC", "Cordon", "Drain")}
+                 "RestartControllerManager", "RestartKubelet", "Scale", "DeletePod",
+                 "ForceDeletePod", "DeleteRC", "Cordon", "Drain")}
 
 
 def _is_liveness(kind: str) -> bool:

@@ -101,8 +101,9 @@ def test_a_single_trace_document_finds_its_scenario(tmp_path: Path,
 
 
 def test_every_model_action_has_an_engine_operation() -> None:
-    faults_and_script = {"Crash", "Partition", "RestartControllerManager", "Scale",
-                         "DeletePod", "ForceDeletePod", "DeleteRC", "Cordon", "Drain"}
+    faults_and_script = {"Crash", "Partition", "RestartControllerManager", "RestartKubelet",
+                         "Scale", "DeletePod", "ForceDeletePod", "DeleteRC", "Cordon",
+                         "Drain"}
     assert set(ACTIONS) == (set(FAIR) | faults_and_script) - set(NOT_REPLAYED)
     assert not set(ACTIONS) & set(NOT_REPLAYED)
     assert ACTIONS["Schedule"] == (1, 2) and ACTIONS["Tick"] == (0, 0)

@@ -4,6 +4,7 @@ and each mistake a ``ModelError`` naming the field (exit 2 from ``kstate verify`
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections import deque
@@ -18,6 +19,7 @@ from kstate.api.lifecycle import pod_state
 from kstate.api.objects import Pod
 from kstate.errors import ModelError
 from kstate.verify.checker import check
+from kstate.verify.replay import replay_file
 from kstate.verify.system import parse_scenario
 from kstate.verify.system.model import SystemModel
 from kstate.verify.system.world import World
@@ -198,6 +200,39 @@ def test_kubelet_lag_holds_pod_events_back() -> None:
     assert some(lagging, lambda w, a, after: bool(after.kubelets["node-1"].watcher.pending))
     assert not some(scenario_model(),
                     lambda w, a, after: bool(after.kubelets["node-1"].watcher.pending))
+
+
+def test_a_kubelet_restart_and_a_force_delete_replay_on_the_engine(tmp_path: Path) -> None:
+    """The replay maps both onto the engine (its agent restarted on the same runtime;
+    a DELETE with grace 0), and the engine's store follows the model's at each step."""
+    data = {**BASE, "watch_lag": 0, "faults": {"kubelet_restart": 1},
+            "script": [{"delete_pod": {"rc": "web", "grace": 0}}],
+            "properties": ["never_overcreates"], "reachable": ["replicas_ready"]}
+    model = parse_scenario(data, "replayed").model()
+    (w,) = model.initial_states()
+    steps = [{"action": "<init>", "state": model.describe(w)}]
+    for action in ("Sync(web)", "Schedule(web-0)", "Kubelet(node-1, web-0)",
+                   "Kubelet(node-1, web-0)", "RestartKubelet(node-1)",
+                   "ForceDeletePod(web-0)"):
+        w = dict(model.actions(w))[action]
+        steps.append({"action": action, "state": model.describe(w)})
+    trace = tmp_path / "trace.json"
+    trace.write_text(json.dumps({"property": "never_overcreates", "trace": steps,
+                                 "scenario": data}))
+    replayed = replay_file(trace)
+    assert not replayed.reproduced, replayed.text()
+    assert [s.action for s in replayed.steps][-2:] == ["RestartKubelet(node-1)",
+                                                        "ForceDeletePod(web-0)"]
+    assert "agent restarted" in replayed.steps[-2].did
+    assert "force-deleted" in replayed.steps[-1].did
+    assert not any(s.differences for s in replayed.steps), replayed.text()
+    # A fault the replay has no engine operation for is refused, naming the step.
+    steps[-1]["action"] = "ApiOutage"
+    trace.write_text(json.dumps({"property": "never_overcreates", "trace": steps,
+                                 "scenario": data}))
+    with pytest.raises(ModelError) as info:
+        replay_file(trace)
+    assert "cannot yet play 'ApiOutage'" in str(info.value)
 
 
 # --------------------------------------------------------------------------- bad input
