@@ -108,6 +108,11 @@ class TraceDoc:
     fields: tuple[str, ...] = ()
 
 
+#: Model actions the replay has no engine operation for yet (a trace with one of them
+#: is refused with a clear error naming the step).
+NOT_REPLAYED = ("Reboot", "ApiOutage", "ApiBack", "ProbePass", "ProbeFail")
+
+
 def load_trace(path: str | Path, *, scenario: str | Path | None = None) -> TraceDoc:
     """Read a result or trace file (see the module docstring); ``ModelError`` naming
     the field for anything malformed. ``scenario`` overrides the document's own."""
@@ -207,6 +212,9 @@ def _check_action(action: str, field: str) -> None:
     """An action the replay can map onto the engine, with the arguments it takes."""
     name, args = _args(action, field)
     arity = ACTIONS.get(name)
+    if name in NOT_REPLAYED:
+        raise ModelError(f"the replay cannot yet play {name!r} on the engine (faults it "
+                         f"plays: {', '.join(sorted(ACTIONS))})", field=field)
     if arity is None:
         raise ModelError(f"unknown action {name!r}; known: {', '.join(sorted(ACTIONS))}",
                          field=field)
@@ -606,6 +614,11 @@ class _Replayer:
         await self.engine.heal(node)
         return f"{node} reconnected"
 
+    async def _do_restartkubelet(self, step: Step, node: str) -> str:
+        self._agent(node)
+        await self.engine.restart_agent(node)
+        return f"{node}'s agent restarted (memory lost, containers kept)"
+
     async def _do_restartcontrollermanager(self, step: Step) -> str:
         await self.engine.restart_controller_manager()
         return "controller manager restarted from the store"
@@ -618,10 +631,16 @@ class _Replayer:
         await self.engine.client.scale(ReplicationController, rc, int(replicas), "default")
         return f"scaled {rc} to {replicas}"
 
-    async def _do_deletepod(self, step: Step, pod: str) -> str:
+    async def _do_deletepod(self, step: Step, pod: str, grace: str = "") -> str:
         name = self._pod(pod)
-        await self.engine.client.delete(Pod, name, "default")
-        return f"deleted pod {name}"
+        await self.engine.client.delete(Pod, name, "default",
+                                        grace_period_seconds=int(grace) if grace else None)
+        return f"deleted pod {name}" + (f" (grace {grace} s)" if grace else "")
+
+    async def _do_forcedeletepod(self, step: Step, pod: str) -> str:
+        name = self._pod(pod)
+        await self.engine.client.delete(Pod, name, "default", grace_period_seconds=0)
+        return f"force-deleted pod {name}"
 
     async def _do_deleterc(self, step: Step, rc: str, policy: str) -> str:
         await self.engine.client.delete(ReplicationController, rc, "default",
@@ -862,8 +881,8 @@ ACTIONS: dict[str, tuple[int, int]] = {
     name: _arity(getattr(_Replayer, f"_do_{name.lower()}"))
     for name in ("Sync", "Endpoints", "NodeLifecycle", "GC", "Namespace", "Schedule",
                  "Kubelet", "NodeReady", "Deliver", "Tick", "Crash", "Partition", "Heal",
-                 "RestartControllerManager", "Scale", "DeletePod", "DeleteRC", "Cordon",
-                 "Drain", "DeleteNamespace")}
+                 "RestartControllerManager", "RestartKubelet", "Scale", "DeletePod",
+                 "ForceDeletePod", "DeleteRC", "Cordon", "Drain", "DeleteNamespace")}
 
 
 def _is_liveness(kind: str) -> bool:

@@ -23,13 +23,16 @@ Actions (their names are the trace a user reads):
 only when that round would change something; ``Deliver(watcher, kind)`` — a watch event
 reaches a cache; ``Tick`` — time jumps to the next deadline (a heartbeat grace period, a
 toleration, a back-off, a grace period, an expectation TTL), reachable nodes renewing
-their leases on the way; faults within the scenario's bounds — ``Crash(node, container)``,
-``Partition(node)`` / ``Heal(node)``, ``RestartControllerManager``; and the user's script
-(``Scale``, ``DeletePod``, ``DeleteRC``, ``Cordon``, ``Drain``, ``DeleteNamespace``),
-in order.
+their leases on the way; ``ProbePass(node, pod)`` — a readiness probe starts passing;
+faults within the scenario's bounds — ``Crash(node, container)``, ``Partition(node)`` /
+``Heal(node)``, ``RestartControllerManager``, ``Reboot(node)``, ``RestartKubelet(node)``,
+``ApiOutage`` / ``ApiBack``, ``ProbeFail(node, pod)`` (one method each, touching the
+World parts its docstring names); and the user's script (``Scale``, ``DeletePod``,
+``ForceDeletePod``, ``DeleteRC``, ``Cordon``, ``Drain``, ``DeleteNamespace``), in order.
 
 Components are weakly fair (a round that stays possible eventually happens), faults are
-not, and partitions heal fairly — so liveness is checked "once faults stop".
+not, and partitions heal, outages end and probes pass fairly — so liveness is checked
+"once faults stop".
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ from kstate.node import podsync
 from kstate.node.execution import WriteOutcome
 from kstate.node.heartbeat import renew_lease, report_ready
 from kstate.node.simulated import SimulatedNode
+from kstate.runtime.base import ContainerState
 from kstate.verify.checker import Model, Property
 from kstate.verify.system.world import (
     WATCHES,
@@ -86,14 +90,25 @@ ScheduleFn = Callable[[Pod, Sequence[Node], Sequence[Pod], float], list[list[Com
 
 #: Action families that are weakly fair: the system's own components, and healing.
 FAIR = ("Sync", "Endpoints", "NodeLifecycle", "GC", "Namespace", "Schedule", "Kubelet",
-        "NodeReady", "Deliver", "Tick", "Heal")
+        "NodeReady", "Deliver", "Tick", "Heal", "ProbePass", "ApiBack")
 
 #: fault budget -> the action family that spends it; script verb -> its action family
 #: (for the coverage report; a fault or verb missing here is still counted when it fires)
 _FAULT_FAMILIES = (("container_crash", "Crash"), ("node_partition", "Partition"),
-                   ("controller_restart", "RestartControllerManager"))
+                   ("controller_restart", "RestartControllerManager"),
+                   ("node_reboot", "Reboot"), ("kubelet_restart", "RestartKubelet"),
+                   ("api_outage", "ApiOutage"), ("readiness_failure", "ProbeFail"))
 _VERB_FAMILIES = {"scale": "Scale", "delete_pod": "DeletePod", "delete_rc": "DeleteRC",
                   "cordon": "Cordon", "drain": "Drain", "delete_namespace": "DeleteNamespace"}
+#: the fair action that ends a fault's effect, for the faults that have one
+_RECOVERY = {"node_partition": "Heal", "api_outage": "ApiBack"}
+
+
+def _step_family(step: tuple[Any, ...]) -> str:
+    """A script step's action family: a delete with grace 0 is a force delete."""
+    if step[0] == "delete_pod" and len(step) > 2 and step[2] == 0:
+        return "ForceDeletePod"
+    return _VERB_FAMILIES[step[0]]
 
 
 @attrs.frozen
@@ -188,12 +203,15 @@ class SystemModel(Model[World]):
         w = self._initial
         services = bool(w.objects("Service"))
         deletes_namespace = any(step[0] == "delete_namespace" for step in w.script)
-        out = [f for f in FAIR if f != "Heal" and (f != "Endpoints" or services)
-               and (f != "Namespace" or deletes_namespace)]
+        probes = any(_probed(c) for rc in w.objects("ReplicationController")
+                     if isinstance(rc, ReplicationController) and rc.spec.template
+                     for c in rc.spec.template.spec.containers)
+        recoveries = set(_RECOVERY.values())
+        out = [f for f in FAIR if f not in recoveries and (f != "Endpoints" or services)
+               and (f != "ProbePass" or probes) and (f != "Namespace" or deletes_namespace)]
         out += [family for fault, family in _FAULT_FAMILIES if w.budget.get(fault, 0) > 0]
-        if w.budget.get("node_partition", 0) > 0:
-            out.append("Heal")
-        out += [_VERB_FAMILIES[step[0]] for step in w.script if step[0] in _VERB_FAMILIES]
+        out += [family for fault, family in _RECOVERY.items() if w.budget.get(fault, 0) > 0]
+        out += [_step_family(step) for step in w.script if step[0] in _VERB_FAMILIES]
         return tuple(dict.fromkeys(out))
 
     def canonical(self, state: World) -> World:
@@ -219,6 +237,7 @@ class SystemModel(Model[World]):
         yield from self._scheduler(w)
         yield from self._kubelets(w)
         yield from self._deliveries(w)
+        yield from self._probes(w)
         yield from self._tick(w)
         yield from self._faults(w)
         yield from self._user(w)
@@ -337,6 +356,8 @@ class SystemModel(Model[World]):
         api = self.api
         pre = call.preconditions or Preconditions()
         if call.verb == "get":
+            if not api.available(w):
+                return w, execution.Reply(_outcome(api.outage(w).result))
             ref = ObjectReference(kind=call.kind, namespace=call.namespace, name=call.name,
                                   uid=pre.uid)
             return w, execution.read_reply(api.exists(w, ref))
@@ -411,13 +432,16 @@ class SystemModel(Model[World]):
                     isinstance(c, podsync.WriteStatus | podsync.FinishDelete)
                     or (crashes and isinstance(c, podsync.StartContainer)) for c in cmds):
                 break
+        w = _forget_probes(w, node)
         return w if w != start else None
 
     def _pod_view(self, node: str, uid: str, pod: Pod | None, kubelet: Kubelet,
                   runtime: SimulatedNode) -> podsync.PodSyncView:
+        containers = runtime.of_pod(uid)
         return podsync.PodSyncView(
             node=node, uid=uid, pod=pod, sandbox=runtime.sandbox(uid),
-            containers=runtime.of_pod(uid),
+            containers=containers,
+            readiness=_readiness(pod, containers, kubelet.probes_passing),
             start_errors=kubelet.start_errors.get(uid, FrozenDict()),
             backoff=_backoff_of(kubelet, uid),
         )
@@ -448,7 +472,7 @@ class SystemModel(Model[World]):
                     if isinstance(write, podsync.WriteStatus) else \
                     self.api.delete(w, "Pod", write.namespace, write.name, write.uid, 0)
                 world[0] = out.world
-                return "ok" if out.result == "ok" else "lost"
+                return _write_outcome(out.result)
             world[0] = _remembered(w, node, uid, step.changes)
             return None
 
@@ -524,6 +548,11 @@ class SystemModel(Model[World]):
                     yield end.requeue_at
 
     def _tick(self, w: World) -> Iterator[tuple[str, World]]:
+        # An outage is assumed shorter than any timeout (time stands still until the
+        # API server is back), so it shows how components ride out failed requests,
+        # not the node lifecycle's reaction to leases no one could renew.
+        if not w.api_available:
+            return
         if self.settings.time_waits_for_watches and (
                 w.cm.watcher.backlog() or w.sched.backlog()
                 or any(k.watcher.backlog() for k in w.kubelets.values() if k.up)):
@@ -569,12 +598,74 @@ class SystemModel(Model[World]):
             fresh = ControllerManager(watcher=caught_up(w.store, WATCHES["cm"]))
             yield ("RestartControllerManager",
                    attrs.evolve(w, cm=fresh, budget=_spend(budget, "controller_restart")))
+        yield from self._reboot(w)
+        yield from self._restart_kubelet(w)
+        yield from self._api_outage(w)
+
+    def _reboot(self, w: World) -> Iterator[tuple[str, World]]:
+        """``Reboot(node)``: the machine restarts. Its containers and sandboxes are gone
+        (the runtime is wiped) and its agent comes back with empty memory and a fresh
+        list of its pods. The reboot is quicker than the node grace period (a longer
+        outage is a reboot during a partition). Touches ``runtimes[node]`` and
+        ``kubelets[node]``."""
+        return _restarted_agents(w, "node_reboot", "Reboot", wipe_runtime=True)
+
+    def _restart_kubelet(self, w: World) -> Iterator[tuple[str, World]]:
+        """``RestartKubelet(node)``: the node agent restarts. Its memory (back-off,
+        start errors, probe results) is lost and its cache is listed afresh; the
+        containers keep running. Touches ``kubelets[node]``."""
+        return _restarted_agents(w, "kubelet_restart", "RestartKubelet", wipe_runtime=False)
+
+    def _api_outage(self, w: World) -> Iterator[tuple[str, World]]:
+        """``ApiOutage``: the API server stops answering; every request fails as
+        ``unavailable`` (the executors' plans decide what that means) until ``ApiBack``
+        (fair). Touches ``api_available``."""
+        if not w.api_available:
+            yield "ApiBack", attrs.evolve(w, api_available=True)
+        elif w.budget.get("api_outage", 0) > 0:
+            yield "ApiOutage", attrs.evolve(w, api_available=False,
+                                            budget=_spend(w.budget, "api_outage"))
+
+    # ------------------------------------------------------------------ probes
+
+    def _probes(self, w: World) -> Iterator[tuple[str, World]]:
+        """Readiness probe results, a fact about the application: a running container
+        with a readiness probe starts failing it; ``ProbePass(node, pod)`` (fair) is
+        the probe passing — the application eventually answers — and, within the
+        fault budget, ``ProbeFail(node, pod)`` is it failing again later. The result
+        goes into the kubelet's memory, which the pod worker reads. Touches
+        ``kubelets[node].probes_passing``."""
+        failures = w.budget.get("readiness_failure", 0) > 0
+        for node, kubelet in sorted(w.kubelets.items()):
+            if not kubelet.up:
+                continue
+            runtime = w.runtimes[node]
+            for pod in sorted(_own_pods(kubelet, node).values(),
+                              key=lambda p: p.metadata.name):
+                probed = {c.name for c in pod.spec.containers if _probed(c)}
+                for inst in _current_running(runtime, pod.metadata.uid):
+                    if inst.name not in probed:
+                        continue
+                    passing = kubelet.probes_passing
+                    if inst.id not in passing:
+                        changed = passing | {inst.id}
+                        action = f"ProbePass({node}, {pod.metadata.name})"
+                        after = w
+                    elif failures:
+                        changed = passing - {inst.id}
+                        action = f"ProbeFail({node}, {pod.metadata.name})"
+                        after = attrs.evolve(w, budget=_spend(w.budget, "readiness_failure"))
+                    else:
+                        continue
+                    kubelets = w.kubelets.set(node, attrs.evolve(kubelet,
+                                                                 probes_passing=changed))
+                    yield action, attrs.evolve(after, kubelets=kubelets)
 
     # ------------------------------------------------------------------ user
 
     def _user(self, w: World) -> Iterator[tuple[str, World]]:
-        if not w.script:
-            return
+        if not w.script or not w.api_available:
+            return  # during an outage the user's request is retried until it is back
         step, rest = w.script[0], w.script[1:]
         verb = step[0]
         if verb == "scale":
@@ -585,14 +676,16 @@ class SystemModel(Model[World]):
                 out = self.api.update(w, scaled)
                 yield f"Scale({name}, {replicas})", attrs.evolve(out.world, script=rest)
         elif verb == "delete_pod":
-            _, owner = step
+            _, owner, grace = step
+            family = _step_family(step)
             for pod in sorted(w.pods(), key=lambda p: p.metadata.name):
                 ref = pod.metadata.owner_references
                 if ref and ref[0].name == owner and is_active(pod):
                     out = self.api.delete(w, "Pod", "default", pod.metadata.name,
-                                          pod.metadata.uid)
-                    yield f"DeletePod({pod.metadata.name})", attrs.evolve(out.world,
-                                                                          script=rest)
+                                          pod.metadata.uid, grace)
+                    label = pod.metadata.name if grace in (None, 0) else \
+                        f"{pod.metadata.name}, {grace}"
+                    yield f"{family}({label})", attrs.evolve(out.world, script=rest)
         elif verb == "delete_rc":
             _, name, policy = step
             out = self.api.delete(w, "ReplicationController", "default", name,
@@ -619,6 +712,58 @@ class SystemModel(Model[World]):
         """``kubectl delete namespace <name>`` (the script's ``delete_namespace``)."""
         out = self.api.delete(w, "Namespace", "", name)
         yield f"DeleteNamespace({name})", attrs.evolve(out.world, script=rest)
+
+
+def _restarted_agents(w: World, fault: str, action: str, *, wipe_runtime: bool
+                      ) -> Iterator[tuple[str, World]]:
+    """Each reachable node's agent restarted (within ``fault``'s budget): no memory, its
+    cache listed from the store; with ``wipe_runtime`` the machine rebooted too."""
+    if w.budget.get(fault, 0) <= 0:
+        return
+    budget = _spend(w.budget, fault)
+    fresh = Kubelet(watcher=caught_up(w.store, WATCHES["kubelet"]))
+    for node, kubelet in sorted(w.kubelets.items()):
+        if kubelet.up:
+            runtimes = w.runtimes.set(node, w.runtimes[node].lose()) if wipe_runtime \
+                else w.runtimes
+            yield (f"{action}({node})", attrs.evolve(
+                w, runtimes=runtimes, kubelets=w.kubelets.set(node, fresh), budget=budget))
+
+
+def _probed(container: Any) -> bool:
+    return container.readiness_probe is not None
+
+
+def _current_running(runtime: SimulatedNode, uid: str) -> list[Any]:
+    """The pod's running containers in its current sandbox (what is probed)."""
+    sandbox = runtime.sandbox(uid)
+    return [c for c in runtime.of_pod(uid) if sandbox is not None
+            and c.sandbox_id == sandbox.id and c.state is ContainerState.RUNNING]
+
+
+def _readiness(pod: Pod | None, containers: Sequence[Any],
+               passing: frozenset[str]) -> FrozenDict[str, bool]:
+    """The pod worker's readiness input, as the engine's ``ProbeManager.readiness``
+    gives it: per probed container name, whether its running instance passes."""
+    if pod is None or not passing:
+        return FrozenDict()
+    probed = {c.name for c in pod.spec.containers if _probed(c)}
+    return FrozenDict({c.name: c.id in passing for c in containers
+                       if c.name in probed and c.state is ContainerState.RUNNING})
+
+
+def _forget_probes(w: World, node: str) -> World:
+    """Drop the results of instances that no longer run (the engine's ProbeManager
+    cancels their workers), so that equal clusters are equal states."""
+    kubelet = w.kubelets[node]
+    if not kubelet.probes_passing:
+        return w
+    running = {c.id for c in w.runtimes[node].running()}
+    kept = kubelet.probes_passing & running
+    if kept == kubelet.probes_passing:
+        return w
+    return attrs.evolve(w, kubelets=w.kubelets.set(node, attrs.evolve(
+        kubelet, probes_passing=kept)))
 
 
 def _own_pods(kubelet: Kubelet, node: str) -> dict[str, Pod]:
@@ -682,6 +827,15 @@ def _reread(w: World, node: str, pod: Pod) -> World:
         return w
     return attrs.evolve(w, kubelets=w.kubelets.set(node, attrs.evolve(kubelet,
                                                                        watcher=watcher)))
+
+
+def _write_outcome(result: str) -> WriteOutcome:
+    """The API's outcome as the pod worker's executor sees it: a server that did not
+    answer passes through (the plan retries the round later); any refusal means the
+    write lost its race (the plan re-reads), as in the agent's ``_write``."""
+    if result in ("ok", "unavailable"):
+        return cast(WriteOutcome, result)
+    return "lost"
 
 
 def _spend(budget: FrozenDict[str, int], fault: str) -> FrozenDict[str, int]:

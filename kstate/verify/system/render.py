@@ -61,12 +61,15 @@ def describe(w: World) -> dict[str, Any]:
         "running": {node: sorted(c.id for c in rt.running())
                     for node, rt in sorted(w.runtimes.items()) if rt.running()},
         "unreachable": sorted(n for n, k in w.kubelets.items() if not k.up),
+        "probes_passing": {n: sorted(k.probes_passing)
+                           for n, k in sorted(w.kubelets.items()) if k.probes_passing},
         "cache_lag": {"cm": w.cm.watcher.backlog(), "scheduler": w.sched.backlog(),
                       **{n: k.watcher.backlog() for n, k in sorted(w.kubelets.items())}},
         "expectations": {k: f"adds={e.adds} deletes={len(e.deletes)}"
                          for k, e in sorted(w.cm.expectations.items())},
         "script_left": len(w.script),
         "faults_left": dict(w.budget),
+        **({} if w.api_available else {"api_server": "not answering (outage)"}),
         **({"violations": flags} if flags else {}),
     }
 

@@ -23,14 +23,15 @@ from typing import Any
 import attrs
 import yaml
 
+from kstate.api import writes
 from kstate.api.codec import from_dict
 from kstate.api.defaults import default
-from kstate.api.frozen import FrozenDict
+from kstate.api.frozen import EMPTY, FrozenDict
 from kstate.api.meta import KubeObject, ObjectMeta
 from kstate.api.objects import Namespace, Node, ReplicationController, Service
 from kstate.clock import rfc3339
 from kstate.control import nodelifecycle, replication
-from kstate.errors import ModelError
+from kstate.errors import KstateError, ModelError
 from kstate.machines.pod import BackOffPolicy
 from kstate.node.heartbeat import LEASE_NAMESPACE, renew_lease
 from kstate.node.simulated import SimulatedNode
@@ -46,12 +47,29 @@ from kstate.verify.system.world import (
 )
 
 T0 = 1_700_000_000.0
-FAULTS = ("container_crash", "node_partition", "controller_restart")
+FAULTS = ("container_crash", "node_partition", "controller_restart", "node_reboot",
+          "kubelet_restart", "api_outage", "readiness_failure")
 VERBS = ("scale", "delete_pod", "delete_rc", "cordon", "drain", "delete_namespace")
 PROPAGATIONS = ("Background", "Foreground", "Orphan")
 _TOP = {"name", "description", "nodes", "replication_controllers", "services", "script",
-        "faults", "watch_lag", "scheduler_lag", "settings", "properties", "reachable",
-        "bounds", "symmetry", "namespace"}
+        "faults", "watch_lag", "scheduler_lag", "kubelet_lag", "settings", "properties",
+        "reachable", "bounds", "symmetry", "namespace"}
+
+
+@attrs.frozen
+class RcSpec:
+    """One replication controller of a scenario and its pod template's knobs."""
+
+    name: str
+    replicas: int = 1
+    restart_policy: str = "Always"
+    #: ``terminationGracePeriodSeconds``; ``None``: the API server's default (30)
+    termination_grace_period: int | None = None
+    #: container resource requests (``cpu``, ``memory``), used by placement
+    requests: FrozenDict[str, str] = EMPTY
+    ports: tuple[int, ...] = (8080,)
+    #: the container's readiness probe (an HTTP GET on this port); ``None``: no probe
+    readiness_port: int | None = None
 
 
 @attrs.frozen
@@ -66,7 +84,7 @@ class Scenario:
     name: str
     description: str
     nodes: tuple[str, ...]
-    rcs: tuple[tuple[str, int], ...]
+    rcs: tuple[RcSpec, ...]
     services: tuple[str, ...]
     script: tuple[tuple[Any, ...], ...]
     faults: FrozenDict[str, int]
@@ -146,8 +164,7 @@ class Scenario:
             # the defaults the objects live in (leases: kube-node-lease), and its own
             objects += [Namespace(metadata=ObjectMeta(name=name)) for name in dict.fromkeys(
                 ("default", LEASE_NAMESPACE, self.namespace))]
-        objects += [_rc(name, replicas, self.namespace or "default")
-                    for name, replicas in self.rcs]
+        objects += [_rc(spec, self.namespace or "default") for spec in self.rcs]
         objects += [_service(name, i) for i, name in enumerate(self.services)]
         return objects
 
@@ -167,15 +184,24 @@ def _node(name: str) -> Node:
     })
 
 
-def _rc(name: str, replicas: int, namespace: str = "default") -> ReplicationController:
+def _rc(spec: RcSpec, namespace: str = "default") -> ReplicationController:
+    container: dict[str, Any] = {
+        "name": "app", "image": "kstate/httpd:1",
+        "ports": [{"containerPort": port} for port in spec.ports]}
+    if spec.requests:
+        container["resources"] = {"requests": dict(spec.requests)}
+    if spec.readiness_port is not None:
+        container["readinessProbe"] = {"httpGet": {"path": "/", "port": spec.readiness_port}}
+    pod_spec: dict[str, Any] = {"containers": [container],
+                                "restartPolicy": spec.restart_policy}
+    if spec.termination_grace_period is not None:
+        pod_spec["terminationGracePeriodSeconds"] = spec.termination_grace_period
     return default(from_dict(ReplicationController, {
         "apiVersion": "v1", "kind": "ReplicationController",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"replicas": replicas, "selector": {"app": name},
-                 "template": {"metadata": {"labels": {"app": name}},
-                              "spec": {"containers": [{
-                                  "name": "app", "image": "kstate/httpd:1",
-                                  "ports": [{"containerPort": 8080}]}]}}},
+        "metadata": {"name": spec.name, "namespace": namespace},
+        "spec": {"replicas": spec.replicas, "selector": {"app": spec.name},
+                 "template": {"metadata": {"labels": {"app": spec.name}},
+                              "spec": pod_spec}},
     }))
 
 
@@ -220,15 +246,16 @@ def parse_scenario(data: Any, default_name: str = "scenario") -> Scenario:
     rcs = _rcs(data.get("replication_controllers", []))
     services = tuple(_str(s, f"services[{i}]") for i, s in
                      enumerate(_list(data.get("services", []), "services")))
-    rc_names = {n for n, _ in rcs}
+    rc_names = {r.name for r in rcs}
     for i, svc in enumerate(services):
         if svc not in rc_names:
             raise ModelError(f"service {svc!r} selects app={svc}, but no RC has that name",
                              field=f"services[{i}]")
-    faults = _faults(data.get("faults", {}))
+    faults = _faults(data.get("faults", {}), nodes, rcs)
     watch_lag = _int(data.get("watch_lag", 1), "watch_lag", minimum=0)
     scheduler_lag = _int(data.get("scheduler_lag", 0), "scheduler_lag", minimum=0)
     namespace = _str(data["namespace"], "namespace") if "namespace" in data else ""
+    kubelet_lag = _int(data.get("kubelet_lag", 0), "kubelet_lag", minimum=0)
     script = _script(data.get("script", []), rc_names, set(nodes), namespace)
     properties = tuple(_str(p, f"properties[{i}]") for i, p in
                        enumerate(_list(data.get("properties", []), "properties")))
@@ -242,7 +269,7 @@ def parse_scenario(data: Any, default_name: str = "scenario") -> Scenario:
         raise ModelError(f"{clash[0]!r} is both a property and a reachable goal",
                          field="reachable")
     settings = attrs.evolve(_settings(data.get("settings", {}), watch_lag),
-                            scheduler_lag=scheduler_lag)
+                            scheduler_lag=scheduler_lag, kubelet_lag=kubelet_lag)
     bounds = _bounds(data.get("bounds", {}))
     symmetry = data.get("symmetry", False)
     if not isinstance(symmetry, bool):
@@ -252,7 +279,7 @@ def parse_scenario(data: Any, default_name: str = "scenario") -> Scenario:
                     namespace)
 
 
-_STEP_ARGS = {"scale": ("rc", "replicas"), "delete_pod": ("rc",),
+_STEP_ARGS = {"scale": ("rc", "replicas"), "delete_pod": ("rc", "grace"),
               "delete_rc": ("rc", "propagation")}
 
 
@@ -294,21 +321,76 @@ def _nodes(value: Any) -> tuple[str, ...]:
     return names
 
 
-def _rcs(value: Any) -> tuple[tuple[str, int], ...]:
-    out = []
-    for i, item in enumerate(_list(value, "replication_controllers")):
-        where = f"replication_controllers[{i}]"
-        if not isinstance(item, Mapping):
-            raise ModelError("expected {name: ..., replicas: N}", field=where)
-        _known_keys(item, ("name", "replicas"), where)
-        out.append((_str(item.get("name"), f"{where}.name"),
-                    _int(item.get("replicas", 1), f"{where}.replicas", maximum=5)))
-    if len({n for n, _ in out}) != len(out):
+_RC_KEYS = ("name", "replicas", "restart_policy", "termination_grace_period", "requests",
+            "ports", "readiness_probe")
+
+
+def _rcs(value: Any) -> tuple[RcSpec, ...]:
+    out = [_rc_spec(item, f"replication_controllers[{i}]")
+           for i, item in enumerate(_list(value, "replication_controllers"))]
+    if len({r.name for r in out}) != len(out):
         raise ModelError("RC names must be distinct", field="replication_controllers")
     return tuple(out)
 
 
-def _faults(value: Any) -> FrozenDict[str, int]:
+def _rc_spec(item: Any, where: str) -> RcSpec:
+    """One RC entry; the template is then put through the API server's own admission
+    (defaults and validation), so whatever Kubernetes refuses is refused here."""
+    if not isinstance(item, Mapping):
+        raise ModelError("expected {name: ..., replicas: N}", field=where)
+    _known_keys(item, _RC_KEYS, where)
+    grace = item.get("termination_grace_period")
+    requests = item.get("requests", {})
+    if not isinstance(requests, Mapping):
+        raise ModelError("expected a mapping such as {cpu: 500m, memory: 1Gi}",
+                         field=f"{where}.requests")
+    _known_keys(requests, ("cpu", "memory"), f"{where}.requests")
+    ports = tuple(_int(p, f"{where}.ports[{i}]", minimum=1, maximum=65535)
+                  for i, p in enumerate(_list(item.get("ports", [8080]), f"{where}.ports")))
+    spec = RcSpec(
+        name=_str(item.get("name"), f"{where}.name"),
+        replicas=_int(item.get("replicas", 1), f"{where}.replicas", maximum=5),
+        restart_policy=_str(item.get("restart_policy", "Always"), f"{where}.restart_policy"),
+        termination_grace_period=None if grace is None else
+        _int(grace, f"{where}.termination_grace_period", minimum=0),
+        requests=FrozenDict({k: str(v) for k, v in requests.items()}),
+        ports=ports,
+        readiness_port=_probe_port(item.get("readiness_probe"), ports,
+                                   f"{where}.readiness_probe"))
+    try:
+        writes.admit_create(_rc(spec), T0, "uid-check")
+    except KstateError as err:
+        causes = getattr(err, "causes", ())
+        path = causes[0].field if causes else ""
+        knob = next((k for marker, k in _TEMPLATE_FIELDS if marker in path), "")
+        raise ModelError(f"the API server refuses this RC: {err}",
+                         field=f"{where}.{knob}" if knob else where) from None
+    return spec
+
+
+#: where the API server's validation points in the template -> the scenario's knob
+_TEMPLATE_FIELDS = (("restartPolicy", "restart_policy"),
+                    ("terminationGracePeriodSeconds", "termination_grace_period"),
+                    ("requests[cpu]", "requests.cpu"), ("requests[memory]", "requests.memory"),
+                    ("readinessProbe", "readiness_probe"), ("ports", "ports"),
+                    ("replicas", "replicas"))
+
+
+def _probe_port(value: Any, ports: tuple[int, ...], where: str) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ModelError("expected {port: N}", field=where)
+    _known_keys(value, ("port",), where)
+    port = _int(value.get("port"), f"{where}.port", minimum=1, maximum=65535)
+    if port not in ports:
+        raise ModelError(f"the container does not declare port {port} (its ports: "
+                         f"{', '.join(map(str, ports)) or 'none'}); probe a declared port",
+                         field=f"{where}.port")
+    return port
+
+
+def _faults(value: Any, nodes: Sequence[str], rcs: Sequence[RcSpec]) -> FrozenDict[str, int]:
     if not isinstance(value, Mapping):
         raise ModelError("expected a mapping of fault name -> bound", field="faults")
     out = {}
@@ -317,6 +399,13 @@ def _faults(value: Any) -> FrozenDict[str, int]:
             raise ModelError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}",
                              field=f"faults.{name}")
         out[name] = _int(bound, f"faults.{name}", maximum=5)
+    if out.get("node_partition", 0) > len(nodes):
+        raise ModelError(f"more partitions ({out['node_partition']}) than nodes "
+                         f"({len(nodes)}); use at most {len(nodes)}",
+                         field="faults.node_partition")
+    if out.get("readiness_failure", 0) and not any(r.readiness_port for r in rcs):
+        raise ModelError("no RC has a readiness_probe, so no probe can fail; add one or "
+                         "drop the fault", field="faults.readiness_failure")
     return FrozenDict(out)
 
 
@@ -359,7 +448,9 @@ def _script(value: Any, rcs: set[str], nodes: set[str], namespace: str = ""
             steps.append(("scale", rc, _int(args.get("replicas"), f"{where}.scale.replicas",
                                             maximum=5)))
         elif verb == "delete_pod":
-            steps.append(("delete_pod", rc))
+            grace = args.get("grace")
+            steps.append(("delete_pod", rc, None if grace is None else
+                          _int(grace, f"{where}.delete_pod.grace", minimum=0)))
         else:
             policy = args.get("propagation", "Background")
             if policy not in PROPAGATIONS:
@@ -407,4 +498,5 @@ def _bounds(value: Any) -> Bounds:
     return Bounds(opt("max_depth"), opt("max_states"), timeout)
 
 
-__all__ = ["FAULTS", "T0", "VERBS", "Bounds", "Scenario", "load_scenario", "parse_scenario"]
+__all__ = ["FAULTS", "T0", "VERBS", "Bounds", "RcSpec", "Scenario", "load_scenario",
+           "parse_scenario"]

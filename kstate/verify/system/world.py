@@ -41,7 +41,7 @@ from kstate.api.objects import Lease, Namespace, Node, Pod
 from kstate.api.registry import REGISTRY
 from kstate.control.executor import outcome_of
 from kstate.control.expectations import Expectation, Observation
-from kstate.errors import IllegalTransition, KeyExists, KstateError
+from kstate.errors import IllegalTransition, KeyExists, KstateError, Unavailable
 from kstate.node.simulated import SimulatedNode
 
 Key = str  # "Kind/namespace/name" ("Kind//name" when cluster-scoped)
@@ -112,12 +112,16 @@ class ControllerManager:
 
 @attrs.frozen
 class Kubelet:
-    """One node's agent: reachable or not, its cache of pods, its back-off memory."""
+    """One node's agent: reachable or not, its cache of pods, its memory (back-off,
+    start errors, readiness results) — all lost when the agent restarts."""
 
-    up: bool = True  # False while partitioned from the control plane or crashed
+    up: bool = True  # False while partitioned from the control plane or rebooting
     watcher: Watcher = Watcher()
     backoff: FrozenDict[str, Any] = EMPTY  # "uid/container" -> podsync.BackOff
     start_errors: FrozenDict[str, FrozenDict[str, str]] = EMPTY  # uid -> name -> reason
+    #: container instances (runtime ids) whose readiness probe passes; as in the
+    #: engine's ProbeManager a result belongs to one instance and starts as failing
+    probes_passing: frozenset[str] = frozenset()
 
 
 @attrs.frozen
@@ -143,6 +147,8 @@ class World:
     script: tuple[Any, ...] = ()  # user steps still to come, in order
     seq: int = 0  # generateName counter
     flags: Flags = Flags()
+    #: False during an API server outage: every request fails as ``unavailable``
+    api_available: bool = True
 
     # ------------------------------------------------------------------ reads
 
@@ -230,7 +236,7 @@ def replication_observations(change: Change, before: KubeObject | None,
 @attrs.frozen
 class Outcome:
     world: World
-    result: str  # "ok", "conflict", "not_found", "exists", "invalid"
+    result: str  # "ok", "conflict", "not_found", "exists", "invalid", "unavailable"
     obj: KubeObject | None = None
 
 
@@ -319,6 +325,16 @@ class AbstractApi:
         return Outcome(self._commit(world, k, new), "ok", new)
 
     @staticmethod
+    def available(world: World) -> bool:
+        """Does the API server answer? (An outage is a fault: see ``World.api_available``.)"""
+        return world.api_available
+
+    def outage(self, world: World) -> Outcome:
+        """A request during an outage: the error a client gets when the server does not
+        answer (503), as the command outcome the executor reports."""
+        return self._refused(world, Unavailable("the API server is not answering"))
+
+    @staticmethod
     def _refused(world: World, err: KstateError) -> Outcome:
         """The engine's error as the command outcome the executor would report; an
         illegal lifecycle move is remembered for ``legal_transitions``."""
@@ -330,6 +346,8 @@ class AbstractApi:
 
     @_memoised
     def create(self, world: World, obj: KubeObject) -> Outcome:
+        if not world.api_available:
+            return self.outage(world)
         info = writes.info_of(obj)
         try:
             obj = writes.in_namespace(info, obj, "")
@@ -355,6 +373,8 @@ class AbstractApi:
     def update(self, world: World, obj: KubeObject, subresource: str = "") -> Outcome:
         """A replace (``subresource="status"``: only the status); the object's
         resourceVersion, when set, is the precondition."""
+        if not world.api_available:
+            return self.outage(world)
         info = writes.info_of(obj)
         obj = writes.in_namespace(info, obj, "")
         k = key_of(obj)
@@ -395,6 +415,8 @@ class AbstractApi:
     @_memoised
     def _delete(self, world: World, kind: str, namespace: str, name: str,
                 options: DeleteOptions) -> Outcome:
+        if not world.api_available:
+            return self.outage(world)
         info = REGISTRY.for_kind(kind)
         k = key(kind, namespace if info.namespaced else "", name)
         try:
@@ -411,6 +433,8 @@ class AbstractApi:
     @_memoised
     def bind(self, world: World, namespace: str, name: str, uid: str, node: str) -> Outcome:
         """``pods/<name>/binding`` to ``node``, as the scheduler posts it."""
+        if not world.api_available:
+            return self.outage(world)
         k = key("Pod", namespace, name)
         info = writes.info_of(Pod)
         try:
