@@ -16,6 +16,9 @@ enabled after ``a`` and vice versa, and both orders reach the same World. It rep
 * which action families commute with which, so the dependency that blocks a reduction
   is named.
 
+``--depth D`` counts steps from the initial state (the checker's ``max_depth`` D+1: like
+TLC, it counts the initial state as depth 1).
+
     .venv/bin/python -m bench.verify commute --scenario quickstart --depth 6
 """
 
