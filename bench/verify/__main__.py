@@ -1,9 +1,11 @@
-"""``python -m bench.verify {scenarios,twophase} [options]``: the checker's benchmarks.
+"""``python -m bench.verify {scenarios,twophase,commute} [options]``: the checker's benchmarks.
 
 * ``scenarios`` — ``bench_scenarios.py``: every ``specs/scenarios/*.yaml`` checked as
   ``kstate verify`` does it; distinct states, states/s, time to verdict, 1 and 2 workers.
 * ``twophase`` — ``bench_twophase.py``: TwoPhase commit, kstate's checker against Spin
   measured in the same run (needs ``spin`` and ``gcc``).
+* ``commute`` — ``bench_commute.py``: how many enabled action pairs of a scenario commute
+  (the ceiling of partial-order reduction).
 
 ``python -m bench.verify scenarios --help`` shows each one's options. Run them from the
 repository root with ``-m`` (they import ``bench.machine``).
@@ -13,10 +15,11 @@ from __future__ import annotations
 
 import sys
 
-USAGE = """usage: python -m bench.verify {scenarios,twophase} [options]
+USAGE = """usage: python -m bench.verify {scenarios,twophase,commute} [options]
 
   scenarios   states/s and time to verdict for specs/scenarios/*.yaml (bench_scenarios.py)
   twophase    TwoPhase commit: kstate's checker against Spin (bench_twophase.py)
+  commute     how many enabled action pairs commute: POR's ceiling (bench_commute.py)
 
 'python -m bench.verify scenarios --help' shows that benchmark's options."""
 
@@ -34,6 +37,10 @@ def main(argv: list[str]) -> int:
         from bench.verify import bench_twophase
 
         return bench_twophase.main(rest, prog="python -m bench.verify twophase")
+    if which == "commute":
+        from bench.verify import bench_commute
+
+        return bench_commute.main(rest, prog="python -m bench.verify commute")
     print(f"unknown benchmark {which!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

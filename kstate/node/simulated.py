@@ -33,7 +33,7 @@ from kstate.runtime import base as rt
 from kstate.runtime.base import SandboxSpec
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class SimulatedNode:
     """Every sandbox and container on one node (sorted tuples: a canonical value)."""
 

@@ -52,6 +52,15 @@ def test_shipped_scenario_counts_and_verdicts(name: str) -> None:
         f"{name}: the state space changed; if intended, re-pin it")
 
 
+def test_three_nodes_first_levels() -> None:
+    """three-nodes is too large for a test run to reach its goals (its figures are in
+    docs/benchmarks/verify.md); its first levels are pinned like the others."""
+    model = load_scenario(SCENARIOS / "three-nodes.yaml").model()
+    result = check(model, symmetry=False, max_depth=4)
+    assert not [p.name for p in result.properties if p.verdict.failed]
+    assert (result.distinct_states, result.states_generated) == (309, 3618)
+
+
 def test_every_shipped_scenario_loads() -> None:
     for path in SCENARIOS.glob("*.yaml"):
         load_scenario(path).model()

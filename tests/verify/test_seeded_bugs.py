@@ -253,8 +253,8 @@ def test_a_node_plan_that_never_sends_a_rounds_last_stops_is_found(
     monkeypatch.undo()
     assert not replay_file(trace).reproduced
     real = check(scenario.model(), symmetry=False)
-    assert all(p.verdict.value == ("witnessed" if p.kind == "sometimes" else "holds")
-               for p in real.properties)
+    assert {p.verdict.value for p in real.properties if p.kind != "sometimes"} == {"holds"}
+    assert {p.verdict.value for p in real.properties if p.kind == "sometimes"} == {"witnessed"}
     assert real.complete
 
 

@@ -68,6 +68,7 @@ from kstate.node.heartbeat import renew_lease, report_ready
 from kstate.node.simulated import SimulatedNode
 from kstate.runtime.base import ContainerState
 from kstate.verify.checker import Model, Property
+from kstate.verify.system.memo import Memo
 from kstate.verify.system.world import (
     WATCHES,
     AbstractApi,
@@ -130,30 +131,6 @@ class Settings:
         factory=nodelifecycle.NodeLifecycleSettings)
 
 
-class _Memo:
-    """Results of pure functions by their (hashable) arguments.
-
-    The reconcilers, the pod worker and the scheduler are pure, and most of a World's
-    components look the same in neighbouring states — so most calls repeat exactly.
-    Bounded: cleared when full (each worker process keeps its own).
-    """
-
-    def __init__(self, limit: int = 200_000) -> None:
-        self.limit = limit
-        self._d: dict[Any, Any] = {}
-
-    def __call__(self, fn: Callable[..., Any], *args: Any) -> Any:
-        k = (fn, *args)
-        try:
-            return self._d[k]
-        except KeyError:
-            pass
-        if len(self._d) >= self.limit:
-            self._d.clear()
-        value = self._d[k] = fn(*args)
-        return value
-
-
 class SystemModel(Model[World]):
     """A cluster scenario as a model. See the module docstring for the actions."""
 
@@ -181,7 +158,7 @@ class SystemModel(Model[World]):
         self.nodelifecycle_fn = nodelifecycle_fn
         self.schedule_fn = schedule_fn or schedule_pod
         self._symmetry = symmetry
-        self._memo = _Memo()
+        self._memo = Memo()
 
     # ------------------------------------------------------------------ Model API
 

@@ -43,6 +43,7 @@ from kstate.control.executor import outcome_of
 from kstate.control.expectations import Expectation, Observation
 from kstate.errors import IllegalTransition, KeyExists, KstateError, Unavailable
 from kstate.node.simulated import SimulatedNode
+from kstate.verify.system.memo import Memo
 
 Key = str  # "Kind/namespace/name" ("Kind//name" when cluster-scoped)
 
@@ -85,7 +86,7 @@ def stamped(obj: KubeObject) -> KubeObject:
 Change = tuple[Key, KubeObject | None]  # a watch event: the new object, or None (deleted)
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Watcher:
     """A component's informer cache and the events not yet delivered to it, per kind."""
 
@@ -100,7 +101,7 @@ class Watcher:
         return sum(len(q) for q in self.pending.values())
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class ControllerManager:
     """The controller manager: one shared cache (as kube-controller-manager shares its
     informers) and its in-memory state — lost on restart."""
@@ -110,7 +111,7 @@ class ControllerManager:
     memory: FrozenDict[str, float] = EMPTY
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Kubelet:
     """One node's agent: reachable or not, its cache of pods, its memory (back-off,
     start errors, readiness results) — all lost when the agent restarts."""
@@ -124,7 +125,7 @@ class Kubelet:
     probes_passing: frozenset[str] = frozenset()
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Flags:
     """History facts the properties read (auxiliary variables, as in TLA+)."""
 
@@ -135,7 +136,7 @@ class Flags:
     evicted_in_full_disruption: bool = False  # a pod deleted while every node was down
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class World:
     store: FrozenDict[Key, KubeObject]
     now: float
@@ -276,8 +277,10 @@ class AbstractApi:
         self.watch_lag = watch_lag  # the controller manager's caches
         self.scheduler_lag = scheduler_lag
         self.kubelet_lag = kubelet_lag
-        # Validation results by object: the same objects recur in many states.
+        # Validation results by object, and the write rules' decisions by their
+        # arguments: the same objects recur in many states (memo.py).
         self._validated: dict[Any, Any] = {}
+        self._pure = Memo()
 
     # -------------------------------------------------------------- plumbing
 
@@ -317,7 +320,7 @@ class AbstractApi:
         A stored pod moving from one node to another is remembered for ``bound_once``."""
         if new is None:
             return Outcome(self._commit(world, k, None), "ok")
-        new = stamped(new)
+        new = self._pure(stamped, new)
         if new == current:
             return Outcome(world, "ok", current)
         if _moved(current, new):
@@ -353,7 +356,7 @@ class AbstractApi:
             obj = writes.in_namespace(info, obj, "")
             suffix = str(world.seq)
             name = writes.with_generated_name(obj, suffix).metadata.name
-            created = writes.admit_create(obj, world.now, f"uid-{name}")
+            created = self._pure(writes.admit_create, obj, world.now, f"uid-{name}")
             created = writes.with_generated_name(created, suffix)
             k = key_of(created)
             namespace = created.metadata.namespace
@@ -388,7 +391,7 @@ class AbstractApi:
                 return self.create(world, obj)
             current = writes.existing(info, obj.metadata.name, current)
             writes.check_resource_version(info, current, obj.metadata.resource_version)
-            plan = writes.plan_update(current, obj, world.now, subresource)
+            plan = self._pure(writes.plan_update, current, obj, world.now, subresource)
         except KstateError as err:
             return self._refused(world, err)
         if not plan.changed:
@@ -423,7 +426,7 @@ class AbstractApi:
             writes.check_delete_request(info, name, options)
             current = writes.existing(info, name, world.get(k))
             writes.check_preconditions(current, options.preconditions)
-            plan = writes.plan_delete(current, options, world.now)
+            plan = self._pure(writes.plan_delete, current, options, world.now)
         except KstateError as err:
             return self._refused(world, err)
         if not plan.remove and plan.updated is None:
@@ -442,8 +445,8 @@ class AbstractApi:
                 namespace, writes.binding_of(namespace, name, node, uid))
             pod = writes.existing(info, pod_name, world.get(k))
             assert isinstance(pod, Pod)
-            proposed = writes.bind(pod, target, want_uid, world.now)
-            plan = writes.plan_update(pod, proposed, world.now, "binding")
+            proposed = self._pure(writes.bind, pod, target, want_uid, world.now)
+            plan = self._pure(writes.plan_update, pod, proposed, world.now, "binding")
         except KstateError as err:
             return self._refused(world, err)
         return self._store(world, k, pod, plan.obj)
@@ -456,7 +459,7 @@ class AbstractApi:
 
     def put(self, world: World, obj: KubeObject) -> World:
         """An unconditional write by a component that owns the object (leases)."""
-        return self._commit(world, key_of(obj), stamped(obj))
+        return self._commit(world, key_of(obj), self._pure(stamped, obj))
 
 
 def _on(obj: KubeObject | None, node: str) -> bool:
@@ -471,6 +474,9 @@ def _moved(before: KubeObject | None, after: KubeObject) -> bool:
 
 def observe(cm: ControllerManager, delivered: Iterable[Delivered]) -> ControllerManager:
     """Run the replication controller's watch handler on events its cache just took in."""
+    delivered = [d for d in delivered if kind_of(d[0][0]) == "Pod"]
+    if not delivered or not cm.expectations:
+        return cm  # only pod events move expectations, and only existing records
     expectations = dict(cm.expectations)
     rcs = cm.watcher.objects("ReplicationController")
     for change, before in delivered:
