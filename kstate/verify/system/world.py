@@ -354,8 +354,16 @@ class AbstractApi:
         info = writes.info_of(obj)
         try:
             obj = writes.in_namespace(info, obj, "")
-            suffix = str(world.seq)
-            name = writes.with_generated_name(obj, suffix).metadata.name
+            seq = world.seq
+            while True:
+                suffix = str(seq)
+                name = writes.with_generated_name(obj, suffix).metadata.name
+                # A generated name that is taken is drawn again, as ApiCore.create does;
+                # only a name the client chose is AlreadyExists.
+                if obj.metadata.name or key(type(obj).__name__, obj.metadata.namespace,
+                                            name) not in world.store:
+                    break
+                seq += 1
             created = self._pure(writes.admit_create, obj, world.now, f"uid-{name}")
             created = writes.with_generated_name(created, suffix)
             k = key_of(created)
@@ -369,7 +377,7 @@ class AbstractApi:
         except KstateError as err:
             return self._refused(world, err)
         if not obj.metadata.name:
-            world = attrs.evolve(world, seq=world.seq + 1)
+            world = attrs.evolve(world, seq=seq + 1)
         return self._store(world, k, None, created)
 
     @_memoised
