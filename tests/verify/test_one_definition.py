@@ -57,8 +57,12 @@ EXEMPT = {
     # not a model of what any component does.
     "kstate/verify/strategies.py",
 }
-#: Findings allowed for now, each with the part of issue 14 that removes it.
-ALLOWED: set[tuple[str, str]] = set()
+#: Findings that are not decisions, each with why (a stale entry fails the test).
+ALLOWED: set[tuple[str, str]] = {
+    # the name of a fault the live fuzz injects (a 409 the channel makes up), not an
+    # outcome the verify layer decides
+    ("kstate/verify/engine.py", "outcome 'conflict'"),
+}
 
 
 def _is_evolve(func: ast.expr) -> bool:
