@@ -49,7 +49,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from kstate.api import lifecycle
+from kstate.api import lifecycle, visible
 from kstate.api.codec import Model
 from kstate.api.defaults import DEFAULT_GRACE_SECONDS, add_default_tolerations, default
 from kstate.api.helpers import set_condition
@@ -72,7 +72,7 @@ from kstate.api.registry import REGISTRY, KindInfo
 from kstate.api.validation import validate, validate_update
 from kstate.clock import parse_rfc3339, rfc3339
 from kstate.errors import BadRequest, Cause, Conflict, Forbidden, InvalidObject, NotFound
-from kstate.machines import KUBERNETES_FINALIZER
+from kstate.machines import KUBERNETES_FINALIZER, POD
 
 K = TypeVar("K", bound=KubeObject)
 
@@ -269,7 +269,9 @@ def admit_create(obj: K, now: float, uid: str, toleration_seconds: int = 300) ->
     changes: dict[str, Any] = {"metadata": meta}
     if isinstance(obj, Pod):
         obj = add_default_tolerations(obj, toleration_seconds)  # type: ignore[assignment]
-        changes["status"] = PodStatus(phase="Pending", qos_class=qos_class(obj))
+        # The fields of the Pod machine's initial state, from the one mapping.
+        fresh = attrs.evolve(obj, status=PodStatus(qos_class=qos_class(obj)))
+        changes["status"] = visible.show(fresh, POD.initial, now).status
     elif type(obj).__name__ in RESET_STATUS_ON_CREATE:
         changes["status"] = type(obj.status)()  # type: ignore[attr-defined]
     elif isinstance(obj, Namespace):
