@@ -486,3 +486,12 @@ def test_a_ranking_tie_breaks_alike_on_both_sides() -> None:
     ranking ties, and both sides must delete the same pod (found by Hypothesis)."""
     asyncio.run(run([("create_pod", "", "", None, "img:1", False, False)] * 4
                     + [("create_rc", "web", 3), ("sync_rc", 4)], seed=1))
+
+
+def test_a_recreated_object_is_not_the_one_a_stale_writer_saw() -> None:
+    """A node deleted and created again under its name, then a write from before the
+    delete: the engine answers 409 (a new object, a new resourceVersion); the model must
+    too, although the new object's content is the old one's (found by Hypothesis)."""
+    asyncio.run(run([("create_node", "n1"), ("delete", 0, None, None, "none"),
+                     ("create_pod", "", "", None, "img:1", False, False),
+                     ("create_node", "n1"), ("replace", 0, "label", "stale")], seed=1))

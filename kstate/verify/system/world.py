@@ -150,6 +150,11 @@ class World:
     flags: Flags = Flags()
     #: False during an API server outage: every request fails as ``unavailable``
     api_available: bool = True
+    #: Objects with a chosen name removed so far, by key. A re-created one is a new
+    #: incarnation with its own uid, as in Kubernetes: with content-addressed
+    #: resourceVersions it would otherwise look exactly like the one a stale cache saw.
+    #: (Generated names never come back: ``seq`` only grows.)
+    incarnations: FrozenDict[Key, int] = EMPTY
 
     # ------------------------------------------------------------------ reads
 
@@ -319,6 +324,9 @@ class AbstractApi:
         """Write ``new`` (``None``: remove) at ``k``; an unchanged object writes nothing.
         A stored pod moving from one node to another is remembered for ``bound_once``."""
         if new is None:
+            if current is not None and not current.metadata.generate_name:
+                world = attrs.evolve(world, incarnations=world.incarnations.set(
+                    k, world.incarnations.get(k, 0) + 1))
             return Outcome(self._commit(world, k, None), "ok")
         new = self._pure(stamped, new)
         if new == current:
@@ -364,7 +372,10 @@ class AbstractApi:
                                             name) not in world.store:
                     break
                 seq += 1
-            created = self._pure(writes.admit_create, obj, world.now, f"uid-{name}")
+            born = world.incarnations.get(key(type(obj).__name__, obj.metadata.namespace,
+                                              name), 0)
+            uid = f"uid-{name}-{born}" if born else f"uid-{name}"
+            created = self._pure(writes.admit_create, obj, world.now, uid)
             created = writes.with_generated_name(created, suffix)
             k = key_of(created)
             namespace = created.metadata.namespace
