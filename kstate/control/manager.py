@@ -38,6 +38,7 @@ from kstate.api.objects import (
 )
 from kstate.clock import Clock, RealClock
 from kstate.control import endpoints, gc, namespace, nodelifecycle, replication
+from kstate.control.commands import Command
 from kstate.control.executor import Executor, Result, kind_class
 from kstate.control.expectations import Expectation
 from kstate.control.expectations import apply as apply_observations
@@ -73,6 +74,19 @@ class ManagerSettings:
 
 
 Sync = Callable[[str], Awaitable[Result]]
+Reconcile = Callable[..., list[Command]]
+
+
+@attrs.frozen
+class Reconcilers:
+    """The pure reconcile functions the manager runs: the real ones by default; a replay
+    of a seeded bug swaps one, and everything around it (views, executor) stays the
+    daemon's."""
+
+    replication: Reconcile = replication.reconcile
+    endpoints: Reconcile = endpoints.reconcile
+    node_lifecycle: Reconcile = nodelifecycle.reconcile
+    gc: Reconcile = gc.reconcile
 
 
 class ControllerManager:
@@ -80,8 +94,10 @@ class ControllerManager:
     client."""
 
     def __init__(self, client: ApiClient, clock: Clock | None = None,
-                 settings: ManagerSettings = ManagerSettings()) -> None:
+                 settings: ManagerSettings = ManagerSettings(), *,
+                 reconcilers: Reconcilers = Reconcilers()) -> None:
         self.client = client
+        self.reconcilers = reconcilers
         self.clock = clock or RealClock()
         self.settings = settings
         self.executor = Executor(client, self.clock, "controller-manager")
@@ -173,7 +189,8 @@ class ControllerManager:
             self.expectations.pop(key, None)
             return Result(())
         view = replication.ReplicationView(rc, self.rc_pods(rc), self.expectations.get(key))
-        commands = replication.reconcile(view, self.clock.now(), self.settings.replication)
+        commands = self.reconcilers.replication(view, self.clock.now(),
+                                                self.settings.replication)
         result = await self.executor.run(commands, self.expectations, self.memory)
         self._sync_when_expectations_expire(key)
         return result
@@ -206,7 +223,7 @@ class ControllerManager:
         current = self.endpoints.get(key)
         pods = tuple(p for p in self.pods.list() if p.metadata.namespace == namespace)
         view = endpoints.EndpointsView(namespace, name, service, pods, current)
-        return await self.executor.run(endpoints.reconcile(view, self.clock.now()))
+        return await self.executor.run(self.reconcilers.endpoints(view, self.clock.now()))
 
     async def node_lifecycle_pass(self) -> Result:
         leases = {lease.metadata.name: lease for lease in self.leases.list()}
@@ -214,15 +231,16 @@ class ControllerManager:
             tuple(self.nodes.list()), leases,
             tuple(p for p in self.pods.list() if p.spec.node_name),
             self.memory.get(nodelifecycle.LIMITER))
-        commands = nodelifecycle.reconcile(view, self.clock.now(),
-                                           self.settings.node_lifecycle)
+        commands = self.reconcilers.node_lifecycle(view, self.clock.now(),
+                                                   self.settings.node_lifecycle)
         return await self.executor.run(commands, self.expectations, self.memory)
 
     async def gc_pass(self) -> Result:
         owned: tuple[KubeObject, ...] = (*self.pods.list(), *self.rcs.list())
         nodes = frozenset(n.metadata.name for n in self.nodes.list())
         view = gc.GCView(owned, nodes)
-        return await self.executor.run(gc.reconcile(view, self.clock.now(), self.settings.gc))
+        return await self.executor.run(self.reconcilers.gc(view, self.clock.now(),
+                                                           self.settings.gc))
 
     async def sync_namespace(self, name: str) -> Result:
         """Empty and finalize a terminating namespace; its content is listed live."""
@@ -320,4 +338,4 @@ class ControllerManager:
                 waker.cancel()
 
 
-__all__ = ["ControllerManager", "ManagerSettings"]
+__all__ = ["ControllerManager", "ManagerSettings", "Reconcilers"]

@@ -103,9 +103,13 @@ from kstate.control import endpoints as ep_controller
 from kstate.control import gc, nodelifecycle, replication
 from kstate.control import scheduler as sched
 from kstate.control.commands import Delete, Evict
-from kstate.control.executor import Result
 from kstate.control.informer import Informer, object_key
-from kstate.control.manager import LEASE_NAMESPACE, ControllerManager, ManagerSettings
+from kstate.control.manager import (
+    LEASE_NAMESPACE,
+    ControllerManager,
+    ManagerSettings,
+    Reconcilers,
+)
 from kstate.control.pods import is_active
 from kstate.control.schedulerd import Scheduler
 from kstate.control.workqueue import WorkQueue
@@ -799,68 +803,36 @@ class History:
 
 
 class EngineManager(ControllerManager):
-    """The daemon's controller manager, with the replication and node lifecycle
-    reconcilers swappable (for replaying a seeded bug) — everything else is inherited
-    unchanged."""
+    """The daemon's controller manager, with any reconciler swappable (for replaying a
+    seeded bug) through ``Reconcilers`` — the views and the executor stay the daemon's —
+    and the node lifecycle controller's decisions judged: no eviction while its own view
+    shows every node down (the model's ``no_mass_eviction``, on the view the decision was
+    made on)."""
 
     def __init__(self, client: ApiClient, clock: Clock, settings: ManagerSettings,
                  replication_fn: ReplicationFn | None = None,
                  nodelifecycle_fn: ReplicationFn | None = None,
                  reconcilers: Mapping[str, ReplicationFn] = FrozenDict()) -> None:
-        super().__init__(client, clock, settings)
-        self.replication_fn: ReplicationFn = replication_fn or replication.reconcile
-        self.nodelifecycle_fn: ReplicationFn = nodelifecycle_fn or nodelifecycle.reconcile
-        self.endpoints_fn: ReplicationFn = reconcilers.get("endpoints", ep_controller.reconcile)
-        self.gc_fn: ReplicationFn = reconcilers.get("gc", gc.reconcile)
         #: evictions decided in full disruption (the engine's list survives restarts)
         self.mass_evictions: list[str] = []
+        decide = nodelifecycle_fn or nodelifecycle.reconcile
 
-    async def sync_endpoints(self, key: str) -> Result:
-        if self.endpoints_fn is ep_controller.reconcile:
-            return await super().sync_endpoints(key)
-        namespace, _, name = key.partition("/")
-        pods = tuple(p for p in self.pods.list() if p.metadata.namespace == namespace)
-        view = ep_controller.EndpointsView(namespace, name, self.services.get(key), pods,
-                                           self.endpoints.get(key))
-        return await self.executor.run(self.endpoints_fn(view, self.clock.now()))
+        def node_lifecycle(view: nodelifecycle.NodeLifecycleView, now: float,
+                           node_settings: nodelifecycle.NodeLifecycleSettings) -> list[Any]:
+            commands = decide(view, now, node_settings)
+            evicted = [c.name for c in commands
+                       if isinstance(c, Evict) or (isinstance(c, Delete) and c.kind == "Pod")]
+            if evicted and nodelifecycle.full_disruption(view.nodes):
+                self.mass_evictions.append(
+                    f"at {now - T0:.0f} s the node lifecycle controller evicted "
+                    f"{', '.join(sorted(evicted))} while every node looked down")
+            return commands
 
-    async def gc_pass(self) -> Result:
-        if self.gc_fn is gc.reconcile:
-            return await super().gc_pass()
-        view = gc.GCView((*self.pods.list(), *self.rcs.list()),
-                         frozenset(n.metadata.name for n in self.nodes.list()))
-        return await self.executor.run(self.gc_fn(view, self.clock.now(), self.settings.gc))
-
-    async def node_lifecycle_pass(self) -> Result:
-        # The daemon's pass (ControllerManager.node_lifecycle_pass), with the reconciler
-        # swappable and its decision judged: no eviction while its own view shows every
-        # node down (the model's no_mass_eviction, on the view the decision was made on).
-        leases = {lease.metadata.name: lease for lease in self.leases.list()}
-        view = nodelifecycle.NodeLifecycleView(
-            tuple(self.nodes.list()), leases,
-            tuple(p for p in self.pods.list() if p.spec.node_name),
-            self.memory.get(nodelifecycle.LIMITER))
-        now = self.clock.now()
-        commands = self.nodelifecycle_fn(view, now, self.settings.node_lifecycle)
-        evicted = [c.name for c in commands
-                   if isinstance(c, Evict) or (isinstance(c, Delete) and c.kind == "Pod")]
-        if evicted and nodelifecycle.full_disruption(view.nodes):
-            self.mass_evictions.append(
-                f"at {now - T0:.0f} s the node lifecycle controller evicted "
-                f"{', '.join(sorted(evicted))} while every node looked down")
-        return await self.executor.run(commands, self.expectations, self.memory)
-
-    async def sync_rc(self, key: str) -> Result:
-        if self.replication_fn is replication.reconcile:
-            return await super().sync_rc(key)
-        rc = self.rcs.get(key)
-        if rc is None:
-            self.expectations.pop(key, None)
-            return Result(())
-        pods = tuple(p for p in self.pods.list() if p.metadata.namespace == rc.metadata.namespace)
-        view = replication.ReplicationView(rc, pods, self.expectations.get(key))
-        commands = self.replication_fn(view, self.clock.now(), self.settings.replication)
-        return await self.executor.run(commands, self.expectations, self.memory)
+        super().__init__(client, clock, settings, reconcilers=Reconcilers(
+            replication=replication_fn or replication.reconcile,
+            endpoints=reconcilers.get("endpoints", ep_controller.reconcile),
+            node_lifecycle=node_lifecycle,
+            gc=reconcilers.get("gc", gc.reconcile)))
 
     async def start_informers(self) -> None:
         """Follow the store without acting (a driven manager: the caller syncs)."""
@@ -1555,7 +1527,7 @@ def fresh_decisions(engine: Engine, fresh: Fresh, *, node_lifecycle: bool = True
     out: dict[str, list[Any]] = {}
     for rc in fresh.rcs:
         pods = tuple(p for p in fresh.pods if p.metadata.namespace == rc.metadata.namespace)
-        out[f"replication/{replication.rc_key(rc)}"] = manager.replication_fn(
+        out[f"replication/{replication.rc_key(rc)}"] = manager.reconcilers.replication(
             replication.ReplicationView(rc, pods, None), now, settings.replication)
     for key, view in _endpoint_views(fresh):
         out[f"endpoints/{key}"] = ep_controller.reconcile(view, now)

@@ -288,10 +288,10 @@ async def memory_only_brakes(engine: Engine, fresh: Fresh | None = None) -> list
         for rc in fresh.rcs:
             key = replication.rc_key(rc)
             pods = tuple(p for p in fresh.pods if p.metadata.namespace == rc.metadata.namespace)
-            remembered = manager.replication_fn(
+            remembered = manager.reconcilers.replication(
                 replication.ReplicationView(rc, pods, manager.expectations.get(key)), now,
                 settings.replication)
-            forgetful = manager.replication_fn(replication.ReplicationView(rc, pods, None),
+            forgetful = manager.reconcilers.replication(replication.ReplicationView(rc, pods, None),
                                                now, settings.replication)
             if not set(remembered) <= set(forgetful):
                 out.append(f"replication {key}: with its expectations the manager would do "
