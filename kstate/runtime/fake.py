@@ -204,7 +204,9 @@ class _Box:
         self.changed = None
 
     def wait_changed(self) -> asyncio.Future[None]:
-        if self.changed is None:
+        """Shared by every waiter: await it shielded, so one cancelled waiter (a log
+        follower that goes away) does not cancel it for the others."""
+        if self.changed is None or self.changed.done():
             self.changed = asyncio.get_running_loop().create_future()
         return self.changed
 
@@ -757,7 +759,7 @@ async def _follow(box: _Box, start: int, since: float | None = None,
             yield line
         if box.state is not ContainerState.RUNNING or box.removed:
             return
-        await box.wait_changed()
+        await asyncio.shield(box.wait_changed())
 
 
 def _loop_running() -> bool:

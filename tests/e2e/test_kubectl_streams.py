@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import pty
 import queue
@@ -40,6 +41,12 @@ from tests.e2e.test_quickstart import ROOT, Cluster, http, ready
 
 NODE = "e2e-streams"
 VERSIONS = ("1.27", "1.33")
+#: ``cat`` with its stdin kept open across attaches (stdin without stdinOnce).
+CATTER = {"apiVersion": "v1", "kind": "Pod",
+          "metadata": {"name": "catter", "labels": {"run": "catter"}},
+          "spec": {"containers": [{"name": "catter", "image": "kstate/base:1",
+                                   "imagePullPolicy": "Never", "command": ["cat"],
+                                   "stdin": True}]}}
 
 pytestmark = [pytest.mark.kubectl]
 
@@ -51,18 +58,22 @@ def cluster(request: pytest.FixtureRequest,
     require_runtime(runtime)
     require_binary("kubectl")
     prepare_images(runtime)
-    c = Cluster(tmp_path_factory.mktemp(f"streams-{runtime}"), runtime, node=f"{NODE}-{runtime}")
+    data = tmp_path_factory.mktemp(f"streams-{runtime}")
+    c = Cluster(data, runtime, node=f"{NODE}-{runtime}")
     c.up()
     try:
-        # A shell that sleeps (and leaves at once on TERM), the quick start's httpd, and
-        # a pod that can never start.
+        # A shell that sleeps (and leaves at once on TERM), the quick start's httpd, a
+        # pod that can never start, and a ``cat`` with its stdin open for attaches.
         c.k("run", "sh", "--image=kstate/base:1", "--image-pull-policy=Never",
             "--restart=Never", "--command", "--", "sh", "-c",
             "trap 'exit 0' TERM; echo started; while :; do sleep 1 & wait $!; done")
         c.k("apply", "-f", str(ROOT / "specs" / "manifests" / "mytomcat.rc.yaml"))
         c.k("run", "never", "--image=kstate/absent:1", "--image-pull-policy=Never",
             "--restart=Never")
+        (data / "catter.json").write_text(json.dumps(CATTER))
+        c.k("apply", "-f", str(data / "catter.json"))
         c.until("the pods ready", lambda: sum(ready(p) for p in c.pods("run=sh")) == 1
+                and sum(ready(p) for p in c.pods("run=catter")) == 1
                 and sum(ready(p) for p in c.pods()) == 2)
         yield c
     finally:
@@ -88,9 +99,11 @@ class Kubectl:
                               text=True, env=self.env, timeout=timeout, check=False)
 
     @contextlib.contextmanager
-    def background(self, *args: str) -> Iterator[Lines]:
+    def background(self, *args: str, stdin: bool = False) -> Iterator[Lines]:
+        """``stdin``: a pipe the test writes (``lines.proc.stdin``)."""
         proc = subprocess.Popen([self.binary, *args], stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, env=self.env)
+                                stderr=subprocess.STDOUT, text=True, env=self.env,
+                                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL)
         try:
             yield Lines(proc)
         finally:
@@ -226,6 +239,38 @@ def test_attach_shows_the_main_process_output(kubectl: Kubectl) -> None:
                 lines.until("attached-", timeout=2)
                 return
         raise AssertionError("kubectl attach showed none of the lines written")
+
+
+def test_run_interactively_pipes_stdin_to_the_process(kubectl: Kubectl) -> None:
+    """``kubectl run -i`` makes a pod with stdin and stdinOnce and attaches: the pipe's
+    end closes cat's stdin, so cat ends, and ``--rm`` removes the pod."""
+    name = f"piped-{kubectl.version.replace('.', '')}"
+    done = kubectl.run("run", name, "-i", "--rm", "--restart=Never", "--image=kstate/base:1",
+                       "--image-pull-policy=Never", "--", "cat", stdin="through cat\nand back\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("through cat\nand back\n")  # then --rm's "deleted"
+    assert kubectl.run("get", "pod", name).returncode == 1
+
+
+def test_attach_with_stdin_echoes_a_line(kubectl: Kubectl) -> None:
+    with kubectl.background("attach", "-i", "catter", stdin=True) as lines:
+        stdin = lines.proc.stdin
+        assert stdin is not None
+        word = f"echoed-{kubectl.version}"
+        stdin.write(f"{word}\n")
+        stdin.flush()
+        lines.until(word, timeout=20)
+        # stdin's end ends the attach (not the container: its stdin stays open).
+        stdin.close()
+        assert lines.proc.wait(timeout=20) == 0
+    assert ready(kubectl.cluster.pods("run=catter")[0])
+
+
+def test_attach_with_stdin_to_a_container_without_stdin_is_refused(kubectl: Kubectl) -> None:
+    refused = kubectl.run("attach", "-i", "sh", stdin="lost\n", timeout=30)
+    assert refused.returncode == 1
+    assert ("cannot attach to the stdin of container sh in pod sh: it was created without "
+            "stdin") in refused.stderr
 
 
 def test_port_forward_to_a_quick_start_pod(kubectl: Kubectl) -> None:
