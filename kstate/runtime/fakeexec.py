@@ -131,6 +131,7 @@ class FakeAttach(ExecSession):
         self._stdin = stdin
         self._detached = asyncio.Event()
         self._pending: asyncio.Future[Any] | None = None
+        self.size: tuple[int, int] | None = None
 
     async def read(self) -> tuple[int, bytes] | None:
         if self._pending is None:
@@ -159,7 +160,8 @@ class FakeAttach(ExecSession):
             self._detached.set()  # stdin stays open for the next attach
 
     async def resize(self, width: int, height: int) -> None:
-        pass
+        if self.tty:
+            self.size = (width, height)
 
     async def wait(self) -> int | None:
         return None

@@ -175,13 +175,18 @@ async def read_until(h: Harness, session: ExecSession, wanted: bytes) -> bytes:
     return await h.wait(read(), what=f"{wanted!r} in the attached output")
 
 
+async def running_cat(h: Harness, **spec: bool) -> str:
+    sb = await h.sandbox()
+    cid = await h.container(sb, CAT, CAT_P, stdin=True, **spec)
+    await h.state(cid, ContainerState.RUNNING)
+    return cid
+
+
 def test_attach_with_stdin_round_trip(h: Harness) -> None:
     """stdin without stdinOnce: an attach's EOF ends that attach, and the container's
     stdin stays open for the next one."""
     async def scenario() -> None:
-        sb = await h.sandbox()
-        cid = await h.container(sb, CAT, CAT_P, stdin=True)
-        await h.state(cid, ContainerState.RUNNING)
+        cid = await running_cat(h)
         for word in (b"first\n", b"second\n"):
             session = await h.rt.attach(cid, stdin=True)
             assert not session.tty
@@ -197,9 +202,7 @@ def test_attach_with_stdin_round_trip(h: Harness) -> None:
 
 def test_stdin_once_closes_the_containers_stdin_after_the_first_attach(h: Harness) -> None:
     async def scenario() -> None:
-        sb = await h.sandbox()
-        cid = await h.container(sb, CAT, CAT_P, stdin=True, stdin_once=True)
-        await h.state(cid, ContainerState.RUNNING)
+        cid = await running_cat(h, stdin_once=True)
         session = await h.rt.attach(cid, stdin=True)
         await session.write(b"only\n")
         assert await read_until(h, session, b"only\n") == b"only\n"
@@ -214,14 +217,21 @@ def test_stdin_once_closes_the_containers_stdin_after_the_first_attach(h: Harnes
 
 def test_attach_to_a_terminal(h: Harness) -> None:
     async def scenario() -> None:
-        sb = await h.sandbox()
-        cid = await h.container(sb, CAT, CAT_P, stdin=True, tty=True)
-        await h.state(cid, ContainerState.RUNNING)
+        cid = await running_cat(h, tty=True)
         session = await h.rt.attach(cid, stdin=True)
         assert session.tty
-        await session.resize(100, 30)
         await session.write(b"typed\n")
         await read_until(h, session, b"typed")
+        await session.resize(100, 30)
+
+        async def resized() -> bool:
+            if h.kind == "fake":
+                return getattr(session, "size", None) == (100, 30)
+            # The main process's terminal, seen from a second process in the container.
+            size = await h.rt.exec(cid, ["stty", "-F", "/proc/1/fd/0", "size"], timeout=10)
+            return size.output.strip() == b"30 100"
+
+        await h.until(resized, what="the terminal resized")
         await session.close()
 
     h.run(scenario())
