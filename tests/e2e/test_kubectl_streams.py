@@ -173,34 +173,71 @@ def test_exec_with_stdin(kubectl: Kubectl) -> None:
     assert (piped.returncode, piped.stdout) == (0, "hi\n")
 
 
+class Terminal:
+    """kubectl on a pseudo-terminal 100 columns by 30 rows (so it sees a TTY, as ``-it``
+    needs): what it shows, awaited with a deadline, and what is typed into it."""
+
+    def __init__(self, kubectl: Kubectl, *args: str) -> None:
+        self.leader, follower = pty.openpty()
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+        self.proc = subprocess.Popen([kubectl.binary, *args], stdin=follower, stdout=follower,
+                                     stderr=follower, env=kubectl.env, close_fds=True)
+        os.close(follower)
+        self.output = b""
+
+    def until(self, wanted: bytes | None, timeout: float = 30) -> bytes:
+        """Read until ``wanted`` shows (None: until kubectl exits and the terminal
+        closes); the output so far."""
+        deadline = time.monotonic() + timeout
+        while wanted is None or wanted not in self.output:
+            ready_fds, _, _ = select.select([self.leader], [], [],
+                                            max(0.0, deadline - time.monotonic()))
+            if not ready_fds:
+                raise AssertionError(f"{wanted!r} not shown within {timeout} s: "
+                                     f"{self.output!r}")
+            try:
+                chunk = os.read(self.leader, 4096)
+            except OSError:  # the terminal closed: kubectl exited
+                chunk = b""
+            if not chunk:
+                if wanted is None:
+                    break
+                raise AssertionError(f"kubectl ended before {wanted!r}: {self.output!r}")
+            self.output += chunk
+        return self.output
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.leader, keys)
+
+    def exit_code(self) -> int:
+        self.until(None)
+        os.close(self.leader)
+        return self.proc.wait(timeout=20)
+
+
 def test_exec_with_a_terminal(kubectl: Kubectl) -> None:
     """``-it`` from a real terminal: kubectl sees a TTY, the process gets one, of the
     terminal's size."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    proc = subprocess.Popen([kubectl.binary, "exec", "-it", "sh", "--", "sh", "-c",
-                             # kubectl sends the size just after the start: poll for it
-                             'i=0; until [ "$(stty -F $(tty) size)" = "30 100" ] || [ $i = 50 ];'
-                             " do i=$((i+1)); sleep 0.1; done; stty -F $(tty) size; tty; exit 4"],
-                            stdin=follower, stdout=follower,
-                            stderr=follower, env=kubectl.env, close_fds=True)
-    os.close(follower)
-    output = b""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        ready_fds, _, _ = select.select([leader], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready_fds:
-            break
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # the terminal closed: kubectl exited
-            break
-        if not chunk:
-            break
-        output += chunk
-    os.close(leader)
-    assert proc.wait(timeout=10) == 4
-    assert b"30 100" in output and b"/dev/pts/" in output
+    terminal = Terminal(kubectl, "exec", "-it", "sh", "--", "sh", "-c",
+                        # kubectl sends the size just after the start: poll for it
+                        'i=0; until [ "$(stty -F $(tty) size)" = "30 100" ] || [ $i = 50 ];'
+                        " do i=$((i+1)); sleep 0.1; done; stty -F $(tty) size; tty; exit 4")
+    assert terminal.exit_code() == 4
+    assert b"30 100" in terminal.output and b"/dev/pts/" in terminal.output
+
+
+def test_run_with_a_terminal(kubectl: Kubectl) -> None:
+    """``kubectl run -it``: a pod with stdin, stdinOnce and a TTY, attached from a
+    terminal; what is typed reaches cat through its terminal, and Ctrl-D ends it."""
+    name = f"tty-{kubectl.version.replace('.', '')}"
+    terminal = Terminal(kubectl, "run", name, "-it", "--rm", "--restart=Never",
+                        "--image=kstate/base:1", "--image-pull-policy=Never", "--", "cat")
+    terminal.until(b"try pressing enter")
+    terminal.type(b"typed here\r")
+    terminal.until(b"typed here\r\ntyped here")  # the terminal's echo, then cat's copy
+    terminal.type(b"\x04")  # Ctrl-D on an empty line: cat reads EOF and exits
+    assert terminal.exit_code() == 0, terminal.output
+    assert kubectl.run("get", "pod", name).returncode == 1  # --rm
 
 
 def test_exec_refusals_are_clear(kubectl: Kubectl) -> None:
