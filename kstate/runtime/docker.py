@@ -490,8 +490,9 @@ class DockerRuntime:
             "Env": [f"{k}={v}" for k, v in spec.env],
             "WorkingDir": spec.working_dir,
             "Labels": spec.all_labels(sandbox_labels, sandbox["Id"]),
-            # stdin / stdinOnce / tty as dockershim set them: the engine keeps stdin open
-            # for attaches, and with StdinOnce closes it when the first one ends.
+            # The pod's stdin / stdinOnce / tty (what `docker run -i|-t` asks for): the
+            # engine keeps stdin open for attaches, and with StdinOnce closes it when the
+            # first one lets go (without a TTY; see the base contract).
             "Tty": spec.tty,
             "OpenStdin": spec.stdin,
             "StdinOnce": spec.stdin_once,

@@ -233,6 +233,8 @@ def test_attach_to_a_terminal(h: Harness) -> None:
 
         await h.until(resized, what="the terminal resized")
         await session.close()
+        # A terminal's output is one stream in the log too (Docker's is not framed).
+        assert b"typed" in b"".join(await h.collect(h.rt.logs(cid)))
 
     h.run(scenario())
 
