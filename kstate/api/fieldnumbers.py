@@ -63,7 +63,7 @@ FIELD_NUMBERS: dict[str, str] = {
     "Container": "name=1 image=2 command=3 args=4 workingDir=5 ports=6 env=7 resources=8 "
         "volumeMounts=9:- livenessProbe=10 readinessProbe=11 lifecycle=12:- "
         "terminationMessagePath=13:string imagePullPolicy=14 securityContext=15:- "
-        "stdin=16:bool stdinOnce=17:bool tty=18:bool envFrom=19:- "
+        "stdin=16 stdinOnce=17 tty=18 envFrom=19:- "
         "terminationMessagePolicy=20:string volumeDevices=21:- startupProbe=22 "
         "resizePolicy=23:- restartPolicy=24:string restartPolicyRules=25:-",
     "ContainerPort": "name=1 hostPort=2 containerPort=3 protocol=4 hostIP=5",

@@ -143,9 +143,6 @@ class Container(Model):
             "terminationMessagePath",
             "terminationMessagePolicy",
             "securityContext",
-            "stdin",
-            "stdinOnce",
-            "tty",
         }
     )
 
@@ -161,6 +158,14 @@ class Container(Model):
     readiness_probe: Probe | None = None
     startup_probe: Probe | None = None
     image_pull_policy: str = field("", enum=PULL_POLICIES)
+    #: The runtime keeps the container's stdin open, for ``kubectl attach -i``
+    #: (``kubectl run -i`` sets it); without it the process reads EOF at once.
+    stdin: bool = field(False, omit_zero=True)
+    #: The first attach that closes stdin closes the container's stdin for good (until
+    #: the container restarts); without it stdin stays open across attaches.
+    stdin_once: bool = field(False, omit_zero=True)
+    #: The container's process runs on a terminal (``kubectl run -it``).
+    tty: bool = field(False, omit_zero=True)
 
 
 # ------------------------------------------------------------------ scheduling constraints

@@ -473,6 +473,9 @@ def container_spec(pod: Pod, container: Container, attempt: int,
         working_dir=container.working_dir,
         cpu_millicores=int(cpu * 1000) if cpu is not None else None,
         memory_bytes=int(memory) if memory is not None else None,
+        stdin=container.stdin,
+        stdin_once=container.stdin_once,
+        tty=container.tty,
         attempt=attempt,
     )
 

@@ -135,7 +135,7 @@ async def handle_exec(request: web.Request, locator: PodLocator) -> web.StreamRe
             raise BadRequest("you must specify at least one command for the container")
         where = locator.locate_pod(info["namespace"], info["pod"])
         cid = await running_container(where, info["pod"], info["container"])
-        session = (await where.runtime.attach(cid, stdin=stdin, tty=tty) if attach else
+        session = (await where.runtime.attach(cid, stdin=stdin) if attach else
                    await where.runtime.exec_session(cid, command, stdin=stdin, tty=tty))
     except KstateError as err:
         return _error_response(err)

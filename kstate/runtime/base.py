@@ -299,6 +299,11 @@ class ContainerSpec:
     working_dir: str = ""
     cpu_millicores: int | None = None
     memory_bytes: int | None = None
+    #: Keep the process's stdin open for attaches (``stdin: true``); ``stdin_once``: the
+    #: first attach that closes it closes it for good; ``tty``: run on a terminal.
+    stdin: bool = False
+    stdin_once: bool = False
+    tty: bool = False
     attempt: int = 0
     labels: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map, hash=False)
 
@@ -521,7 +526,11 @@ class ExecSession(abc.ABC):
     * :meth:`read` yields ``(STDOUT | STDERR, bytes)`` as the process writes, and None
       once its output ends (with a TTY everything is STDOUT, as on a terminal);
     * :meth:`write` feeds stdin (only when the session was opened with ``stdin=True``);
-      :meth:`close_stdin` sends EOF, so ``cat`` ends;
+      :meth:`close_stdin` sends EOF, so ``cat`` ends. An attach's stdin is the
+      container's own: its EOF (or the session's close) closes the container's stdin
+      for a ``stdin_once`` container without a TTY, whose output then goes on to the
+      end; otherwise it ends the attach's output and leaves stdin open for the next one
+      (what Docker and containerd both do);
     * :meth:`resize` sets the TTY's size (ignored without a TTY);
     * :meth:`wait` returns the exit code once the process exited (None for attach: the
       container's process goes on);
@@ -631,9 +640,12 @@ class ContainerRuntime(Protocol):
         :class:`ExecSession`); ``ContainerNotRunning`` if it is not running."""
         ...
 
-    async def attach(self, container_id: str, *, stdin: bool, tty: bool) -> ExecSession:
-        """The running container's main process: its output from now on (and its stdin
-        when the container was created with one)."""
+    async def attach(self, container_id: str, *, stdin: bool) -> ExecSession:
+        """The running container's main process: its output from now on, and with
+        ``stdin`` its stdin when the container was created with one (input for a
+        container without is discarded, as every engine does; the API server refuses
+        such a request first). The session has a TTY when the container was created
+        with one: a process's terminal cannot change once it runs."""
         ...
 
     async def port_forward(self, sandbox_id: str, port: int

@@ -138,6 +138,9 @@ LOG_POLL_SECONDS = 0.05
 _NANO = 1e-9
 IMAGE_ANNOTATION = "io.kstate.image"
 HOSTNAME_ANNOTATION = "io.kstate.hostname"
+#: How the container was created ("stdin", "tty"): CRI's status does not say, and an
+#: attach must ask for exactly the streams the container has.
+STREAMS_ANNOTATION = "io.kstate.streams"
 #: The kubelet's namespaces for a pod: network and IPC shared, each container its own PID
 #: namespace (CRI's default is a shared one; Kubernetes' is not, so a container's process
 #: is PID 1 and ignores a TERM it has no handler for, as on Docker).
@@ -529,8 +532,14 @@ class ContainerdRuntime:
             labels=spec.all_labels(sandbox_labels, sandbox.id),
             # The image as the pod names it: CRI reports the name it resolved, which for
             # one image under several tags may be another of them.
-            annotations={IMAGE_ANNOTATION: spec.image},
+            annotations={IMAGE_ANNOTATION: spec.image, STREAMS_ANNOTATION: " ".join(
+                name for name, wanted in (("stdin", spec.stdin), ("tty", spec.tty)) if wanted)},
             log_path=f"{spec.name}/{spec.attempt}.log",
+            # containerd keeps stdin open for attaches (closing it after the first one
+            # with stdin_once) and runs the process on a terminal with tty.
+            stdin=spec.stdin,
+            stdin_once=spec.stdin_once,
+            tty=spec.tty,
             linux=cri.LinuxContainerConfig(
                 resources=resources,
                 security_context=cri.LinuxContainerSecurityContext(
@@ -742,13 +751,19 @@ class ContainerdRuntime:
         return await CriSession.open(got.url, stdin=stdin, tty=tty, is_exec=True,
                                      cannot_run_code=_cannot_run_code, kill=kill)
 
-    async def attach(self, container_id: str, *, stdin: bool, tty: bool) -> ExecSession:
-        await self._running(container_id)
-        # kstate creates containers without stdin or a TTY, and CRI attaches as created.
+    async def attach(self, container_id: str, *, stdin: bool) -> ExecSession:
+        raw = await self._container_raw(container_id)
+        if self._container_status(raw).state is not ContainerState.RUNNING:
+            raise ContainerNotRunning(container_id)
+        # CRI attaches as the container was created: its TTY (then one output stream),
+        # and stdin only if it has one. containerd applies the base contract's rules on
+        # stdin's EOF itself.
+        created = raw.annotations.get(STREAMS_ANNOTATION, "").split()
+        tty, stdin = "tty" in created, stdin and "stdin" in created
         got = await self._call("attach", lambda: self._rt().Attach(cri.AttachRequest(
-            container_id=container_id, stdin=False, tty=False, stdout=True, stderr=True)),
+            container_id=container_id, stdin=stdin, tty=tty, stdout=True, stderr=not tty)),
             not_found=self._not_found(container_id), other=self._refused(container_id))
-        return await CriSession.open(got.url, stdin=False, tty=False, is_exec=False,
+        return await CriSession.open(got.url, stdin=stdin, tty=tty, is_exec=False,
                                      cannot_run_code=_cannot_run_code)
 
     async def port_forward(self, sandbox_id: str, port: int

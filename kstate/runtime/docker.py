@@ -490,8 +490,13 @@ class DockerRuntime:
             "Env": [f"{k}={v}" for k, v in spec.env],
             "WorkingDir": spec.working_dir,
             "Labels": spec.all_labels(sandbox_labels, sandbox["Id"]),
-            "Tty": False,
-            "OpenStdin": False,
+            # The pod's stdin / stdinOnce / tty (what `docker run -i|-t` asks for): the
+            # engine keeps stdin open for attaches, and with StdinOnce closes it when the
+            # first one lets go (without a TTY; see the base contract).
+            "Tty": spec.tty,
+            "OpenStdin": spec.stdin,
+            "StdinOnce": spec.stdin_once,
+            "AttachStdin": spec.stdin,
             "HostConfig": host,
         }
         with self._translate(
@@ -554,16 +559,23 @@ class DockerRuntime:
                   "timestamps": timestamps}
         if since is not None:
             params["since"] = f"{since:.9f}"
+        tty = bool((await self._inspect(container_id)).get("Config", {}).get("Tty"))
         with self._translate("logs", not_found=self._not_found(container_id)):
             resp = await self._client()._do_query(
                 f"containers/{container_id}/logs", "GET", params=params, timeout=None)
         try:
             while True:
-                # Non-TTY logs are multiplexed: an 8-byte header (stream, size) per frame.
+                # Non-TTY logs are multiplexed: an 8-byte header (stream, size) per frame;
+                # a terminal's output is one stream, sent as it is.
                 try:
-                    header = await resp.content.readexactly(8)
-                    (size,) = struct.unpack(">4xL", header)
-                    frame = await resp.content.readexactly(size)
+                    if tty:
+                        frame = await resp.content.read(65536)
+                        if not frame:
+                            return
+                    else:
+                        header = await resp.content.readexactly(8)
+                        (size,) = struct.unpack(">4xL", header)
+                        frame = await resp.content.readexactly(size)
                 except (asyncio.IncompleteReadError, aiohttp.ClientError):
                     return
                 yield frame
@@ -619,12 +631,14 @@ class DockerRuntime:
         return _DockerSession(self, container_id, stream, tty=tty, execution=execution,
                               marker=marker)
 
-    async def attach(self, container_id: str, *, stdin: bool, tty: bool) -> ExecSession:
+    async def attach(self, container_id: str, *, stdin: bool) -> ExecSession:
         container = self._client().containers.container(container_id)
         with self._translate("attach", not_found=self._not_found(container_id)):
             info = await container.show()
             if not info.get("State", {}).get("Running"):
                 raise ContainerNotRunning(container_id)
+            # The engine applies the base contract's stdin rules itself: EOF on this
+            # connection closes a StdinOnce container's stdin, or else ends the attach.
             stream = container.attach(stdin=stdin and bool(info["Config"].get("OpenStdin")),
                                       stdout=True, stderr=True)
             await stream._init()

@@ -79,7 +79,7 @@ from kstate.runtime.base import (
     matches,
     tail_lines,
 )
-from kstate.runtime.fakeexec import FakeAttach, FakeProcess, echo_port
+from kstate.runtime.fakeexec import FakeAttach, FakeProcess, FakeStdin, echo_port
 
 ExecHandler = Callable[[str, tuple[str, ...]], "ExecResult | Awaitable[ExecResult]"]
 
@@ -141,6 +141,9 @@ class Program:
     log_schedule: tuple[tuple[float, bytes], ...] = ()
     #: Answers execs in this container; None: the runtime's handler.
     exec: ExecHandler | None = None
+    #: Copies its stdin to its output and exits 0 at stdin's EOF, as ``cat`` does (at
+    #: once in a container created without stdin: it reads EOF).
+    echoes_stdin: bool = False
 
     @classmethod
     def serves(cls, **kw: Any) -> Program:
@@ -187,6 +190,9 @@ class _Box:
     log_times: list[float] = attrs.field(factory=list)
     #: Exec'd processes still running in it (the fake's ``docker top``).
     processes: set[FakeProcess] = attrs.field(factory=set)
+    #: The main process's stdin (created with ``stdin``) and terminal (``tty``).
+    stdin: FakeStdin | None = None
+    tty: bool = False
     timers: list[asyncio.Task[None]] = attrs.field(factory=list)
     #: Resolved (and dropped) on any change that waiters care about: exit, new log lines.
     changed: asyncio.Future[None] | None = None
@@ -198,7 +204,9 @@ class _Box:
         self.changed = None
 
     def wait_changed(self) -> asyncio.Future[None]:
-        if self.changed is None:
+        """Shared by every waiter: await it shielded, so one cancelled waiter (a log
+        follower that goes away) does not cancel it for the others."""
+        if self.changed is None or self.changed.done():
             self.changed = asyncio.get_running_loop().create_future()
         return self.changed
 
@@ -395,6 +403,8 @@ class FakeRuntime:
         if isinstance(run_for, tuple):
             run_for = self._rng.uniform(*run_for)
         plans: list[tuple[float, Callable[[], None]]] = []
+        if program.echoes_stdin and box.stdin is None:
+            plans.append((0.0, lambda: self._exit(box, 0)))  # it reads EOF at once
         if program.exit_code is not None:
             code = program.exit_code
             plans.append((run_for, lambda: self._exit(box, code)))
@@ -549,7 +559,20 @@ class FakeRuntime:
             raise CreateContainerError(name, "Minimum memory limit allowed is 6MB")
         box = self._new_box(name, ROLE_CONTAINER, spec.all_labels(sandbox.labels, sandbox.id),
                             spec.image, self._program(spec), sandbox_id=sandbox.id)
+        box.tty = spec.tty
+        if spec.stdin:
+            box.stdin = FakeStdin(once=spec.stdin_once,
+                                  on_data=functools.partial(self._read_stdin, box),
+                                  on_eof=functools.partial(self._stdin_eof, box))
         return box.id
+
+    def _read_stdin(self, box: _Box, data: bytes) -> None:
+        if box.program.echoes_stdin and box.state is ContainerState.RUNNING:
+            self._write(box, data)
+
+    def _stdin_eof(self, box: _Box) -> None:
+        if box.program.echoes_stdin:
+            self._exit(box, 0)
 
     async def start_container(self, container_id: str) -> None:
         box = self._get(container_id)
@@ -633,23 +656,12 @@ class FakeRuntime:
         since: float | None = None, timestamps: bool = False,
     ) -> AsyncIterator[bytes]:
         box = self._get(container_id)
-
-        def shown(start: int) -> list[bytes]:
-            picked = [(t, line) for t, line in zip(box.log_times[start:], box.log[start:],
-                                                   strict=True)
-                      if since is None or t >= since]
-            return [log_timestamp(t) + line if timestamps else line for t, line in picked]
-
         sent = len(box.log)
-        for line in tail_lines(shown(0), tail):
+        for line in tail_lines(_shown(box, 0, since, timestamps), tail):
             yield line
-        # Like the engine, following a container that is not running (never started, or
-        # exited) returns what there is and ends.
-        while follow and box.state is ContainerState.RUNNING and not box.removed:
-            await box.wait_changed()
-            for line in shown(sent):
+        if follow:
+            async for line in _follow(box, sent, since, timestamps):
                 yield line
-            sent = len(box.log)
 
     async def exec(
         self, container_id: str, command: Sequence[str], timeout: float
@@ -689,12 +701,13 @@ class FakeRuntime:
         return FakeProcess(command, handler=functools.partial(handler, box.id),
                            sleep=self.clock.sleep, table=box.processes, tty=tty)
 
-    async def attach(self, container_id: str, *, stdin: bool, tty: bool) -> ExecSession:
+    async def attach(self, container_id: str, *, stdin: bool) -> ExecSession:
         box = self._get(container_id)
         if box.state is not ContainerState.RUNNING:
             raise ContainerNotRunning(box.id)
-        follow = self.logs(container_id, tail=0, follow=True)
-        return FakeAttach(follow, tty=tty)
+        follow = _follow(box, len(box.log))  # its output from now on
+        attached = box.stdin if stdin and box.stdin is not None and box.stdin.open else None
+        return FakeAttach(follow, tty=box.tty, stdin=attached)
 
     def processes(self, container_id: str) -> list[tuple[str, ...]]:
         """The commands of the exec'd processes running in a container."""
@@ -726,6 +739,27 @@ class FakeRuntime:
                 task.cancel()
         for sub in list(self._subscribers):
             await sub.close()
+
+
+def _shown(box: _Box, start: int, since: float | None = None, timestamps: bool = False
+           ) -> list[bytes]:
+    """A container's log lines from index ``start``, as ``logs`` shows them."""
+    picked = [(t, line) for t, line in zip(box.log_times[start:], box.log[start:], strict=True)
+              if since is None or t >= since]
+    return [log_timestamp(t) + line if timestamps else line for t, line in picked]
+
+
+async def _follow(box: _Box, start: int, since: float | None = None,
+                  timestamps: bool = False) -> AsyncIterator[bytes]:
+    """The lines a container writes from log index ``start`` on, until it is not running
+    (then what it wrote last, and the end), as the engine follows a log."""
+    while True:
+        lines, start = _shown(box, start, since, timestamps), len(box.log)
+        for line in lines:
+            yield line
+        if box.state is not ContainerState.RUNNING or box.removed:
+            return
+        await asyncio.shield(box.wait_changed())
 
 
 def _loop_running() -> bool:

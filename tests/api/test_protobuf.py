@@ -131,6 +131,18 @@ def test_bytes_match_the_published_field_numbers() -> None:
         "v1", "Service", raw, extra=_len(3, b"") + _len(4, b""))
 
 
+def test_container_stdin_stdin_once_and_tty_have_their_published_numbers() -> None:
+    # Container{name(1)="c", image(2)="i", stdin(16)=true, stdinOnce(17)=true,
+    # tty(18)=true} (core/v1 generated.proto): what kubectl run -it sends as protobuf.
+    fields = _len(1, b"c") + _len(2, b"i") + b"\x80\x01\x01\x88\x01\x01\x90\x01\x01"
+    container = protobuf.decode_object(_envelope("v1", "Pod", _len(2, _len(2, fields))))[
+        "spec"]["containers"][0]
+    assert container == {"name": "c", "image": "i", "stdin": True, "stdinOnce": True,
+                         "tty": True}
+    pod = from_dict(Pod, {"spec": {"containers": [container]}})
+    assert fields in protobuf.encode_object(to_dict(pod))
+
+
 def test_go_zero_values_decode_as_unset() -> None:
     # What Go writes for a fresh Namespace: every non-pointer field, empty.
     meta = (_len(1, b"foo") + _len(2, b"") + _len(3, b"") + _len(4, b"") + _len(5, b"")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import pty
 import queue
@@ -40,6 +41,12 @@ from tests.e2e.test_quickstart import ROOT, Cluster, http, ready
 
 NODE = "e2e-streams"
 VERSIONS = ("1.27", "1.33")
+#: ``cat`` with its stdin kept open across attaches (stdin without stdinOnce).
+CATTER = {"apiVersion": "v1", "kind": "Pod",
+          "metadata": {"name": "catter", "labels": {"run": "catter"}},
+          "spec": {"containers": [{"name": "catter", "image": "kstate/base:1",
+                                   "imagePullPolicy": "Never", "command": ["cat"],
+                                   "stdin": True}]}}
 
 pytestmark = [pytest.mark.kubectl]
 
@@ -51,18 +58,22 @@ def cluster(request: pytest.FixtureRequest,
     require_runtime(runtime)
     require_binary("kubectl")
     prepare_images(runtime)
-    c = Cluster(tmp_path_factory.mktemp(f"streams-{runtime}"), runtime, node=f"{NODE}-{runtime}")
+    data = tmp_path_factory.mktemp(f"streams-{runtime}")
+    c = Cluster(data, runtime, node=f"{NODE}-{runtime}")
     c.up()
     try:
-        # A shell that sleeps (and leaves at once on TERM), the quick start's httpd, and
-        # a pod that can never start.
+        # A shell that sleeps (and leaves at once on TERM), the quick start's httpd, a
+        # pod that can never start, and a ``cat`` with its stdin open for attaches.
         c.k("run", "sh", "--image=kstate/base:1", "--image-pull-policy=Never",
             "--restart=Never", "--command", "--", "sh", "-c",
             "trap 'exit 0' TERM; echo started; while :; do sleep 1 & wait $!; done")
         c.k("apply", "-f", str(ROOT / "specs" / "manifests" / "mytomcat.rc.yaml"))
         c.k("run", "never", "--image=kstate/absent:1", "--image-pull-policy=Never",
             "--restart=Never")
+        (data / "catter.json").write_text(json.dumps(CATTER))
+        c.k("apply", "-f", str(data / "catter.json"))
         c.until("the pods ready", lambda: sum(ready(p) for p in c.pods("run=sh")) == 1
+                and sum(ready(p) for p in c.pods("run=catter")) == 1
                 and sum(ready(p) for p in c.pods()) == 2)
         yield c
     finally:
@@ -88,9 +99,11 @@ class Kubectl:
                               text=True, env=self.env, timeout=timeout, check=False)
 
     @contextlib.contextmanager
-    def background(self, *args: str) -> Iterator[Lines]:
+    def background(self, *args: str, stdin: bool = False) -> Iterator[Lines]:
+        """``stdin``: a pipe the test writes (``lines.proc.stdin``)."""
         proc = subprocess.Popen([self.binary, *args], stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, env=self.env)
+                                stderr=subprocess.STDOUT, text=True, env=self.env,
+                                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL)
         try:
             yield Lines(proc)
         finally:
@@ -160,34 +173,71 @@ def test_exec_with_stdin(kubectl: Kubectl) -> None:
     assert (piped.returncode, piped.stdout) == (0, "hi\n")
 
 
+class Terminal:
+    """kubectl on a pseudo-terminal 100 columns by 30 rows (so it sees a TTY, as ``-it``
+    needs): what it shows, awaited with a deadline, and what is typed into it."""
+
+    def __init__(self, kubectl: Kubectl, *args: str) -> None:
+        self.leader, follower = pty.openpty()
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+        self.proc = subprocess.Popen([kubectl.binary, *args], stdin=follower, stdout=follower,
+                                     stderr=follower, env=kubectl.env, close_fds=True)
+        os.close(follower)
+        self.output = b""
+
+    def until(self, wanted: bytes | None, timeout: float = 30) -> bytes:
+        """Read until ``wanted`` shows (None: until kubectl exits and the terminal
+        closes); the output so far."""
+        deadline = time.monotonic() + timeout
+        while wanted is None or wanted not in self.output:
+            ready_fds, _, _ = select.select([self.leader], [], [],
+                                            max(0.0, deadline - time.monotonic()))
+            if not ready_fds:
+                raise AssertionError(f"{wanted!r} not shown within {timeout} s: "
+                                     f"{self.output!r}")
+            try:
+                chunk = os.read(self.leader, 4096)
+            except OSError:  # the terminal closed: kubectl exited
+                chunk = b""
+            if not chunk:
+                if wanted is None:
+                    break
+                raise AssertionError(f"kubectl ended before {wanted!r}: {self.output!r}")
+            self.output += chunk
+        return self.output
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.leader, keys)
+
+    def exit_code(self) -> int:
+        self.until(None)
+        os.close(self.leader)
+        return self.proc.wait(timeout=20)
+
+
 def test_exec_with_a_terminal(kubectl: Kubectl) -> None:
     """``-it`` from a real terminal: kubectl sees a TTY, the process gets one, of the
     terminal's size."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    proc = subprocess.Popen([kubectl.binary, "exec", "-it", "sh", "--", "sh", "-c",
-                             # kubectl sends the size just after the start: poll for it
-                             'i=0; until [ "$(stty -F $(tty) size)" = "30 100" ] || [ $i = 50 ];'
-                             " do i=$((i+1)); sleep 0.1; done; stty -F $(tty) size; tty; exit 4"],
-                            stdin=follower, stdout=follower,
-                            stderr=follower, env=kubectl.env, close_fds=True)
-    os.close(follower)
-    output = b""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        ready_fds, _, _ = select.select([leader], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready_fds:
-            break
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # the terminal closed: kubectl exited
-            break
-        if not chunk:
-            break
-        output += chunk
-    os.close(leader)
-    assert proc.wait(timeout=10) == 4
-    assert b"30 100" in output and b"/dev/pts/" in output
+    terminal = Terminal(kubectl, "exec", "-it", "sh", "--", "sh", "-c",
+                        # kubectl sends the size just after the start: poll for it
+                        'i=0; until [ "$(stty -F $(tty) size)" = "30 100" ] || [ $i = 50 ];'
+                        " do i=$((i+1)); sleep 0.1; done; stty -F $(tty) size; tty; exit 4")
+    assert terminal.exit_code() == 4
+    assert b"30 100" in terminal.output and b"/dev/pts/" in terminal.output
+
+
+def test_run_with_a_terminal(kubectl: Kubectl) -> None:
+    """``kubectl run -it``: a pod with stdin, stdinOnce and a TTY, attached from a
+    terminal; what is typed reaches cat through its terminal, and Ctrl-D ends it."""
+    name = f"tty-{kubectl.version.replace('.', '')}"
+    terminal = Terminal(kubectl, "run", name, "-it", "--rm", "--restart=Never",
+                        "--image=kstate/base:1", "--image-pull-policy=Never", "--", "cat")
+    terminal.until(b"try pressing enter")
+    terminal.type(b"typed here\r")
+    terminal.until(b"typed here\r\ntyped here")  # the terminal's echo, then cat's copy
+    terminal.type(b"\x04")  # Ctrl-D on an empty line: cat reads EOF and exits
+    assert terminal.exit_code() == 0, terminal.output
+    assert kubectl.run("get", "pod", name).returncode == 1  # --rm
 
 
 def test_exec_refusals_are_clear(kubectl: Kubectl) -> None:
@@ -226,6 +276,38 @@ def test_attach_shows_the_main_process_output(kubectl: Kubectl) -> None:
                 lines.until("attached-", timeout=2)
                 return
         raise AssertionError("kubectl attach showed none of the lines written")
+
+
+def test_run_interactively_pipes_stdin_to_the_process(kubectl: Kubectl) -> None:
+    """``kubectl run -i`` makes a pod with stdin and stdinOnce and attaches: the pipe's
+    end closes cat's stdin, so cat ends, and ``--rm`` removes the pod."""
+    name = f"piped-{kubectl.version.replace('.', '')}"
+    done = kubectl.run("run", name, "-i", "--rm", "--restart=Never", "--image=kstate/base:1",
+                       "--image-pull-policy=Never", "--", "cat", stdin="through cat\nand back\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("through cat\nand back\n")  # then --rm's "deleted"
+    assert kubectl.run("get", "pod", name).returncode == 1
+
+
+def test_attach_with_stdin_echoes_a_line(kubectl: Kubectl) -> None:
+    with kubectl.background("attach", "-i", "catter", stdin=True) as lines:
+        stdin = lines.proc.stdin
+        assert stdin is not None
+        word = f"echoed-{kubectl.version}"
+        stdin.write(f"{word}\n")
+        stdin.flush()
+        lines.until(word, timeout=20)
+        # stdin's end ends the attach (not the container: its stdin stays open).
+        stdin.close()
+        assert lines.proc.wait(timeout=20) == 0
+    assert ready(kubectl.cluster.pods("run=catter")[0])
+
+
+def test_attach_with_stdin_to_a_container_without_stdin_is_refused(kubectl: Kubectl) -> None:
+    refused = kubectl.run("attach", "-i", "sh", stdin="lost\n", timeout=30)
+    assert refused.returncode == 1
+    assert ("cannot attach to the stdin of container sh in pod sh: it was created without "
+            "stdin") in refused.stderr
 
 
 def test_port_forward_to_a_quick_start_pod(kubectl: Kubectl) -> None:

@@ -19,6 +19,7 @@ from kstate import spdy
 from kstate.api.server.auth import Authenticator, User
 from kstate.api.server.http import HttpApi
 from kstate.runtime.base import EXIT_KILLED, log_timestamp
+from kstate.runtime.fake import Program
 from tests.node.test_agent import Env, run
 
 AUTH = {"Authorization": "Bearer t"}
@@ -185,12 +186,20 @@ class SpdyClient:
     async def until_finished(self, *stream_ids: int) -> None:
         """Read frames until every stream named was half-closed by the server."""
         while not set(stream_ids) <= self.finished:
-            first, second = struct.unpack(">II", await self.reader.readexactly(8))
-            payload = await self.reader.readexactly(second & 0xFFFFFF)
-            if not first & 0x80000000:
-                self.data[first] = self.data.get(first, b"") + payload
-                if second >> 24 & spdy.FLAG_FIN:
-                    self.finished.add(first)
+            await self._frame()
+
+    async def until_data(self, stream_id: int, wanted: bytes) -> None:
+        """Read frames until ``wanted`` arrived on the stream."""
+        while wanted not in self.data.get(stream_id, b""):
+            await self._frame()
+
+    async def _frame(self) -> None:
+        first, second = struct.unpack(">II", await self.reader.readexactly(8))
+        payload = await self.reader.readexactly(second & 0xFFFFFF)
+        if not first & 0x80000000:
+            self.data[first] = self.data.get(first, b"") + payload
+            if second >> 24 & spdy.FLAG_FIN:
+                self.finished.add(first)
 
 
 def test_exec_over_spdy_v4() -> None:
@@ -309,4 +318,88 @@ def test_logs_since_and_timestamps_on_the_runtimes_clock() -> None:
             assert await log(sinceSeconds="50", timestamps="true") == f"{stamp}late\n"
             since = log_timestamp(env.clock.now() - 1).decode().split(".")[0] + "Z"
             assert await log(sinceTime=since) == "late\n"
+    run(go())
+
+
+# ------------------------------------------------------------------ attach with stdin
+
+
+async def cat_pod(env: Env, name: str, **container: Any) -> str:
+    """A running pod whose process is ``cat`` (the fake's program echoes its stdin), as
+    ``kubectl run NAME -i --restart=Never -- cat`` makes it."""
+    env.runtime.set_program(f"{name}-c", Program(on_term=None, echoes_stdin=True))
+    await env.pod(name, restartPolicy="Never",
+                  containers=[{"name": f"{name}-c", "image": "kstate/httpd:1",
+                               "command": ["cat"], **container}])
+    await env.reach("Ready", name)
+    return f"/api/v1/namespaces/default/pods/{name}/attach"
+
+
+def test_attach_carries_stdin_over_websocket_and_spdy() -> None:
+    async def go() -> None:
+        async with cluster() as (env, http):
+            path = await cat_pod(env, "echo", stdin=True)
+            params = [("stdin", "1"), ("stdout", "1"), ("stderr", "1")]
+            async with http.ws_connect(path, params=params, headers=AUTH,
+                                       protocols=("v5.channel.k8s.io",)) as ws:
+                await ws.send_bytes(bytes([STDIN]) + b"over v5\n")
+                msg = await ws.receive_bytes()
+                assert msg == bytes([STDOUT]) + b"over v5\n"
+                # stdin's EOF ends this attach (the container's stdin stays open): Success.
+                await ws.send_bytes(bytes([CLOSE, STDIN]))
+                out = {m.data[0]: m.data[1:] async for m in ws
+                       if m.type is aiohttp.WSMsgType.BINARY}
+                assert json.loads(out[ERROR])["status"] == "Success"
+            client = await SpdyClient.connect(http, path, "v4.channel.k8s.io",
+                                              "stdin=1&stdout=1&stderr=1")
+            error = await client.open({"streamtype": "error"})
+            stdin = await client.open({"streamtype": "stdin"})
+            stdout = await client.open({"streamtype": "stdout"})
+            stderr = await client.open({"streamtype": "stderr"})
+            await client.send(stdin, b"over spdy\n")
+            await client.until_data(stdout, b"over spdy\n")
+            await client.send(stdin, b"", fin=True)  # EOF: this attach ends
+            await client.until_finished(error, stdout, stderr)
+            assert client.data[stdout] == b"over spdy\n"
+            assert json.loads(client.data[error])["status"] == "Success"
+            client.writer.close()
+            assert (await env.state("echo")) == "Ready"
+
+            once = await cat_pod(env, "once", stdin=True, stdinOnce=True)
+            async with http.ws_connect(once, params=params, headers=AUTH,
+                                       protocols=("v5.channel.k8s.io",)) as ws:
+                await ws.send_bytes(bytes([STDIN]) + b"last\n")
+                await ws.send_bytes(bytes([CLOSE, STDIN]))
+                out = {m.data[0]: m.data[1:] async for m in ws
+                       if m.type is aiohttp.WSMsgType.BINARY}
+                assert out[STDOUT] == b"last\n"
+            # stdinOnce: the first attach's EOF closed cat's stdin, so cat is done.
+            await env.until(lambda: _terminated(env, "once"), what="cat exited")
+    run(go())
+
+
+async def _terminated(env: Env, name: str) -> bool:
+    pod = await env.get(name)
+    assert pod is not None
+    states = [s.state for s in pod.status.container_statuses]
+    return bool(states) and states[0].terminated is not None
+
+
+def test_attach_with_stdin_to_a_container_without_stdin_is_refused() -> None:
+    async def go() -> None:
+        async with cluster() as (_env, http):
+            path = "/api/v1/namespaces/default/pods/web/attach"
+            headers = {**AUTH, "Connection": "Upgrade", "Upgrade": "SPDY/3.1",
+                       "X-Stream-Protocol-Version": "v4.channel.k8s.io"}
+            resp = await http.post(path, params={"stdin": "true", "stdout": "true"},
+                                   headers=headers)
+            assert resp.status == 400
+            assert (await resp.json())["message"] == (
+                "cannot attach to the stdin of container c0 in pod web: it was created "
+                "without stdin; set stdin: true in the container's spec (kubectl run -i "
+                "does), or attach without -i")
+            # Without -i the same attach is fine: it shows the output.
+            async with http.ws_connect(path, params={"stdout": "1"}, headers=AUTH,
+                                       protocols=("v5.channel.k8s.io",)) as ws:
+                assert ws.protocol == "v5.channel.k8s.io"
     run(go())

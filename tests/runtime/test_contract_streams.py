@@ -132,7 +132,7 @@ def test_exec_session_refusals(h: Harness) -> None:
         with pytest.raises(ContainerNotRunning):
             await h.rt.exec_session(cid, ["true"], stdin=False, tty=False)
         with pytest.raises(ContainerNotRunning):
-            await h.rt.attach(cid, stdin=False, tty=False)
+            await h.rt.attach(cid, stdin=False)
 
     h.run(scenario())
 
@@ -149,11 +149,103 @@ def test_attach_streams_new_output(h: Harness) -> None:
             return b"ready\n" in await h.collect(h.rt.logs(cid))
 
         await h.until(ready, what="first line")
-        session = await h.rt.attach(cid, stdin=False, tty=False)
+        session = await h.rt.attach(cid, stdin=False)
         item = await h.wait(session.read(), what="attached output")
         assert item == (STDOUT, b"later\n")
         assert await session.wait() is None
         await session.close()
+
+    h.run(scenario())
+
+
+#: A container whose main process is ``cat``: what ``kubectl run -i -- cat`` makes.
+CAT, CAT_P = ("cat",), Program(on_term=None, echoes_stdin=True)
+
+
+async def read_until(h: Harness, session: ExecSession, wanted: bytes) -> bytes:
+    """Output until ``wanted`` shows (a TTY echoes input too, and may split it)."""
+    async def read() -> bytes:
+        seen = b""
+        while wanted not in seen:
+            item = await session.read()
+            assert item is not None, f"output ended before {wanted!r}: {seen!r}"
+            seen += item[1]
+        return seen
+
+    return await h.wait(read(), what=f"{wanted!r} in the attached output")
+
+
+async def running_cat(h: Harness, **spec: bool) -> str:
+    sb = await h.sandbox()
+    cid = await h.container(sb, CAT, CAT_P, stdin=True, **spec)
+    await h.state(cid, ContainerState.RUNNING)
+    return cid
+
+
+def test_attach_with_stdin_round_trip(h: Harness) -> None:
+    """stdin without stdinOnce: an attach's EOF ends that attach, and the container's
+    stdin stays open for the next one."""
+    async def scenario() -> None:
+        cid = await running_cat(h)
+        for word in (b"first\n", b"second\n"):
+            session = await h.rt.attach(cid, stdin=True)
+            assert not session.tty
+            await session.write(word)
+            assert await read_until(h, session, word) == word
+            await session.close_stdin()
+            assert await h.wait(session.read(), what="the attach's end") is None
+            await session.close()
+            assert (await h.rt.inspect_container(cid)).state is ContainerState.RUNNING
+
+    h.run(scenario())
+
+
+def test_stdin_once_closes_the_containers_stdin_after_the_first_attach(h: Harness) -> None:
+    async def scenario() -> None:
+        cid = await running_cat(h, stdin_once=True)
+        session = await h.rt.attach(cid, stdin=True)
+        await session.write(b"only\n")
+        assert await read_until(h, session, b"only\n") == b"only\n"
+        await session.close_stdin()  # cat reads EOF and exits: the output ends
+        assert await drain(h, session) == []
+        await session.close()
+        status = await h.state(cid, ContainerState.EXITED)
+        assert status.exit_code == 0
+
+    h.run(scenario())
+
+
+def test_attach_to_a_terminal(h: Harness) -> None:
+    async def scenario() -> None:
+        cid = await running_cat(h, tty=True)
+        session = await h.rt.attach(cid, stdin=True)
+        assert session.tty
+        await session.write(b"typed\n")
+        await read_until(h, session, b"typed")
+        await session.resize(100, 30)
+
+        async def resized() -> bool:
+            if h.kind == "fake":
+                return getattr(session, "size", None) == (100, 30)
+            # The main process's terminal, seen from a second process in the container.
+            size = await h.rt.exec(cid, ["stty", "-F", "/proc/1/fd/0", "size"], timeout=10)
+            return size.output.strip() == b"30 100"
+
+        await h.until(resized, what="the terminal resized")
+        await session.close()
+        # A terminal's output is one stream in the log too (Docker's is not framed).
+        assert b"typed" in b"".join(await h.collect(h.rt.logs(cid)))
+
+    h.run(scenario())
+
+
+def test_a_container_without_stdin_reads_eof(h: Harness) -> None:
+    """``cat`` without ``stdin: true`` ends at once: there is no input to wait for."""
+    async def scenario() -> None:
+        sb = await h.sandbox()
+        cid = await h.container(sb, CAT, CAT_P)
+        status = await h.state(cid, ContainerState.EXITED)
+        assert status.exit_code == 0
 
     h.run(scenario())
 

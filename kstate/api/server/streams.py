@@ -18,6 +18,11 @@ What kubectl speaks, by version (checked with ``kubectl -v=8``), and what answer
 * anything else (older channel protocols, a plain request) gets a 400 naming what is
   supported, before any upgrade, so kubectl prints it and falls back where it can.
 
+Attach reaches the container's main process; its stdin (``-i``) only when the container
+was created with ``stdin: true``: otherwise a clear 400 (Kubernetes would accept the
+request and silently drop the input). Its TTY is the container's own (kubectl reads it
+from the pod, as the kubelet does).
+
 The exit code travels as Kubernetes sends it: the error channel carries a ``Status``
 (``Success``, or ``Failure`` with reason ``NonZeroExitCode`` and an ``ExitCode`` cause),
 which is what makes ``kubectl exec p -- sh -c 'exit 3'`` exit 3.
@@ -83,8 +88,22 @@ async def agent_stream_url(core: Any, namespace: str, name: str, subresource: st
     if subresource == "portforward":
         return f"{base}/portForward/{quote(namespace, safe='')}/{quote(name, safe='')}"
     container = choose_container(pod, query.get("container", ""))
+    if subresource == "attach" and _flag(query, "stdin"):
+        _require_stdin(pod, container)
     return (f"{base}/{subresource}/{quote(namespace, safe='')}/{quote(name, safe='')}/"
             f"{quote(container, safe='')}")
+
+
+def _require_stdin(pod: Pod, container: str) -> None:
+    """``attach -i`` needs a container created with ``stdin: true``. Kubernetes accepts
+    the request and drops the input (the engines do), so ``echo x | kubectl attach -i``
+    waits for the container to end; here the user is told why and what to change."""
+    spec = next(c for c in pod.spec.containers if c.name == container)
+    if not spec.stdin:
+        raise BadRequest(
+            f"cannot attach to the stdin of container {container} in pod "
+            f"{pod.metadata.name}: it was created without stdin; set stdin: true in the "
+            "container's spec (kubectl run -i does), or attach without -i")
 
 
 def _flag(query: Mapping[str, str], name: str) -> bool:
