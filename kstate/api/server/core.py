@@ -7,8 +7,9 @@ methods here, so an object written by a controller in-process goes through exact
 admission a ``kubectl apply`` gets::
 
     request -> ApiCore: read the stored object -> kstate.api.writes (defaults,
-      DefaultTolerationSeconds, validation, update merge, lifecycle check, delete
-      decision, bind) -> Service allocation -> store (CAS)
+      DefaultTolerationSeconds, validation, namespace admission, update merge,
+      lifecycle check, delete decision, bind) -> Service allocation -> store (CAS;
+      a create guarded by its namespace's admitted revision)
 
 Why it exists as one class: Kubernetes spreads these rules over generic registries,
 per-kind strategies and admission plugins. Here every rule is a pure function in
