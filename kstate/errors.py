@@ -156,6 +156,12 @@ class Conflict(StoreError):
     reason = "Conflict"
 
 
+class GuardChanged(Conflict):
+    """A guarded ``create`` lost: the guard key no longer has the revision the caller
+    read (it was written or deleted since), so nothing was written (409). The caller
+    re-reads the guard and decides again."""
+
+
 class NotFound(StoreError):
     """The key does not exist (404)."""
 

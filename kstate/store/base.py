@@ -14,6 +14,11 @@ Revisions work as in etcd: one counter per store, every successful write bumps i
 exactly one, an empty store is at revision 1, and a key's ``mod_revision`` is the
 revision of the write that produced it.
 
+A create may be *guarded* by another key (:class:`Guard`): it happens only if that key
+still has the ``mod_revision`` the caller read, in the same transaction as the write
+(etcd: one ``Txn`` comparing both keys). That is how the API server makes a namespace's
+admission check and the write of new content in it one step.
+
 >>> kv = KeyValue("/registry/pods/default/web", b"{}", 2, 2, 1)
 >>> kv.mod_revision
 2
@@ -31,7 +36,14 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
-from kstate.errors import Compacted, FutureRevision, InvalidContinueToken, InvalidKey, ValueTooLarge
+from kstate.errors import (
+    Compacted,
+    FutureRevision,
+    GuardChanged,
+    InvalidContinueToken,
+    InvalidKey,
+    ValueTooLarge,
+)
 
 if TYPE_CHECKING:
     from kstate.store.watch import Watch
@@ -81,6 +93,31 @@ class Event:
 def tombstone(key: str, revision: int) -> KeyValue:
     """The ``kv`` of a DELETE event: the key and the deletion revision, nothing else."""
     return KeyValue(key, b"", 0, revision, 0)
+
+
+@attrs.frozen
+class Guard:
+    """The precondition of a guarded create: ``key`` still exists with ``mod_revision``.
+
+    Any write to ``key`` since it was read (an update bumps ``mod_revision``, a delete
+    removes it) makes the create fail with ``GuardChanged`` and write nothing.
+    """
+
+    key: str
+    mod_revision: int
+
+
+def check_guard(key: str, guard: Guard, found: int | None) -> None:
+    """The one rule for a guarded create of ``key``, given the guard key's current
+    ``mod_revision`` (``found``; ``None`` if absent): ``GuardChanged`` unless it holds."""
+    if found == guard.mod_revision:
+        return
+    now = "is gone" if found is None else f"is at revision {found}"
+    raise GuardChanged(
+        f"cannot create {key!r}: its guard {guard.key!r} was expected at revision"
+        f" {guard.mod_revision} but {now}; re-read it and decide again",
+        key=guard.key,
+    )
 
 
 @attrs.frozen
@@ -312,10 +349,23 @@ class Backend(abc.ABC):
 
     # -- writes
 
-    async def create(self, key: str, value: bytes) -> KeyValue:
-        """Store a new key; ``KeyExists`` if it is already there."""
+    async def create(self, key: str, value: bytes, *, guard: Guard | None = None) -> KeyValue:
+        """Store a new key; ``KeyExists`` if it is already there.
+
+        With ``guard``, one transaction: the key is created only if ``guard.key`` still
+        exists with ``guard.mod_revision``; otherwise ``GuardChanged`` (a ``Conflict``)
+        and nothing is written. The guard is checked first: when both fail the caller
+        gets ``GuardChanged``.
+        """
         check_key(key)
-        return await self._create(key, check_value(key, value))
+        if guard is not None:
+            check_key(guard.key)
+            if guard.key == key:
+                raise InvalidKey(f"a create of {key!r} cannot be guarded by itself", key=key)
+            if guard.mod_revision <= INITIAL_REVISION:
+                raise ValueError(f"guard revision must be a write's (> {INITIAL_REVISION}),"
+                                 f" not {guard.mod_revision}")
+        return await self._create(key, check_value(key, value), guard)
 
     async def update(
         self, key: str, value: bytes, *, expected_revision: int | None = None
@@ -387,7 +437,8 @@ class Backend(abc.ABC):
     async def _revision(self) -> int: ...
 
     @abc.abstractmethod
-    async def _create(self, key: str, value: bytes) -> KeyValue: ...
+    async def _create(self, key: str, value: bytes, guard: Guard | None) -> KeyValue:
+        """Create ``key`` (``KeyExists``) if ``guard`` holds (``GuardChanged``), atomically."""
 
     @abc.abstractmethod
     async def _update(self, key: str, value: bytes, expected: int | None) -> KeyValue: ...

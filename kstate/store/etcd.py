@@ -24,9 +24,11 @@ How the contract maps onto etcd:
 
 * Reads and writes use aetcd's generated KV stub directly (aetcd's convenience ``get``
   has no revision/limit, and its ``transaction`` hides the response header we need).
-* create = Txn(create_revision == 0 -> put); update/delete = Txn(mod_revision ==
-  expected -> put/delete with prev_kv, else range) so one round trip tells Conflict
-  from NotFound. Every kstate write touches one key, so every revision is one event.
+* create = Txn(create_revision == 0 -> put); a guarded create adds the compare
+  mod_revision(guard) == expected and reads the guard on failure, so one round trip
+  tells GuardChanged from KeyExists. update/delete = Txn(mod_revision == expected ->
+  put/delete with prev_kv, else range) so one round trip tells Conflict from NotFound.
+  Every kstate write touches one key, so every revision is one event.
 * Failover: one channel per member, one *active* member. A read or compaction that
   fails with UNAVAILABLE/DEADLINE_EXCEEDED moves to the next member and retries. A
   write is retried on the next member only when it provably never left the client
@@ -64,7 +66,16 @@ from kstate.errors import (
     UsageError,
     ValueTooLarge,
 )
-from kstate.store.base import KEY_ROOT, Backend, Event, KeyValue, prefix_end, tombstone
+from kstate.store.base import (
+    KEY_ROOT,
+    Backend,
+    Event,
+    Guard,
+    KeyValue,
+    check_guard,
+    prefix_end,
+    tombstone,
+)
 from kstate.store.watch import DEFAULT_WATCH_BUFFER, Watch
 
 _TRANSIENT = {rpc.StatusCode.UNAVAILABLE, rpc.StatusCode.DEADLINE_EXCEEDED}
@@ -179,18 +190,30 @@ class EtcdBackend(Backend):
 
     # ------------------------------------------------------------------ writes
 
-    async def _create(self, key: str, value: bytes) -> KeyValue:
-        compare = rpc.Compare(
+    async def _create(self, key: str, value: bytes, guard: Guard | None) -> KeyValue:
+        absent = rpc.Compare(
             key=key.encode(),
             target=rpc.Compare.CREATE,
             result=rpc.Compare.EQUAL,
             create_revision=0,
         )
         put = rpc.RequestOp(request_put=rpc.PutRequest(key=key.encode(), value=value))
-        response = await self._call(
-            "Txn", rpc.TxnRequest(compare=[compare], success=[put]), write=True
-        )
+        request = rpc.TxnRequest(compare=[absent], success=[put])
+        if guard is not None:
+            # An absent guard key compares as mod_revision 0, so it fails too.
+            request.compare.append(rpc.Compare(
+                key=guard.key.encode(),
+                target=rpc.Compare.MOD,
+                result=rpc.Compare.EQUAL,
+                mod_revision=guard.mod_revision,
+            ))
+            read = rpc.RangeRequest(key=guard.key.encode(), keys_only=True)
+            request.failure.append(rpc.RequestOp(request_range=read))
+        response = await self._call("Txn", request, write=True)
         if not response.succeeded:
+            if guard is not None:
+                found = response.responses[0].response_range.kvs
+                check_guard(key, guard, found[0].mod_revision if found else None)
             raise KeyExists(f"key {key!r} already exists", key=key)
         rev = response.header.revision
         return KeyValue(key, value, rev, rev, 1)

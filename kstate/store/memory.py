@@ -21,8 +21,10 @@ from kstate.store.base import (
     INITIAL_REVISION,
     Backend,
     Event,
+    Guard,
     KeyValue,
     check_compact,
+    check_guard,
     check_revision,
     compaction_due,
     prefix_end,
@@ -90,7 +92,11 @@ class MemoryBackend(Backend):
 
     # -- writes
 
-    async def _create(self, key: str, value: bytes) -> KeyValue:
+    async def _create(self, key: str, value: bytes, guard: Guard | None) -> KeyValue:
+        # No await before the commit: the guard check and the write are one step.
+        if guard is not None:
+            found = self._current.get(guard.key)
+            check_guard(key, guard, None if found is None else found.mod_revision)
         if key in self._current:
             raise KeyExists(f"key {key!r} already exists", key=key)
         kv = KeyValue(key, value, self._rev + 1, self._rev + 1, 1)

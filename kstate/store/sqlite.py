@@ -59,8 +59,10 @@ from kstate.store.base import (
     INITIAL_REVISION,
     Backend,
     Event,
+    Guard,
     KeyValue,
     check_compact,
+    check_guard,
     check_revision,
     compaction_due,
     prefix_end,
@@ -123,6 +125,7 @@ class _Op:
     value: bytes
     expected: int | None
     future: asyncio.Future[Any]
+    guard: Guard | None = None  # a create's guard, checked in the same transaction
 
 
 @attrs.define
@@ -260,8 +263,8 @@ class SqliteBackend(Backend):
 
     # ------------------------------------------------------------------ writes
 
-    async def _create(self, key: str, value: bytes) -> KeyValue:
-        result: KeyValue = await self._submit("create", key, value, None)
+    async def _create(self, key: str, value: bytes, guard: Guard | None) -> KeyValue:
+        result: KeyValue = await self._submit("create", key, value, None, guard)
         return result
 
     async def _update(self, key: str, value: bytes, expected: int | None) -> KeyValue:
@@ -275,7 +278,8 @@ class SqliteBackend(Backend):
     async def _compact(self, revision: int) -> None:
         await self._submit("compact", "", b"", revision)
 
-    async def _submit(self, kind: OpKind, key: str, value: bytes, expected: int | None) -> Any:
+    async def _submit(self, kind: OpKind, key: str, value: bytes, expected: int | None,
+                      guard: Guard | None = None) -> Any:
         self._check_open()
         loop = asyncio.get_running_loop()
         if self._loop is None:
@@ -283,7 +287,7 @@ class SqliteBackend(Backend):
         elif self._loop is not loop:
             raise RuntimeError("a SqliteBackend serves the event loop that first used it")
         future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append(_Op(kind, key, value, expected, future))
+        self._pending.append(_Op(kind, key, value, expected, future, guard))
         if not self._busy:
             self._busy = True
             self._idle.clear()
@@ -417,10 +421,14 @@ class SqliteBackend(Backend):
             check_compact(op.expected, compacted=self._compacted, current=self._rev)
             self._compact_rows(conn, op.expected)
             return None
-        row = conn.execute(_LATEST, (op.key,)).fetchone()
-        prev = None if row is None or row[5] else KeyValue(*row[:5])
+        prev = _latest(conn, op.key)
         rev = self._rev + 1
         if op.kind == "create":
+            # Inside the batch's transaction, after the ops before it: the guard is read
+            # as this write will commit over it.
+            if op.guard is not None:
+                found = _latest(conn, op.guard.key)
+                check_guard(op.key, op.guard, None if found is None else found.mod_revision)
             if prev is not None:
                 raise KeyExists(f"key {op.key!r} already exists", key=op.key)
             kv = KeyValue(op.key, op.value, rev, rev, 1)
@@ -571,6 +579,12 @@ def _translate(exc: sqlite3.Error, path: str) -> StoreError:
     if "locked" in message or "busy" in message:
         return Unavailable(f"sqlite store {path} is locked by another process: {message}")
     return Unavailable(f"sqlite store {path}: {message}")
+
+
+def _latest(conn: sqlite3.Connection, key: str) -> KeyValue | None:
+    """``key``'s live record as the connection sees it (``None``: absent or deleted)."""
+    row = conn.execute(_LATEST, (key,)).fetchone()
+    return None if row is None or row[5] else KeyValue(*row[:5])
 
 
 def _meta(conn: sqlite3.Connection) -> tuple[int, int]:

@@ -18,7 +18,7 @@ from kstate.api.objects import Pod
 from kstate.api.server.core import ApiCore
 from kstate.clock import FakeClock
 from kstate.control.informer import Informer
-from kstate.store import open_store
+from kstate.store import Backend, open_store
 
 K = TypeVar("K", bound=KubeObject)
 START = 1_700_000_000.0
@@ -64,9 +64,11 @@ class Observer(Generic[K]):
 
 
 @contextlib.asynccontextmanager
-async def cluster() -> AsyncIterator[tuple[ApiCore, LocalClient, FakeClock]]:
+async def cluster(store: Backend | None = None
+                  ) -> AsyncIterator[tuple[ApiCore, LocalClient, FakeClock]]:
+    """A started core and its client over ``store`` (default: a fresh memory store)."""
     clock = FakeClock(START)
-    store = open_store("memory://")
+    store = store or open_store("memory://")
     core = ApiCore(store, clock, rng=random.Random(11))
     await core.start()
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+import pytest
 
 from kstate.api.codec import from_dict
 from kstate.api.frozen import FrozenDict
@@ -23,12 +24,15 @@ from kstate.api.objects import (
     ReplicationController,
     Service,
 )
+from kstate.api.registry import REGISTRY, store_key
 from kstate.clock import FakeClock, rfc3339
 from kstate.control.expectations import Expectation
 from kstate.control.manager import ControllerManager, ManagerSettings
+from kstate.errors import NotFound
 from kstate.node import podsync
 from kstate.node.heartbeat import renew_lease
 from kstate.node.simulated import SimulatedNode
+from tests.api.server.helpers import InterleavingStore
 from tests.control.harness import START, Observer, cluster, run, running, settle_loop
 
 
@@ -291,6 +295,41 @@ def test_an_rc_sync_reads_its_own_pods_and_the_orphans_only() -> None:
                 # in the cache's order, as a full read of the namespace would give them
                 everything = [p for p in manager.pods.list() if p in seen]
                 assert list(seen) == everything
+    run(go())
+
+
+def test_a_create_racing_the_namespace_controller_leaves_nothing_behind() -> None:
+    """Issue 16: a pod admitted into an open namespace, whose write comes only after the
+    namespace was deleted, found empty by the namespace controller's live list and
+    finalized. The write is refused (the namespace is gone: 404) and nothing is left."""
+    async def go() -> None:
+        store = InterleavingStore()
+        async with cluster(store) as (_, client, clock):
+            manager = ControllerManager(client, clock)
+            async with running(manager, client):
+                await client.create(Namespace(metadata=ObjectMeta(name="shop")))
+                namespaces = await Observer(client, Namespace).start()
+
+                async def delete_namespace_and_await_its_removal() -> None:
+                    await client.delete(Namespace, "shop")
+                    await namespaces.until(lambda nss: "shop" not in
+                                           {n.metadata.name for n in nss})
+
+                late = from_dict(Pod, {"apiVersion": "v1", "kind": "Pod",
+                                       "metadata": {"name": "late", "namespace": "shop"},
+                                       "spec": {"containers": [{"name": "c",
+                                                                "image": "img:1"}]}})
+                key = store_key(REGISTRY.for_kind("Pod"), "shop", "late")
+                store.hooks[key] = delete_namespace_and_await_its_removal
+                try:
+                    with pytest.raises(NotFound, match='namespaces "shop" not found'):
+                        await client.create(late)
+                    assert store.attempts[key] == 1  # the one write, refused by its guard
+                    with pytest.raises(NotFound):
+                        await store.get(key)
+                    assert (await client.list(Pod, "shop")).items == ()
+                finally:
+                    await namespaces.stop()
     run(go())
 
 

@@ -15,13 +15,14 @@ from kstate.errors import (
     Compacted,
     Conflict,
     FutureRevision,
+    GuardChanged,
     InvalidContinueToken,
     InvalidKey,
     KeyExists,
     NotFound,
     ValueTooLarge,
 )
-from kstate.store import MAX_VALUE_BYTES, Backend, Event, KeyValue, Watch, open_store
+from kstate.store import MAX_VALUE_BYTES, Backend, Event, Guard, KeyValue, Watch, open_store
 
 TIMEOUT = 20.0  # bounds every wait on a watch; never a sleep
 
@@ -56,6 +57,64 @@ async def test_create_existing_key_is_key_exists_and_changes_nothing(
             await store.create(ns + "a", b"2")
         assert await store.revision() == kv.mod_revision
         assert (await store.get(ns + "a")).value == b"1"
+
+
+async def test_guarded_create_needs_the_guard_unchanged(store_url: str, ns: str) -> None:
+    async with open_store(store_url) as store:
+        home = await store.create(ns + "namespaces/a", b"open")
+        guard = Guard(home.key, home.mod_revision)
+        kv = await store.create(ns + "pods/a/1", b"1", guard=guard)  # unchanged: created
+        assert kv == KeyValue(ns + "pods/a/1", b"1", home.mod_revision + 1,
+                              home.mod_revision + 1, 1)
+        with pytest.raises(KeyExists):  # unchanged guard, existing key
+            await store.create(ns + "pods/a/1", b"2", guard=guard)
+        moved = await store.update(home.key, b"closing", expected_revision=home.mod_revision)
+        for key in ("pods/a/2", "pods/a/1"):  # changed guard, whether or not the key exists
+            with pytest.raises(GuardChanged) as failed:
+                await store.create(ns + key, b"3", guard=guard)
+            assert isinstance(failed.value, Conflict)
+            assert home.key in str(failed.value) and str(moved.mod_revision) in str(failed.value)
+        await store.delete(home.key)
+        with pytest.raises(GuardChanged):  # the guard key is gone
+            await store.create(ns + "pods/a/3", b"3", guard=Guard(home.key, moved.mod_revision))
+        assert await store.revision() == moved.mod_revision + 1  # only the delete wrote
+        assert [kv.key for kv in (await store.list(ns + "pods/")).items] == [ns + "pods/a/1"]
+        assert (await store.get(ns + "pods/a/1")).value == b"1"
+
+
+async def test_guarded_create_racing_a_guard_write_never_lands_after_it(
+    store_url: str, ns: str
+) -> None:
+    """Sent together (SQLite: likely one group commit), the create either commits before
+    the guard's change or not at all."""
+    async with open_store(store_url) as store:
+        for i in range(5):
+            home = await store.create(ns + f"namespaces/{i}", b"open")
+            moved, created = await asyncio.gather(
+                store.update(home.key, b"closing", expected_revision=home.mod_revision),
+                store.create(ns + f"pods/{i}/x", b"x", guard=Guard(home.key, home.mod_revision)),
+                return_exceptions=True,
+            )
+            assert isinstance(moved, KeyValue)
+            if isinstance(created, KeyValue):
+                assert created.mod_revision < moved.mod_revision
+            else:
+                assert isinstance(created, GuardChanged)
+                with pytest.raises(NotFound):
+                    await store.get(ns + f"pods/{i}/x")
+
+
+async def test_guard_arguments_are_checked(store_url: str, ns: str) -> None:
+    async with open_store(store_url) as store:
+        home = await store.create(ns + "namespaces/a", b"open")
+        before = await store.revision()
+        with pytest.raises(InvalidKey):
+            await store.create(ns + "pods/a/1", b"1", guard=Guard("not/a/key", home.mod_revision))
+        with pytest.raises(InvalidKey):  # a create's own key is absent, so never its guard
+            await store.create(home.key, b"1", guard=Guard(home.key, home.mod_revision))
+        with pytest.raises(ValueError):
+            await store.create(ns + "pods/a/1", b"1", guard=Guard(home.key, 0))
+        assert await store.revision() == before
 
 
 async def test_get_missing_is_not_found(store_url: str, ns: str) -> None:

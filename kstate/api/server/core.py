@@ -7,8 +7,9 @@ methods here, so an object written by a controller in-process goes through exact
 admission a ``kubectl apply`` gets::
 
     request -> ApiCore: read the stored object -> kstate.api.writes (defaults,
-      DefaultTolerationSeconds, validation, update merge, lifecycle check, delete
-      decision, bind) -> Service allocation -> store (CAS)
+      DefaultTolerationSeconds, validation, namespace admission, update merge,
+      lifecycle check, delete decision, bind) -> Service allocation -> store (CAS;
+      a create guarded by its namespace's admitted revision)
 
 Why it exists as one class: Kubernetes spreads these rules over generic registries,
 per-kind strategies and admission plugins. Here every rule is a pure function in
@@ -75,12 +76,13 @@ from kstate.errors import (
     Cause,
     Compacted,
     Conflict,
+    GuardChanged,
     InvalidObject,
     KeyExists,
     KstateError,
     NotFound,
 )
-from kstate.store import Backend, Event, KeyValue
+from kstate.store import Backend, Event, Guard, KeyValue
 
 K = TypeVar("K", bound=KubeObject)
 
@@ -249,10 +251,12 @@ class ApiCore:
         self.toleration_seconds = toleration_seconds
         self._alloc_lock = asyncio.Lock()
         self.versions = Versions()
-        #: Namespaces known to exist and not be terminating, followed by a watch (an
-        #: informer, as Kubernetes' NamespaceLifecycle admission uses); a miss reads
-        #: the store, so it only ever saves reads.
-        self._open_namespaces: set[str] = set()
+        #: Namespaces known to exist and not be terminating, with the revision seen,
+        #: followed by a watch (an informer, as Kubernetes' NamespaceLifecycle admission
+        #: uses). It only ever saves reads: a miss reads the store, and the revision is
+        #: the guard of the create's write, so a stale entry costs a retry, never a
+        #: create in a namespace that closed meanwhile.
+        self._open_namespaces: dict[str, int] = {}
         self._ns_follower: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -290,9 +294,9 @@ class ApiCore:
                         gone = event.type == "DELETE" or bool(
                             self.decode_kv(info, event.kv).metadata.deletion_timestamp)
                         if gone:
-                            self._open_namespaces.discard(name)
+                            self._open_namespaces.pop(name, None)
                         else:
-                            self._open_namespaces.add(name)
+                            self._open_namespaces[name] = event.kv.mod_revision
             except KstateError:
                 # Fell behind or lost the store: forget (reads go to the store) and
                 # start again from a fresh list.
@@ -303,8 +307,9 @@ class ApiCore:
                     await self.clock.sleep(1.0)
                     continue
                 revision = int(listed.resource_version)
-                self._open_namespaces.update(n.metadata.name for n in listed.items
-                                             if not n.metadata.deletion_timestamp)
+                self._open_namespaces.update(
+                    (n.metadata.name, int(n.metadata.resource_version)) for n in listed.items
+                    if not n.metadata.deletion_timestamp)
 
     # -------------------------------------------------------------- decoding
 
@@ -429,14 +434,17 @@ class ApiCore:
         ``namespace`` (the request URL's) wins over an empty ``metadata.namespace`` and
         must agree with a set one. 409 ``AlreadyExists``, 404 when the namespace is
         missing, 403 when it is terminating, 422 ``Invalid`` with every cause.
+
+        The namespace's admission and the write are one store transaction: the write is
+        guarded by the namespace's revision the admission read (see :meth:`_store_new`).
         """
         opts = opts or WriteOptions()
         info = REGISTRY.for_class(type(obj))
         obj = writes.in_namespace(info, obj, namespace)
         self._check_fields(info, obj, opts)
         obj = writes.admit_create(obj, self.clock.now(), self._uid(), self.toleration_seconds)
-        if info.namespaced:
-            await self._check_namespace_open(obj.metadata.namespace)
+        guard = await self._admit_to_namespace(obj.metadata.namespace) if info.namespaced \
+            else None
         for _ in range(8):
             candidate = writes.with_generated_name(
                 obj, "".join(self._rng.choice(NAME_CHARS) for _ in range(5)))
@@ -445,8 +453,8 @@ class ApiCore:
                 if isinstance(candidate, Service):
                     async with self._alloc_lock:
                         candidate = await self._allocate(candidate, key)  # type: ignore[assignment]
-                        return await self._store_new(info, key, candidate, opts)
-                return await self._store_new(info, key, candidate, opts)
+                        return await self._store_new(key, candidate, opts, guard)
+                return await self._store_new(key, candidate, opts, guard)
             except KeyExists:
                 if obj.metadata.name:
                     raise KeyExists(f'{info.plural} "{obj.metadata.name}" already exists',
@@ -454,7 +462,18 @@ class ApiCore:
         raise KeyExists(f"{info.plural}: could not generate a unique name from "
                         f"{obj.metadata.generate_name!r}; try again")
 
-    async def _store_new(self, info: KindInfo, key: str, obj: K, opts: WriteOptions) -> K:
+    async def _store_new(self, key: str, obj: K, opts: WriteOptions, guard: Guard | None) -> K:
+        """Write a new object: the one store create of the API server.
+
+        Namespaced content carries its namespace's admission as the ``guard`` (the
+        namespace's revision it admitted), so the namespace cannot be marked (or
+        finalized and removed) between the check and the write. When the guard lost,
+        the namespace changed meanwhile: admit again against what is stored now — 403 if
+        it is now terminating, 404 if gone, else write again (each retry means another
+        write to the namespace went through). A dry run writes nothing, so the admission
+        alone decides it.
+        """
+        namespace = obj.metadata.namespace
         if opts.dry_run:
             try:
                 await self.store.get(key)
@@ -462,9 +481,17 @@ class ApiCore:
                 return obj
             raise KeyExists("exists", key=key)
         stored = encode(obj)
-        kv = await self.store.create(key, stored)
+        while True:
+            try:
+                kv = await self.store.create(key, stored, guard=guard)
+                break
+            except GuardChanged:
+                assert guard is not None
+                if self._open_namespaces.get(namespace) == guard.mod_revision:
+                    del self._open_namespaces[namespace]  # stale: the follower is behind
+                guard = await self._admit_to_namespace(namespace, cached=False)
         if isinstance(obj, Namespace):
-            self._open_namespaces.add(obj.metadata.name)
+            self._open_namespaces[obj.metadata.name] = kv.mod_revision
         return self._stored(key, kv.mod_revision, obj, stored)
 
     def _check_fields(self, info: KindInfo, obj: KubeObject, opts: WriteOptions) -> None:
@@ -483,15 +510,23 @@ class ApiCore:
     def _uid(self) -> str:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
 
-    async def _check_namespace_open(self, namespace: str) -> None:
-        if namespace in self._open_namespaces:
-            return
+    async def _admit_to_namespace(self, namespace: str, *, cached: bool = True) -> Guard:
+        """NamespaceLifecycle admission (``writes.check_namespace_open``: 404 missing, 403
+        terminating) of new content in ``namespace``; the guard its write must carry."""
         info = REGISTRY.for_kind("Namespace")
+        key = store_key(info, "", namespace)
+        revision = self._open_namespaces.get(namespace) if cached else None
+        if revision is not None:
+            return Guard(key, revision)
+        kv: KeyValue | None
         try:
-            ns, _ = await self._read(info, "", namespace)
+            kv = await self.store.get(key)
         except NotFound:
-            ns = None
+            kv = None
+        ns = None if kv is None else self.decode_kv(info, kv)
         writes.check_namespace_open(namespace, ns if isinstance(ns, Namespace) else None)
+        assert kv is not None  # a missing namespace was refused (404)
+        return Guard(key, kv.mod_revision)
 
     async def _allocate(self, svc: Service, key: str) -> Service:
         """Fire ``allocate`` and fill addresses from what the store's Services hold."""
@@ -726,8 +761,9 @@ class ApiCore:
             if dry_run:
                 return Deleted(marked or obj, removed=marked is None)
             if isinstance(obj, Namespace):
-                # Before the mark is written: no create may slip past a stale cache.
-                self._open_namespaces.discard(obj.metadata.name)
+                # Before the mark is written: creates read the store from now on (the
+                # guard would refuse them anyway, after a wasted write).
+                self._open_namespaces.pop(obj.metadata.name, None)
             try:
                 if marked is None:
                     gone = await self.store.delete(kv.key, expected_revision=kv.mod_revision)

@@ -1,9 +1,10 @@
-"""Small object builders for the API server tests, the log handler the fuzz runs use, and
-protobuf bodies damaged byte by byte."""
+"""Small object builders for the API server tests, the log handler the fuzz runs use,
+protobuf bodies damaged byte by byte, and a store that interleaves work into a create."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hypothesis import strategies as st
@@ -29,6 +30,8 @@ from kstate.api import (
 )
 from kstate.api.frozen import FrozenDict
 from kstate.api.registry import REGISTRY
+from kstate.store import KeyValue
+from kstate.store.memory import MemoryBackend
 
 POD = REGISTRY.for_kind("Pod")
 RC = REGISTRY.for_kind("ReplicationController")
@@ -111,3 +114,23 @@ def as_protobuf(draw: st.DrawFn, obj: dict[str, Any]) -> bytes | None:
     elif damage == "insert":
         body.insert(at, draw(st.integers(0, 255)))
     return bytes(body)
+
+
+Hook = Callable[[], Awaitable[None]]
+
+
+class InterleavingStore(MemoryBackend):
+    """A memory store that runs ``hooks[key]`` (once) when ``key`` is about to be created:
+    after the API server's admission of the create, before its write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hooks: dict[str, Hook] = {}
+        self.attempts: dict[str, int] = {}
+
+    async def create(self, key: str, value: bytes, **options: Any) -> KeyValue:
+        self.attempts[key] = self.attempts.get(key, 0) + 1
+        hook = self.hooks.pop(key, None)
+        if hook is not None:
+            await hook()
+        return await super().create(key, value, **options)
