@@ -163,7 +163,8 @@ def check(model: Model[Any], **options: Any) -> CheckResult:
 def run(model: Model[Any], o: Options) -> CheckResult:
     por = o.por if o.strategy is not Strategy.SIMULATE else False
     spec = Spec.build(model, symmetry=o.symmetry, deadlock=o.deadlock,
-                      vectorised=o.vectorised and o.strategy is Strategy.BFS, por=por)
+                      vectorised=o.vectorised and o.strategy is Strategy.BFS, por=por,
+                      bounded=o.max_depth is not None)
     result = _search(spec, o)
     if spec.por and o.strategy is Strategy.BFS:
         result = shortest_traces(spec, o, result)

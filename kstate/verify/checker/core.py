@@ -98,7 +98,8 @@ class Spec:
 
     @classmethod
     def build(cls, model: Model[Any], *, symmetry: bool | None, deadlock: bool,
-              vectorised: bool = True, por: bool | None = None) -> Spec:
+              vectorised: bool = True, por: bool | None = None,
+              bounded: bool = False) -> Spec:
         name = getattr(model, "label", type(model).__name__)
         if not isinstance(model, Model):
             raise ModelError(f"{type(model).__name__} is not a kstate Model", model=name)
@@ -142,7 +143,7 @@ class Spec:
                              "fairness cannot be judged); run without symmetry",
                              model=name, field="symmetry")
         vector_preds = {bit(p.p): p.vector for p in props if p.vector is not None}
-        use_por, notes = _por_choice(model, name, props, por)
+        use_por, notes = _por_choice(model, name, props, por, bounded)
         return cls(
             model=model,
             canon=model.canonical if use_sym else None,
@@ -247,10 +248,16 @@ POR_OFF_FOR_LIVENESS = ("liveness: explored without partial-order reduction (not
                         "under weak fairness here)")
 
 
+#: ... and when a depth bound did.
+POR_OFF_FOR_DEPTH = ("partial-order reduction off: under a depth bound the reduced graph "
+                     "may reach a violation later than the full one (--por or por=True forces it)")
+
+
 def _por_choice(model: Model[Any], name: str, props: Sequence[Property[Any]],
-                por: bool | None) -> tuple[bool, tuple[str, ...]]:
-    """Whether to reduce: ``None`` means wherever sound (the model has ``persistent``
-    and no liveness property), ``True`` insists (an error where unsound), ``False`` off."""
+                por: bool | None, bounded: bool) -> tuple[bool, tuple[str, ...]]:
+    """Whether to reduce: ``None`` means wherever verdicts are preserved (the model has
+    ``persistent``, no liveness property, no depth bound), ``True`` insists (an error
+    with liveness), ``False`` off."""
     if por is False:
         return False, ()
     live = [p for p in props if p.kind.liveness]
@@ -270,6 +277,8 @@ def _por_choice(model: Model[Any], name: str, props: Sequence[Property[Any]],
         return False, ()
     if live:
         return False, (POR_OFF_FOR_LIVENESS,)
+    if bounded:
+        return False, (POR_OFF_FOR_DEPTH,)
     return True, ()
 
 
