@@ -160,9 +160,12 @@ class Workers(Model[tuple[int, ...]]):
     until p0 is done and ``ordered``'s violation (p1's flag before p0's) is missed.
     """
 
-    def __init__(self, n: int = 3, k: int = 2, bad_flags: int | None = None,
-                 wrong: bool = False, live: bool = False, ordered: bool = False) -> None:
-        self.n, self.k = n, k
+    def __init__(self, n: int = 3, k: int | tuple[int, ...] = 2,
+                 bad_flags: int | None = None, wrong: bool = False, live: bool = False,
+                 ordered: bool = False, p0_down: bool = False) -> None:
+        self.n = n
+        self.ks = k if isinstance(k, tuple) else (k,) * n  # private steps per process
+        self.p0_down = p0_down
         self.bad_flags = n + 1 if bad_flags is None else bad_flags
         self.wrong = wrong
         self.live = live
@@ -176,14 +179,17 @@ class Workers(Model[tuple[int, ...]]):
     def actions(self, s: tuple[int, ...]) -> Iterable[tuple[str, tuple[int, ...]]]:
         out = []
         for i, pc in enumerate(s):
-            if pc < self.k:
+            if pc < self.ks[i]:
                 out.append((self.step[i], (*s[:i], pc + 1, *s[i + 1:])))
-            elif pc == self.k:
+            elif pc == self.ks[i]:
                 out.append((self.finish[i], (*s[:i], pc + 1, *s[i + 1:])))
         return out
 
+    def flag(self, s: tuple[int, ...], i: int) -> bool:
+        return s[i] > self.ks[i]
+
     def flags(self, s: tuple[int, ...]) -> int:
-        return sum(pc > self.k for pc in s)
+        return sum(self.flag(s, i) for i in range(self.n))
 
     def properties(self) -> Sequence[Property[tuple[int, ...]]]:
         props: list[Property[tuple[int, ...]]] = [
@@ -192,7 +198,9 @@ class Workers(Model[tuple[int, ...]]):
         if self.live:
             props.append(eventually("AllFlags", lambda s: self.flags(s) == self.n))
         if self.ordered:  # violated only when p1 overtakes p0
-            props.append(always("P0First", lambda s: s[0] > self.k or s[1] <= self.k))
+            props.append(always("P0First", lambda s: self.flag(s, 0) or not self.flag(s, 1)))
+        if self.p0_down:
+            props.append(always("P0Down", lambda s: not self.flag(s, 0)))
         return props
 
     def terminal(self, s: tuple[int, ...]) -> bool:

@@ -28,11 +28,12 @@ def _same(model: Model[Any], **options: Any) -> tuple[CheckResult, CheckResult]:
 
 @pytest.mark.parametrize("model", [
     Workers(4, 3), Workers(4, 3, bad_flags=3), Workers(3, 2, ordered=True),
+    Workers(3, 2, bad_flags=2, ordered=True),
     TwoPhase(3, footprints=True), TwoPhase(3, footprints=True, seeded_bug=True),
     TwoPhase(4, footprints=True, check=()), TwoPhase(4, footprints=True, check=(),
                                                       seeded_bug=True),
 ], ids=repr)
-@pytest.mark.parametrize("stop", ["decided", "never"])
+@pytest.mark.parametrize("stop", ["decided", "never", "first-violation"])
 def test_same_verdicts_and_bfs_trace_lengths(model: Model[Any], stop: str) -> None:
     full, reduced = _same(model, stop=stop, deadlock=True)
     assert reduced.por and not full.por
@@ -58,6 +59,20 @@ def test_a_longer_reduced_trace_is_replaced_by_the_shortest() -> None:
     full = check(model, por=False)
     reduced = check(model, por=True)
     assert reduced.property("OneFlag").length == full.property("OneFlag").length == 4
+
+
+def test_first_violation_reports_what_the_full_run_reports() -> None:
+    # Full graph: p1 (1 private step) overtakes p0 at 3 states, so a first-violation run
+    # stops there with P0First violated and P0Down bounded. The reduced graph runs p0's
+    # 3 private steps first and reaches P0Down (5 states) before P0First (6 states);
+    # the full re-search restores the full run's verdicts.
+    model = Workers(2, (3, 1), ordered=True, p0_down=True)
+    full = check(model, por=False, stop="first-violation")
+    reduced = check(model, por=True, stop="first-violation")
+    assert full.property("P0First").verdict.value == "violated"
+    assert full.property("P0Down").verdict.value == "bounded"
+    assert _verdicts(reduced) == _verdicts(full)
+    assert reduced.reduced_states > 0
 
 
 def test_dfs_gives_the_same_verdicts() -> None:

@@ -146,6 +146,28 @@ def test_cli_exit_codes_summary_and_json(tmp_path: Path) -> None:
     assert done.returncode == 2 and "cannot read scenario" in done.stderr
 
 
+def test_cli_partial_order_reduction_flags(tmp_path: Path) -> None:
+    # crash-loop checks liveness: the default explores the full graph and says so
+    done = kstate("verify", str(SCENARIOS / "crash-loop.yaml"))
+    assert "liveness: explored without partial-order reduction" in done.stdout
+    # --por with a liveness property is bad input naming the property
+    done = kstate("verify", str(SCENARIOS / "crash-loop.yaml"), "--por")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "por" in done.stderr and "'converges'" in done.stderr
+    assert "Traceback" not in done.stderr
+    # a safety-only scenario without a depth bound: POR by default, --no-por turns it off
+    scenario = tmp_path / "safe.yaml"
+    scenario.write_text(
+        "name: safe\nnodes: 1\nreplication_controllers: [{name: web, replicas: 1}]\n"
+        "properties: [never_overcreates, legal_transitions]\nreachable: [replicas_ready]\n")
+    done = kstate("verify", str(scenario))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "partial-order reduction: kept" in done.stdout
+    off = kstate("verify", str(scenario), "--no-por")
+    assert off.returncode == 0 and "partial-order reduction" not in off.stdout
+    assert done.stdout.split(",")[0] == off.stdout.split(",")[0]  # same distinct states
+
+
 def test_cli_prints_and_draws_a_counterexample(tmp_path: Path) -> None:
     """Cordoning the only node, then scaling up: the new pod can never be scheduled, so
     the RC cannot converge — a real liveness counterexample (a lasso that stutters)."""

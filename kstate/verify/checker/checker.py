@@ -195,14 +195,24 @@ def shortest_traces(spec: Spec, o: Options, reduced: CheckResult) -> CheckResult
     longer than the shortest in the full graph. The verdicts stand (the reduction
     preserves them); each trace is replaced by the first one a BFS *without* reduction
     finds, bounded to the longest reduced trace's depth and stopped once every such
-    property has its trace — the same trace a run without reduction reports."""
+    property has its trace — the same trace a run without reduction reports. A run
+    stopped at its first violation takes the full re-search's verdicts too (it stops at
+    the level a full run would)."""
     found = {p.name: p for p in reduced.properties if p.trace}
-    if not found:
-        return reduced
+    if not found or not reduced.reduced_states:
+        return reduced  # nothing was left out: the explored graph was the full one
+    depth = max(len(p.trace) for p in found.values())
+    if reduced.stop_reason is StopReason.VIOLATION:
+        # stopped at the first violation: which properties a full run reports depends on
+        # the level it stops at, so the full re-search (which stops there) decides them
+        again = _search(attrs.evolve(spec, por=False), attrs.evolve(
+            o, max_depth=depth, max_states=None, progress=None))
+        if again.stop_reason is StopReason.VIOLATION:
+            return attrs.evolve(reduced, properties=again.properties,
+                                elapsed=reduced.elapsed + again.elapsed)
     wanted = tuple(c for c in spec.safety if spec.props[c.index].name in found)
     full = attrs.evolve(spec, por=False, safety=wanted,
                         deadlock=spec.deadlock and DEADLOCK in found)
-    depth = max(len(p.trace) for p in found.values())
     again = _search(full, attrs.evolve(o, max_depth=depth, max_states=None,
                                        stop=StopPolicy.DECIDED, progress=None))
     props, warnings = [], list(reduced.warnings)
