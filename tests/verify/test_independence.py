@@ -13,6 +13,7 @@ import attrs
 import pytest
 
 from kstate.verify.checker import Kind, check
+from kstate.verify.checker.model import states_within
 from kstate.verify.system import load_scenario
 from kstate.verify.system.independence import FAULTS, FLAGS, KINDS, Footprints
 from kstate.verify.system.world import Watcher, World
@@ -70,26 +71,12 @@ def test_locations_cover_the_whole_world() -> None:
         "flags", "api_available", "incarnations"}
 
 
-def states(model: Any, depth: int) -> list[World]:
-    seen = {s: None for s in model.initial_states()}
-    level = list(seen)
-    for _ in range(depth):
-        nxt = []
-        for s in level:
-            for _, t in model.actions(s):
-                if t not in seen:
-                    seen[t] = None
-                    nxt.append(t)
-        level = nxt
-    return list(seen)
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_every_step_changes_only_what_its_footprint_writes(name: str) -> None:
     model = load_scenario(SCENARIOS / f"{name}.yaml").model(symmetry=False)
     fp = Footprints(sorted(next(iter(model.initial_states())).kubelets), ())
     checked = 0
-    for s in states(model, 3 if name != "three-nodes" else 2):
+    for s in states_within(model, 3 if name != "three-nodes" else 2):
         before = locations(s)
         for action, t in model.actions(s):
             after = locations(t)
@@ -114,7 +101,7 @@ def _diamonds(name: str, depth: int) -> int:
     model = load_scenario(SCENARIOS / f"{name}.yaml").model(symmetry=False)
     fp = Footprints(sorted(next(iter(model.initial_states())).kubelets), ())
     diamonds = 0
-    for s in states(model, depth):
+    for s in states_within(model, depth):
         succ = model.actions(s)
         for i, (a, sa) in enumerate(succ):
             for b, sb in succ[i + 1:]:

@@ -233,6 +233,23 @@ class Model(Generic[S]):
         return self.name or type(self).__name__
 
 
+def states_within(model: Model[S], steps: int) -> list[S]:
+    """Every state reachable in at most ``steps`` actions, breadth-first, the states
+    themselves kept (for measurements and tests that look at each state; the checker
+    never keeps states like this)."""
+    seen = {s: None for s in model.initial_states()}
+    level = list(seen)
+    for _ in range(steps):
+        nxt = []
+        for s in level:
+            for _, t in model.actions(s):
+                if t not in seen:
+                    seen[t] = None
+                    nxt.append(t)
+        level = nxt
+    return list(seen)
+
+
 class VectorModel(Model[int]):
     """A model whose states are ints in ``[0, 2**61 - 1)`` that can also expand a whole
     numpy array of states at once — the BFS fast path for packed models.
