@@ -144,6 +144,18 @@ def test_por_without_a_persistent_hook_is_bad_input() -> None:
     assert not check(Counter()).por  # the default quietly runs in full
 
 
+def test_a_por_option_that_is_not_a_bool_is_bad_input() -> None:
+    with pytest.raises(ModelError) as e:
+        check(Workers(2, 1), por="yes")
+    assert e.value.field == "por"
+
+
+def test_a_depth_bound_turns_the_default_off_and_says_so() -> None:
+    r = check(Workers(4, 3), max_depth=5)
+    assert not r.por and any("depth bound" in w for w in r.warnings)
+    assert check(Workers(4, 3), max_depth=5, por=True).por
+
+
 def test_a_malformed_persistent_answer_is_a_model_error() -> None:
     class Bad(Workers):
         def persistent(self, s: Any, actions: Any) -> list[int]:

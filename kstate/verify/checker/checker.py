@@ -43,6 +43,14 @@ def _positive(name: str, allow_zero: bool = False) -> Callable[[Any, Any, Any], 
     return check
 
 
+def _optional_bool(name: str) -> Callable[[Any, Any, Any], None]:
+    def check(_inst: Any, _attr: Any, value: Any) -> None:
+        if value is not None and not isinstance(value, bool):
+            raise ModelError(f"must be true, false or None (automatic), got {value!r}",
+                             field=name)
+    return check
+
+
 def _enum(cls: Any, name: str, value: Any) -> Any:
     try:
         return cls(value)
@@ -82,9 +90,10 @@ class Options:
     clock: Clock = attrs.field(factory=_Monotonic)
     chunk: int = attrs.field(default=8192, validator=_positive("chunk"))
     vectorised: bool = True  # use VectorModel.successors_array when the model has it
-    #: partial-order reduction (Model.persistent): None = wherever sound (no liveness
-    #: property), True = insist (ModelError with liveness), False = off
-    por: bool | None = None
+    #: partial-order reduction (Model.persistent): None = wherever it preserves every
+    #: verdict (no liveness property, no max_depth), True = insist (ModelError with a
+    #: liveness property), False = off
+    por: bool | None = attrs.field(default=None, validator=_optional_bool("por"))
 
     def __attrs_post_init__(self) -> None:
         if isinstance(self.workers, float):
@@ -125,7 +134,7 @@ class Checker(Generic[S]):
 
     def por(self, on: bool | None = True) -> Checker[S]:
         """Partial-order reduction: ``True`` insists, ``False`` turns it off, ``None``
-        (the default) uses it wherever it is sound."""
+        (the default) uses it wherever it preserves every verdict."""
         return self._with(por=on)
 
     def max_depth(self, depth: int | None) -> Checker[S]:
