@@ -188,3 +188,17 @@ def test_properties_the_table_does_not_know_read_everything() -> None:
     fp = Footprints(["node-1"], ["something_new"])
     assert fp.visible >= fp.footprint("Deliver(scheduler, Pod)").writes
     assert not Footprints(["node-1"], ["legal_transitions"]).visible  # stable: no reads
+
+
+def test_every_action_family_has_a_class() -> None:
+    """A persistent set must account for actions not enabled yet, so a family missing
+    from the table (a new fault, a new verb) would be unsound when disabled: pin that
+    every family the model can fire has a class."""
+    from kstate.verify.system import model as system
+
+    families = (set(system.FAIR) | {f for _, f in system._FAULT_FAMILIES}
+                | set(system._VERB_FAMILIES.values()) | {"ForceDeletePod"}
+                | set(system._RECOVERY.values()))
+    fp = Footprints(["node-1"], ())
+    known = {c.split("(")[0] for c in fp.classes} | set(fp._USER)
+    assert families <= known, families - known
