@@ -271,7 +271,7 @@ def _checker(args: argparse.Namespace, scenario_path: str) -> Any:
     symmetry = args.symmetry
     if symmetry is None:
         symmetry = scenario.symmetry and not liveness
-    checker: Any = Checker(model).symmetry(symmetry)
+    checker: Any = Checker(model).symmetry(symmetry).por(args.por)
     if args.simulate:
         checker = checker.simulate(walks=args.simulate, depth=args.walk_depth, seed=args.seed)
     elif args.dfs:
@@ -528,6 +528,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--symmetry", action=argparse.BooleanOptionalAction, default=None,
                         help="node symmetry reduction (default: the scenario's 'symmetry'; never "
                              "with liveness properties)")
+    verify.add_argument("--por", action=argparse.BooleanOptionalAction, default=None,
+                        help="partial-order reduction (default: on wherever it preserves "
+                        "every verdict: safety properties only, no depth bound; --por "
+                        "forces it, and with a liveness property is an error)")
     verify.add_argument("--max-depth", type=int, metavar="D")
     verify.add_argument("--max-states", type=int, metavar="N")
     verify.add_argument("--timeout", type=float, metavar="S", help="seconds")

@@ -30,25 +30,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from kstate.verify.checker.model import family_of
+from kstate.verify.checker.model import family_of, states_within
 from kstate.verify.system import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "specs" / "scenarios"
-
-
-def states_to_depth(model: Any, depth: int) -> list[Any]:
-    seen = {s: None for s in model.initial_states()}
-    level = list(seen)
-    for _ in range(depth):
-        nxt = []
-        for s in level:
-            for _, t in model.actions(s):
-                if t not in seen:
-                    seen[t] = None
-                    nxt.append(t)
-        level = nxt
-    return list(seen)
 
 
 def measure(model: Any, states: list[Any]) -> dict[str, Any]:
@@ -83,7 +69,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     ap.add_argument("--depth", type=int, default=5)
     args = ap.parse_args(argv)
     model = load_scenario(SCENARIOS / f"{args.scenario}.yaml").model()
-    r = measure(model, states_to_depth(model, args.depth))
+    r = measure(model, states_within(model, args.depth))
     share = r["commuting"] / r["pairs"] if r["pairs"] else 0.0
     print(f"{args.scenario}, depth {args.depth}: {r['states']:,} states, "
           f"{r['pairs']:,} enabled pairs, {r['commuting']:,} commute ({share:.0%}); "

@@ -32,9 +32,10 @@ def summary(result: CheckResult) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     table = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
                       for r in rows)
+    por = f"\n{result.por_line()}" if result.por else ""
     coverage = "".join(f"\n{line}" for line in result.coverage_lines())
     warnings = "".join(f"\nwarning: {w}" for w in result.warnings)
-    return f"{head}\n{table}{coverage}{warnings}"
+    return f"{head}\n{table}{por}{coverage}{warnings}"
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:

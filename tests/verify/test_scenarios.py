@@ -40,7 +40,8 @@ def test_shipped_scenario_counts_and_verdicts(name: str) -> None:
     scenario = load_scenario(SCENARIOS / f"{name}.yaml")
     model = scenario.model()
     liveness = any(Kind(p.kind).liveness for p in model.properties())
-    result = check(model, symmetry=scenario.symmetry and not liveness, max_depth=depth)
+    result = check(model, symmetry=scenario.symmetry and not liveness, max_depth=depth,
+                   por=False)  # the full graph is what is pinned
     assert not [p.name for p in result.properties if p.verdict.failed]
     expected = "holds" if depth is None else "bounded"
     claims = [p for p in result.properties if p.kind != "sometimes"]
@@ -143,6 +144,31 @@ def test_cli_exit_codes_summary_and_json(tmp_path: Path) -> None:
     assert done.returncode == 2 and "invalid YAML" in done.stderr
     done = kstate("verify", str(tmp_path / "missing.yaml"))
     assert done.returncode == 2 and "cannot read scenario" in done.stderr
+
+
+def test_cli_partial_order_reduction_flags(tmp_path: Path) -> None:
+    scenario = tmp_path / "tiny.yaml"
+    head = "name: tiny\nnodes: 1\nreplication_controllers: [{name: web, replicas: 1}]\n"
+    # with a liveness property the default explores the full graph and says so
+    scenario.write_text(head + "watch_lag: 0\nproperties: [converges, never_overcreates]\n"
+                        "reachable: [replicas_ready]\n")
+    done = kstate("verify", str(scenario))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "liveness: explored without partial-order reduction" in done.stdout
+    # --por with a liveness property is bad input naming the property
+    done = kstate("verify", str(scenario), "--por")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "por" in done.stderr and "'converges'" in done.stderr
+    assert "Traceback" not in done.stderr
+    # safety only, no depth bound: POR by default, --no-por turns it off
+    scenario.write_text(head + "properties: [never_overcreates, legal_transitions]\n"
+                        "reachable: [replicas_ready]\n")
+    done = kstate("verify", str(scenario))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "partial-order reduction: kept" in done.stdout
+    off = kstate("verify", str(scenario), "--no-por")
+    assert off.returncode == 0 and "partial-order reduction" not in off.stdout
+    assert done.stdout.split(",")[0] == off.stdout.split(",")[0]  # same distinct states
 
 
 def test_cli_prints_and_draws_a_counterexample(tmp_path: Path) -> None:

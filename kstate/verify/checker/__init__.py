@@ -34,6 +34,7 @@ from kstate.verify.checker.model import (
     to_jsonable,
     true,
 )
+from kstate.verify.checker.por import Footprint, stubborn
 from kstate.verify.checker.replay import locate, replay, validate_trace
 from kstate.verify.checker.results import (
     CheckResult,
@@ -52,6 +53,7 @@ __all__ = [
     "INIT",
     "CheckResult",
     "Checker",
+    "Footprint",
     "Kind",
     "Model",
     "Options",
@@ -77,6 +79,7 @@ __all__ = [
     "run",
     "sometimes",
     "steps_from_json",
+    "stubborn",
     "to_jsonable",
     "true",
     "validate_trace",

@@ -50,10 +50,12 @@ from kstate.verify.checker.core import (
     Tracer,
     all_safety_decided,
     any_failure,
+    kept_ratio,
     verdicts,
 )
 from kstate.verify.checker.liveness import Graph, record_lassos
 from kstate.verify.checker.model import Kind
+from kstate.verify.checker.por import persistent_mask
 from kstate.verify.checker.results import CheckResult, Progress, StopReason
 from kstate.verify.checker.table import FingerprintTable, mix
 
@@ -98,6 +100,9 @@ class Batch:
     labels: npt.NDArray[np.int32] | None  # expander-local action ids (liveness only)
     new_labels: list[str]
     fired: Counter[str]  # action name -> successors computed (coverage)
+    #: partial-order reduction: candidates outside their parent's persistent set, sent
+    #: only in case the cycle proviso makes the coordinator expand the parent fully
+    optional: npt.NDArray[np.bool_] | None = None
 
 
 class Expander:
@@ -128,13 +133,18 @@ class Expander:
         chunk = self.frontier[self.pos:self.pos + n]
         ids = self.ids[self.pos:self.pos + n]
         self.pos += len(chunk)
-        actions = self.spec.model.actions
+        model, label = self.spec.model, self.spec.label
+        actions = model.actions
         pairs: list[tuple[str, Any]] = []
         counts: list[int] = []
+        left_out: list[bool] | None = [] if self.spec.por else None
         for s in chunk:
-            before = len(pairs)
-            pairs.extend(actions(s))
-            counts.append(len(pairs) - before)
+            succ = list(actions(s))
+            pairs.extend(succ)
+            counts.append(len(succ))
+            if left_out is not None:
+                mask = persistent_mask(model, label, s, succ)
+                left_out.extend(mask if mask is not None else [False] * len(succ))
         fired = Coverage()
         fired.count(pairs)
         states = [t for _, t in pairs]
@@ -152,14 +162,27 @@ class Expander:
         keys = (np.repeat(ids, cnt).astype(np.uint64) << np.uint64(SUCC_BITS)) | idx.astype(
             np.uint64)
         generated = len(pairs)
+        optional = None
         if not self.record_labels:
             # A self-loop lands on its parent, a state of the previous level: it cannot
             # change any parent choice, so the coordinator need not see it (TwoPhase: 37%
             # of all transitions are receipts of a message already acted on).
-            moved = fps != np.repeat(self.spec.fingerprints(chunk), cnt)
+            loop = fps == np.repeat(self.spec.fingerprints(chunk), cnt)
+            moved = ~loop
+            if left_out is not None and any(left_out):
+                optional = np.array(left_out, np.bool_)
+                # the proviso: a kept self-loop is a kept successor already visited, so
+                # its parent is expanded fully (decided here, no table needed)
+                owner = np.repeat(np.arange(len(chunk)), cnt)
+                full = np.zeros(len(chunk), np.bool_)
+                full[owner[loop & ~optional]] = True
+                optional &= ~full[owner]
+                moved |= optional  # left-out self-loops travel, in case they are needed
             if not moved.all():
                 fps, keys = fps[moved], keys[moved]
                 states = [states[i] for i in np.flatnonzero(moved).tolist()]
+                if optional is not None:
+                    optional = optional[moved]
         deadlocks = [int(ids[i]) for i in np.flatnonzero(cnt == 0).tolist()
                      if not self.spec.model.terminal(chunk[i])]
         labels = None
@@ -176,7 +199,7 @@ class Expander:
             labels = np.array(local, np.int32)
         self.inflight.append(states)
         return Batch(generated, fps, keys, ids.copy(), deadlocks, labels, new_labels,
-                     fired.fired)
+                     fired.fired, optional)
 
     def rewind(self, batch: Batch) -> None:
         """Forget the last (unsent) batch: its states stay unexpanded."""
@@ -387,6 +410,9 @@ class Bfs:
         self.label_map: list[list[int]] = [[] for _ in range(workers)]
         # outcome
         self.generated = 0
+        self.init_count = 0
+        self.pruned = 0  # POR: successors left out (computed, not followed)
+        self.reduced_states = 0  # POR: states expanded with a proper persistent set
         self.coverage = Coverage()
         self.expanded = 0
         self.deadlocks: list[int] = []
@@ -412,7 +438,7 @@ class Bfs:
         self.keys.append((np.uint64(ROOT) << np.uint64(SUCC_BITS))
                          | order_ids.astype(np.uint64))
         self.bits.append(spec.bits(init_states))
-        self.generated = len(init_states)
+        self.generated = self.init_count = len(init_states)
         self._note_safety(0)
         self.init_states = init_states
         stop: StopReason | None = self._stop_after_level()
@@ -507,12 +533,45 @@ class Bfs:
         return max(64, min(self.lim.chunk, remaining // 4 + 1))
 
     def _absorb(self, w: int, b: Batch, probe: bool) -> npt.NDArray[np.bool_]:
-        n = b.fps.size
         self.generated += b.generated
         self.coverage.merge(b.fired)
         self.expanded += b.expanded.size
         self.deadlocks.extend(b.deadlocks)
-        keys = mix(b.fps)
+        if b.optional is None:
+            return self._insert(w, b, b.fps, b.keys, probe)
+        active = self._proviso(b.fps, b.keys, b.optional, probe)
+        keep = np.zeros(b.fps.size, np.bool_)
+        keep[active] = self._insert(w, b, b.fps[active], b.keys[active], probe)
+        return keep
+
+    def _proviso(self, fps: I64, keys: U64, optional: npt.NDArray[np.bool_],
+                 probe: bool) -> npt.NDArray[np.bool_]:
+        """The cycle proviso, decided on the table as it was before this level: a parent
+        is reduced only if none of its kept successors was stored before the level
+        began (each has the next level, so levels rise strictly along every reduced
+        edge and every cycle has a fully expanded state). Otherwise its left-out
+        successors are added. Which states were stored before the level does not depend
+        on batch order, so neither does the outcome (any number of workers). Returns the
+        candidates to insert."""
+        if probe:
+            # at the depth bound only "is anything unseen?" is asked; a reduced parent
+            # with an unseen kept successor answers yes, one without is fully expanded
+            return np.ones(fps.size, np.bool_)
+        parents = keys >> np.uint64(SUCC_BITS)
+        firm = ~optional
+        ids = self.table.find(mix(fps[firm]))
+        seen = (ids >= 0) & (ids < self.level_start)
+        full = np.isin(parents, parents[firm][seen])
+        active = firm | full
+        dropped = ~active
+        self.pruned += int(dropped.sum())
+        self.reduced_states += int(np.unique(parents[dropped]).size)
+        return active
+
+    def _insert(self, w: int, b: Batch, fps: I64, bkeys: U64,
+                probe: bool) -> npt.NDArray[np.bool_]:
+        n = fps.size
+        keys = mix(fps)
         ls = self.level_start
         if probe:
             ids = self.table.find(keys)
@@ -526,19 +585,19 @@ class Bfs:
             for g in (self.l_fps, self.l_keys, self.l_bits, self.l_owner, self.l_pos):
                 g.resize(size)
             tn = ids[new] - ls
-            self.l_fps.a[tn] = b.fps[new]
-            self.l_keys.a[tn] = b.keys[new]
+            self.l_fps.a[tn] = fps[new]
+            self.l_keys.a[tn] = bkeys[new]
             keep = new.copy()
             # a candidate of an already-known state of this level with a smaller key
             # becomes its parent and its kept copy
             old = np.flatnonzero((ids >= ls) & ~new)
             if old.size:
                 t = ids[old] - ls
-                better = b.keys[old] < self.l_keys.a[t]
+                better = bkeys[old] < self.l_keys.a[t]
                 if better.any():
                     t, sel = np.unique(t[better], return_index=True)
                     winners = old[better][sel]
-                    self.l_keys.a[t] = b.keys[winners]
+                    self.l_keys.a[t] = bkeys[winners]
                     keep[winners] = True
             kidx = np.flatnonzero(keep)
             kt = ids[kidx] - ls
@@ -579,7 +638,9 @@ class Bfs:
         self.last_progress = now
         self.lim.progress(Progress(self.table.size, self.generated,
                                    self.table.size - self.expanded, len(self.starts),
-                                   now - self.t0))
+                                   now - self.t0,
+                                   kept_ratio(self.spec, self.generated - self.init_count,
+                                              self.pruned)))
 
     def _end_level(self, n: int) -> list[I64]:
         """Number the new level by smallest key. Returns, per worker, the final id of
@@ -762,6 +823,9 @@ class Bfs:
             warnings=tuple(warnings),
             coverage=coverage,
             never_fired=never,
+            por=spec.por,
+            transitions_pruned=self.pruned,
+            reduced_states=self.reduced_states,
         )
 
     def _graph(self) -> Graph:

@@ -19,9 +19,9 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 from kstate.errors import ModelError
-from kstate.verify.checker.core import Clock, Spec, StopPolicy, Strategy
+from kstate.verify.checker.core import DEADLOCK, Clock, Spec, StopPolicy, Strategy
 from kstate.verify.checker.model import Model
-from kstate.verify.checker.results import CheckResult, Progress
+from kstate.verify.checker.results import CheckResult, Progress, StopReason
 
 S = TypeVar("S")
 
@@ -39,6 +39,14 @@ def _positive(name: str, allow_zero: bool = False) -> Callable[[Any, Any, Any], 
             raise ModelError(f"must be a number, got {value!r}", field=name)
         if value < 0 or (value == 0 and not allow_zero):
             raise ModelError(f"must be {'>= 0' if allow_zero else '> 0'}, got {value!r}",
+                             field=name)
+    return check
+
+
+def _optional_bool(name: str) -> Callable[[Any, Any, Any], None]:
+    def check(_inst: Any, _attr: Any, value: Any) -> None:
+        if value is not None and not isinstance(value, bool):
+            raise ModelError(f"must be true, false or None (automatic), got {value!r}",
                              field=name)
     return check
 
@@ -82,6 +90,10 @@ class Options:
     clock: Clock = attrs.field(factory=_Monotonic)
     chunk: int = attrs.field(default=8192, validator=_positive("chunk"))
     vectorised: bool = True  # use VectorModel.successors_array when the model has it
+    #: partial-order reduction (Model.persistent): None = wherever it preserves every
+    #: verdict (no liveness property, no max_depth), True = insist (ModelError with a
+    #: liveness property), False = off
+    por: bool | None = attrs.field(default=None, validator=_optional_bool("por"))
 
     def __attrs_post_init__(self) -> None:
         if isinstance(self.workers, float):
@@ -120,6 +132,11 @@ class Checker(Generic[S]):
     def symmetry(self, on: bool = True) -> Checker[S]:
         return self._with(symmetry=on)
 
+    def por(self, on: bool | None = True) -> Checker[S]:
+        """Partial-order reduction: ``True`` insists, ``False`` turns it off, ``None``
+        (the default) uses it wherever it preserves every verdict."""
+        return self._with(por=on)
+
     def max_depth(self, depth: int | None) -> Checker[S]:
         return self._with(max_depth=depth)
 
@@ -153,8 +170,19 @@ def check(model: Model[Any], **options: Any) -> CheckResult:
 
 
 def run(model: Model[Any], o: Options) -> CheckResult:
+    por = o.por if o.strategy is not Strategy.SIMULATE else False
     spec = Spec.build(model, symmetry=o.symmetry, deadlock=o.deadlock,
-                      vectorised=o.vectorised and o.strategy is Strategy.BFS)
+                      vectorised=o.vectorised and o.strategy is Strategy.BFS, por=por,
+                      bounded=o.max_depth is not None)
+    result = _search(spec, o)
+    if spec.por and o.strategy is Strategy.BFS:
+        result = shortest_traces(spec, o, result)
+    if spec.notes:
+        result = attrs.evolve(result, warnings=result.warnings + spec.notes)
+    return result
+
+
+def _search(spec: Spec, o: Options) -> CheckResult:
     if o.strategy is Strategy.BFS:
         from kstate.verify.checker.bfs import Bfs, Limits
 
@@ -169,3 +197,48 @@ def run(model: Model[Any], o: Options) -> CheckResult:
     from kstate.verify.checker.simulate import Simulation
 
     return Simulation(spec, o).run()
+
+
+def shortest_traces(spec: Spec, o: Options, reduced: CheckResult) -> CheckResult:
+    """BFS over the reduced graph finds the shortest trace *of that graph*, which may be
+    longer than the shortest in the full graph. The verdicts stand (the reduction
+    preserves them); each trace is replaced by the first one a BFS *without* reduction
+    finds, bounded to the longest reduced trace's depth and stopped once every such
+    property has its trace — the same trace a run without reduction reports. A run
+    stopped at its first violation takes the full re-search's verdicts too (it stops at
+    the level a full run would)."""
+    found = {p.name: p for p in reduced.properties if p.trace}
+    if not found or not reduced.reduced_states:
+        return reduced  # nothing was left out: the explored graph was the full one
+    depth = max(len(p.trace) for p in found.values())
+    if reduced.stop_reason is StopReason.VIOLATION:
+        # stopped at the first violation: which properties a full run reports depends on
+        # the level it stops at, so the full re-search (which stops there) decides them
+        again = _search(attrs.evolve(spec, por=False), attrs.evolve(
+            o, max_depth=depth, max_states=None, progress=None))
+        if again.stop_reason is StopReason.VIOLATION:
+            return attrs.evolve(reduced, properties=again.properties,
+                                elapsed=reduced.elapsed + again.elapsed)
+    wanted = tuple(c for c in spec.safety if spec.props[c.index].name in found)
+    full = attrs.evolve(spec, por=False, safety=wanted,
+                        deadlock=spec.deadlock and DEADLOCK in found)
+    again = _search(full, attrs.evolve(o, max_depth=depth, max_states=None,
+                                       stop=StopPolicy.DECIDED, progress=None))
+    props, warnings = [], list(reduced.warnings)
+    for p in reduced.properties:
+        if p.name in found:
+            short = again.property(p.name)
+            if not short.trace and again.stop_reason is StopReason.TIMEOUT:
+                warnings.append(f"{p.name}: the search for a shorter trace without "
+                                "reduction timed out; the trace shown may not be shortest")
+                props.append(p)
+                continue
+            if not short.trace:
+                raise ModelError(
+                    f"{p.name!r}: the search without reduction found no trace within the "
+                    f"{depth} states of the reduced one, so the model's persistent() is "
+                    "not a persistent set", model=spec.label, field="persistent")
+            p = attrs.evolve(p, trace=short.trace)
+        props.append(p)
+    return attrs.evolve(reduced, properties=tuple(props), warnings=tuple(warnings),
+                        elapsed=reduced.elapsed + again.elapsed)

@@ -89,6 +89,8 @@ class Spec:
     vector: bool = False  # expand with VectorModel.successors_array
     vector_preds: dict[int, Callable[[Any], Any]] = attrs.Factory(dict)
     families: tuple[str, ...] = ()  # what the model may fire (Model.action_families)
+    por: bool = False  # expand with Model.persistent (partial-order reduction)
+    notes: tuple[str, ...] = ()  # warnings the result carries (e.g. why POR is off)
 
     @property
     def label(self) -> str:
@@ -96,7 +98,8 @@ class Spec:
 
     @classmethod
     def build(cls, model: Model[Any], *, symmetry: bool | None, deadlock: bool,
-              vectorised: bool = True) -> Spec:
+              vectorised: bool = True, por: bool | None = None,
+              bounded: bool = False) -> Spec:
         name = getattr(model, "label", type(model).__name__)
         if not isinstance(model, Model):
             raise ModelError(f"{type(model).__name__} is not a kstate Model", model=name)
@@ -140,6 +143,7 @@ class Spec:
                              "fairness cannot be judged); run without symmetry",
                              model=name, field="symmetry")
         vector_preds = {bit(p.p): p.vector for p in props if p.vector is not None}
+        use_por, notes = _por_choice(model, name, props, por, bounded)
         return cls(
             model=model,
             canon=model.canonical if use_sym else None,
@@ -150,9 +154,12 @@ class Spec:
             deadlock=deadlock,
             fairness=FairnessSpec(model.fairness(),
                                   warn_unused=model.warn_unused_fairness),
-            vector=vectorised and isinstance(model, VectorModel) and not liveness,
+            vector=(vectorised and isinstance(model, VectorModel) and not liveness
+                    and not use_por),
             vector_preds=vector_preds,
             families=tuple(model.action_families()),
+            por=use_por,
+            notes=notes,
         )
 
     # ------------------------------------------------------------------ state plumbing
@@ -234,6 +241,52 @@ class Spec:
             vals = np.fromiter(map(pred, states), np.bool_, len(states))
             out |= vals.astype(np.uint64) << np.uint64(i)
         return out
+
+
+#: The line a result carries when liveness made the checker skip the reduction.
+POR_OFF_FOR_LIVENESS = ("liveness: explored without partial-order reduction (not sound "
+                        "under weak fairness here)")
+
+
+#: ... and when a depth bound did.
+POR_OFF_FOR_DEPTH = ("partial-order reduction off: under a depth bound the reduced graph "
+                     "may reach a violation later than the full one (--por or por=True forces it)")
+
+
+def _por_choice(model: Model[Any], name: str, props: Sequence[Property[Any]],
+                por: bool | None, bounded: bool) -> tuple[bool, tuple[str, ...]]:
+    """Whether to reduce: ``None`` means wherever verdicts are preserved (the model has
+    ``persistent``, no liveness property, no depth bound), ``True`` insists (an error
+    with liveness), ``False`` off."""
+    if por is False:
+        return False, ()
+    live = [p for p in props if p.kind.liveness]
+    if por is True:
+        if not model.has_persistent:
+            raise ModelError("partial-order reduction requested but the model defines no "
+                             "persistent()", model=name, field="por")
+        if live:
+            raise ModelError(
+                f"partial-order reduction cannot preserve liveness property "
+                f"{live[0].name!r} ({live[0].kind.value}): persistent sets with the cycle "
+                "proviso do not preserve weak fairness; run without --por (the default "
+                "explores the full graph when liveness is checked)",
+                model=name, field="por")
+        return True, ()
+    if not model.has_persistent:
+        return False, ()
+    if live:
+        return False, (POR_OFF_FOR_LIVENESS,)
+    if bounded:
+        return False, (POR_OFF_FOR_DEPTH,)
+    return True, ()
+
+
+def kept_ratio(spec: Spec, transitions: int, pruned: int) -> float | None:
+    """``Progress.reduction``: transitions kept over transitions enabled (None without POR)."""
+    if not spec.por:
+        return None
+    return (transitions - pruned) / transitions if transitions else 1.0
 
 
 def unhashable(model: str, what: str, state: Any, err: Exception) -> ModelError:

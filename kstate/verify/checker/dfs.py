@@ -31,9 +31,11 @@ from kstate.verify.checker.core import (
     Tracer,
     all_safety_decided,
     any_failure,
+    kept_ratio,
     verdicts,
 )
 from kstate.verify.checker.liveness import Graph, record_lassos
+from kstate.verify.checker.por import persistent_mask
 from kstate.verify.checker.results import CheckResult, Progress, StopReason
 
 if TYPE_CHECKING:
@@ -80,6 +82,7 @@ class Dfs:
                 found.setdefault(index, i)
             stack.append((s, i))
         generated = len(init_states)
+        pruned = reduced_states = 0
         coverage = Coverage()
         unexplored = False
         stop: StopReason | None = None
@@ -104,7 +107,9 @@ class Dfs:
                     break
                 if o.progress is not None and t - last >= o.progress_interval:
                     last = t
-                    o.progress(Progress(len(fps), generated, len(stack), max(depth), t - t0))
+                    o.progress(Progress(len(fps), generated, len(stack), max(depth), t - t0,
+                                        kept_ratio(spec, generated - len(init_states),
+                                                   pruned)))
             s, sid = stack.pop()
             d = depth[sid]
             expanded[sid] = 1
@@ -117,8 +122,24 @@ class Dfs:
             if not succ and spec.deadlock and deadlock is None and not model.terminal(s):
                 deadlock = sid
             probe = o.max_depth is not None and d >= o.max_depth
+            known: dict[int, int] = {}
+            left_out = persistent_mask(model, spec.label, s, succ) if spec.por else None
+            if left_out is not None:
+                for idx, (name, t) in enumerate(succ):
+                    if not left_out[idx]:
+                        known[idx] = spec.fingerprint(t, f"the state after action {name!r}")
+                # the cycle proviso: reduce only if no kept successor was visited before
+                # this expansion (a self-loop included: s itself is visited)
+                if any(fp in visited for fp in known.values()):
+                    left_out = None
+                else:
+                    pruned += sum(left_out)
+                    reduced_states += 1
             for idx, (name, t) in enumerate(succ):
-                fp = spec.fingerprint(t, f"the state after action {name!r}")
+                if left_out is not None and left_out[idx]:
+                    continue
+                fp = known[idx] if idx in known else spec.fingerprint(
+                    t, f"the state after action {name!r}")
                 tid = visited.get(fp)
                 if tid is None:
                     if probe:
@@ -193,4 +214,5 @@ class Dfs:
             states_generated=generated, initial_states=len(init_states),
             depth=max(depth), queue_left=len(stack), elapsed=elapsed, properties=props,
             bytes_per_state=0.0, warnings=tuple(warnings),
-            coverage=fired, never_fired=never)
+            coverage=fired, never_fired=never, por=spec.por, transitions_pruned=pruned,
+            reduced_states=reduced_states)

@@ -204,6 +204,18 @@ class Model(Generic[S]):
         """True for states allowed to have no successor (not reported as deadlocks)."""
         return False
 
+    def persistent(self, state: S, actions: Sequence[tuple[str, S]]) -> Sequence[int] | None:
+        """Partial-order reduction: indexes into ``actions`` (the state's full list) of a
+        *persistent set of invisible actions*, or ``None`` for no reduction here.
+
+        The model vouches for: non-empty when ``actions`` is; no action outside the
+        set, on any path from ``state`` that avoids the set, is dependent on one inside
+        (persistence); every member leaves every property predicate's value unchanged
+        (invisibility). The checker adds the cycle proviso. ``por.stubborn`` computes
+        such a set from read/write footprints. Used for safety properties only.
+        """
+        return None
+
     def describe(self, state: S) -> Any:
         """A JSON-able rendering of ``state`` for traces (override for packed states)."""
         return to_jsonable(state)
@@ -213,8 +225,29 @@ class Model(Generic[S]):
         return type(self).canonical is not Model.canonical
 
     @property
+    def has_persistent(self) -> bool:
+        return type(self).persistent is not Model.persistent
+
+    @property
     def label(self) -> str:
         return self.name or type(self).__name__
+
+
+def states_within(model: Model[S], steps: int) -> list[S]:
+    """Every state reachable in at most ``steps`` actions, breadth-first, the states
+    themselves kept (for measurements and tests that look at each state; the checker
+    never keeps states like this)."""
+    seen = {s: None for s in model.initial_states()}
+    level = list(seen)
+    for _ in range(steps):
+        nxt = []
+        for s in level:
+            for _, t in model.actions(s):
+                if t not in seen:
+                    seen[t] = None
+                    nxt.append(t)
+        level = nxt
+    return list(seen)
 
 
 class VectorModel(Model[int]):

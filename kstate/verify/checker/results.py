@@ -138,10 +138,21 @@ class CheckResult:
     coverage: tuple[tuple[str, int], ...] = ()
     #: the model's action families (``Model.action_families``) that never fired
     never_fired: tuple[str, ...] = ()
+    #: partial-order reduction ran: ``transitions`` counts every successor computed
+    #: (enabled), ``transitions_pruned`` those left out of persistent sets, and
+    #: ``reduced_states`` the states expanded with a proper persistent set
+    por: bool = False
+    transitions_pruned: int = 0
+    reduced_states: int = 0
 
     @property
     def transitions(self) -> int:
         return self.states_generated - self.initial_states
+
+    @property
+    def transitions_kept(self) -> int:
+        """Transitions followed (equals ``transitions`` without reduction)."""
+        return self.transitions - self.transitions_pruned
 
     @property
     def states_per_second(self) -> float:
@@ -171,8 +182,18 @@ class CheckResult:
         for p in self.properties:
             lines.append(f"  {p.name:<24} {p.kind:<10} {p.verdict.value}"
                          + (f" ({len(p.trace)} states)" if p.trace else ""))
+        if self.por:
+            lines.append(self.por_line())
         lines.extend(self.coverage_lines())
         return "\n".join(lines)
+
+    def por_line(self) -> str:
+        """``partial-order reduction: kept 1,234 of 5,678 transitions (22%), 345 of 901
+        states reduced``."""
+        share = self.transitions_kept / self.transitions if self.transitions else 1.0
+        return (f"partial-order reduction: kept {self.transitions_kept:,} of "
+                f"{self.transitions:,} transitions ({share:.0%}), {self.reduced_states:,} "
+                f"of {self.distinct_states - self.queue_left:,} expanded states reduced")
 
     def coverage_lines(self) -> list[str]:
         """``coverage: Deliver 1,234  Sync 56 ...`` and ``never fired: Heal, ...``."""
@@ -207,6 +228,8 @@ class CheckResult:
             "warnings": list(self.warnings),
             "coverage": dict(self.coverage),
             "neverFired": list(self.never_fired),
+            "por": {"enabled": self.por, "transitionsKept": self.transitions_kept,
+                    "reducedStates": self.reduced_states},
             "properties": [_property_json(p) for p in self.properties],
         }
 
@@ -236,6 +259,7 @@ class CheckResult:
             warnings=tuple(_get(data, "warnings", list)),
             coverage=_coverage(data.get("coverage", {})),
             never_fired=tuple(_names(data.get("neverFired", []), "neverFired")),
+            **_por_from(data),
             properties=tuple(_property_from(p, f"properties[{i}]")
                              for i, p in enumerate(props)),
         )
@@ -249,6 +273,18 @@ def _coverage(data: Any) -> tuple[tuple[str, int], ...]:
             raise ModelError(f"has the wrong type ({type(n).__name__})",
                              field=f"coverage.{family}")
     return tuple(sorted(data.items()))
+
+
+def _por_from(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``por`` object (absent in documents written before the reduction existed)."""
+    if "por" not in data:
+        return {}
+    por = _get(data, "por", Mapping)
+    transitions = _get(data, "transitions", int) if "transitions" in data else (
+        _get(data, "statesGenerated", int) - _get(data, "initialStates", int))
+    return {"por": _get(por, "enabled", bool, "por"),
+            "transitions_pruned": transitions - _get(por, "transitionsKept", int, "por"),
+            "reduced_states": _get(por, "reducedStates", int, "por")}
 
 
 def _names(data: Any, field: str) -> list[str]:

@@ -23,7 +23,8 @@ Symmetry over resource managers, two flavours:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import functools
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -38,6 +39,7 @@ from kstate.verify.checker.model import (
     always,
     sometimes,
 )
+from kstate.verify.checker.por import Footprint, stubborn
 from kstate.verify.checker.symmetry import Symmetry
 
 RM_STATES = ("working", "prepared", "committed", "aborted")
@@ -89,11 +91,19 @@ def _check_n(n: int, symmetry: str | None) -> None:
 class TwoPhase(Model[TPState]):
     """``TwoPhase.tla`` with ``RM = {r1, ..., rN}``; actions in ``TPNext``'s order."""
 
-    def __init__(self, n: int = 3, symmetry: SymmetryKind | None = None) -> None:
+    def __init__(self, n: int = 3, symmetry: SymmetryKind | None = None, *,
+                 footprints: bool = False, check: Sequence[str] | None = None,
+                 seeded_bug: bool = False) -> None:
         _check_n(n, symmetry)
         self.n = n
         self.name = f"TwoPhase(N={n})"
         self.sym_kind = symmetry
+        #: partial-order reduction from the actions' footprints (``persistent``)
+        self.footprints = footprints
+        #: the properties checked (names; default all four)
+        self.check = tuple(check) if check is not None else None
+        #: TMCommit needs only r1's Prepared: TCConsistent fails (6 states at shortest)
+        self.seeded_bug = seeded_bug
         rms = range(n)
         self._names = [
             tuple(action(fam, rm_name(i)) for fam in (
@@ -110,7 +120,8 @@ class TwoPhase(Model[TPState]):
     def actions(self, s: TPState) -> Iterable[tuple[str, TPState]]:
         out: list[tuple[str, TPState]] = []
         init = s.tm_state == "init"
-        if init and s.tm_prepared == self._all:  # TMCommit
+        if init and (s.tm_prepared == self._all
+                     or (self.seeded_bug and 0 in s.tm_prepared)):  # TMCommit
             out.append(("TMCommit", attrs.evolve(s, tm_state="committed", msgs=s.msgs | {COMMIT})))
         if init:  # TMAbort
             out.append(("TMAbort", attrs.evolve(s, tm_state="aborted", msgs=s.msgs | {ABORT})))
@@ -131,12 +142,74 @@ class TwoPhase(Model[TPState]):
         return out
 
     def properties(self) -> Sequence[Property[TPState]]:
-        return [
+        props: list[Property[TPState]] = [
             always("TPTypeOK", self.type_ok),
             always("TCConsistent", tc_consistent),
             sometimes("AllCommitted", lambda s: all(x == "committed" for x in s.rm_state)),
             sometimes("AllAborted", lambda s: all(x == "aborted" for x in s.rm_state)),
         ]
+        return [p for p in props if self.check is None or p.name in self.check]
+
+    # ------------------------------------------------------------------ footprints
+
+    @property
+    def has_persistent(self) -> bool:
+        return self.footprints
+
+    def persistent(self, s: TPState, actions: Sequence[tuple[str, TPState]]
+                   ) -> list[int] | None:
+        """A stubborn set from the actions' footprints. Locations: ``("rm", i)``
+        (rmState[i]), ``("decided", i)`` (whether rm i is committed, aborted or neither —
+        a function of rmState[i], the only thing the properties other than TPTypeOK
+        read), ``"tm"``, ``("tmp", i)`` (i in tmPrepared), ``("msg", m)`` per message
+        (messages are only ever added). RMPrepare moves working -> prepared, so it
+        writes ``("rm", i)`` but not ``("decided", i)``: it is invisible."""
+        return stubborn([a for a, _ in actions], self._universe,
+                        lambda name: self._footprint(s, name), self._visible)
+
+    @functools.cached_property
+    def _universe(self) -> tuple[str, ...]:
+        return ("TMCommit", "TMAbort", *(a for names in self._names for a in names))
+
+    @functools.cached_property
+    def _visible(self) -> frozenset[Hashable]:
+        names = {p.name for p in self.properties()}
+        out: set[Hashable] = set()
+        if "TPTypeOK" in names:  # reads every variable
+            out.update(loc for a in self._universe for loc in self._footprint(None, a).writes)
+        elif names:
+            out.update(("decided", i) for i in range(self.n))
+        return frozenset(out)
+
+    def _footprint(self, s: TPState | None, name: str) -> Footprint:
+        """What ``name`` reads and writes; its guard is narrowed to one conjunct that is
+        false in ``s`` (a necessary-enabling set there) when there is one."""
+        tm: frozenset[Hashable] = frozenset({"tm"})
+        guard: frozenset[Hashable] | None = None
+        if name in ("TMCommit", "TMAbort"):
+            need = range(self.n) if name == "TMCommit" and not self.seeded_bug else \
+                (0,) if name == "TMCommit" else ()
+            reads = tm | {("tmp", i) for i in need}
+            if s is not None and s.tm_state != "init":
+                guard = tm
+            elif s is not None and name == "TMCommit":
+                guard = frozenset(("tmp", i) for i in need if i not in s.tm_prepared)
+            msg = ("msg", "Commit") if name == "TMCommit" else ("msg", "Abort")
+            return Footprint(reads, tm | {msg}, guard)
+        family, rm = name[:-1].split("(")
+        i = int(rm[1:]) - 1
+        me, decided = ("rm", i), ("decided", i)
+        if family == "TMRcvPrepared":
+            prepared = ("msg", "Prepared", i)
+            if s is not None:
+                guard = tm if s.tm_state != "init" else frozenset({prepared})
+            return Footprint(tm | {prepared}, frozenset({("tmp", i)}), guard)
+        if family == "RMPrepare":
+            return Footprint(frozenset({me}), frozenset({me, ("msg", "Prepared", i)}))
+        if family == "RMChooseToAbort":
+            return Footprint(frozenset({me}), frozenset({me, decided}))
+        msg = ("msg", "Commit") if family == "RMRcvCommitMsg" else ("msg", "Abort")
+        return Footprint(frozenset({msg}), frozenset({me, decided}))
 
     def type_ok(self, s: TPState) -> bool:
         return (len(s.rm_state) == self.n and all(x in RM_STATES for x in s.rm_state)

@@ -159,6 +159,7 @@ class SystemModel(Model[World]):
         self.schedule_fn = schedule_fn or schedule_pod
         self._symmetry = symmetry
         self._memo = Memo()
+        self._footprints: Any = None  # independence.Footprints, built on first use
 
     # ------------------------------------------------------------------ Model API
 
@@ -196,6 +197,16 @@ class SystemModel(Model[World]):
 
     def terminal(self, state: World) -> bool:
         return True  # a settled cluster has nothing to do: not a deadlock
+
+    def persistent(self, state: World, actions: Sequence[tuple[str, World]]
+                   ) -> Sequence[int] | None:
+        """Partial-order reduction from static footprints (independence.py)."""
+        if self._footprints is None:
+            from kstate.verify.system.independence import Footprints
+
+            self._footprints = Footprints(sorted(self._initial.kubelets),
+                                          [p.name for p in self._properties])
+        return self._footprints.persistent([name for name, _ in actions])
 
     def describe(self, state: World) -> Any:
         from kstate.verify.system.render import describe
