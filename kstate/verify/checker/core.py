@@ -248,11 +248,6 @@ POR_OFF_FOR_LIVENESS = ("liveness: explored without partial-order reduction (not
                         "under weak fairness here)")
 
 
-#: ... and when a depth bound did.
-POR_OFF_FOR_DEPTH = ("partial-order reduction off: under a depth bound the reduced graph "
-                     "may reach a violation later than the full one (--por or por=True forces it)")
-
-
 def _por_choice(model: Model[Any], name: str, props: Sequence[Property[Any]],
                 por: bool | None, bounded: bool) -> tuple[bool, tuple[str, ...]]:
     """Whether to reduce: ``None`` means wherever verdicts are preserved (the model has
@@ -278,7 +273,9 @@ def _por_choice(model: Model[Any], name: str, props: Sequence[Property[Any]],
     if live:
         return False, (POR_OFF_FOR_LIVENESS,)
     if bounded:
-        return False, (POR_OFF_FOR_DEPTH,)
+        # Silently: a bounded run says "bounded" already, and a reduced graph may reach a
+        # violation later than the full one, so the bound would mean less (--por forces).
+        return False, ()
     return True, ()
 
 
