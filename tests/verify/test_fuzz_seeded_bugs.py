@@ -10,7 +10,9 @@ the same rules, the same shrinking and printing — must report it, with its shr
 program (``pytest -s`` shows it).
 
 Budget (docs/stateful.md): ``EXAMPLES`` programs of at most ``STEPS`` rules, shrinking
-included, on each bug's seed.
+included, on each bug's seed. The runs are independent processes, so they are started
+together (``fuzz_runs``) and each test awaits its own: pytest runs one test at a time,
+and a run is one busy core, so one after the other they would leave the rest idle.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,20 +135,55 @@ BUGS = (
 )
 
 
-def kstate_fuzz(*args: str) -> subprocess.CompletedProcess[str]:
-    """``kstate fuzz`` in its own process, with the hash seed it pins for itself (set
-    iteration order is part of a run: the same seed must give the same programs)."""
-    env = dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "kstate.cli", "fuzz", *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=600, check=False)
+class FuzzRun:
+    """``kstate fuzz`` started in its own process, with the hash seed it pins for itself
+    (set iteration order is part of a run: the same seed must give the same programs);
+    :meth:`result` waits for it."""
+
+    def __init__(self, *args: str) -> None:
+        env = dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=str(ROOT))
+        self.args = [sys.executable, "-m", "kstate.cli", "fuzz", *args]
+        self.process = subprocess.Popen(self.args, cwd=ROOT, env=env, text=True,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def result(self, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        try:
+            stdout, stderr = self.process.communicate(timeout=timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.communicate()
+        return subprocess.CompletedProcess(self.args, self.process.returncode, stdout, stderr)
+
+
+def bug_run(bug: Seeded, database: Path) -> FuzzRun:
+    return FuzzRun("--runtime", "fake", "--machine", f"{__name__}:{bug.machine.__name__}",
+                   "--examples", str(EXAMPLES), "--steps", str(STEPS),
+                   "--seed", str(bug.seed), "--database", str(database))
+
+
+@pytest.fixture(scope="module")
+def fuzz_runs(request: pytest.FixtureRequest,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, FuzzRun]]:
+    """The run of every seeded bug this session selected, all started at once."""
+    selected = {item.callspec.params["bug"] for item in request.session.items
+                if item.module is request.module and hasattr(item, "callspec")
+                and "bug" in item.callspec.params}
+    runs = {bug.machine.__name__: bug_run(bug, tmp_path_factory.mktemp("fuzz-db"))
+            for bug in BUGS if bug in selected}
+    try:
+        yield runs
+    finally:
+        for run in runs.values():  # a test that failed early leaves the others' runs
+            if run.process.poll() is None:
+                run.process.kill()
+                run.process.communicate()
 
 
 @pytest.mark.parametrize("bug", BUGS, ids=lambda b: b.machine.__name__)
-def test_kstate_fuzz_finds_the_seeded_bug(bug: Seeded, tmp_path: Path) -> None:
+def test_kstate_fuzz_finds_the_seeded_bug(bug: Seeded, fuzz_runs: dict[str, FuzzRun]) -> None:
     name = bug.machine.__name__
-    run = kstate_fuzz("--runtime", "fake", "--machine", f"{__name__}:{name}",
-                      "--examples", str(EXAMPLES), "--steps", str(STEPS),
-                      "--seed", str(bug.seed), "--database", str(tmp_path / "db"))
+    run = fuzz_runs[name].result()
     print(run.stdout)  # the failure and its shrunk program (pytest -s shows them)
     assert run.returncode == 1, f"{name} not found:\n{run.stdout}{run.stderr[-2000:]}"
     assert "FAILED at example" in run.stdout.splitlines()[0]
@@ -156,9 +194,11 @@ def test_kstate_fuzz_finds_the_seeded_bug(bug: Seeded, tmp_path: Path) -> None:
 
 
 def test_a_machine_that_is_not_a_cluster_machine_is_bad_usage(tmp_path: Path) -> None:
-    for spec, says in [("nowhere", "want MODULE:CLASS"),
-                       ("tests.verify.nothing_here:X", "cannot import"),
-                       (f"{__name__}:Seeded", "no subclass of ClusterMachine named Seeded")]:
-        run = kstate_fuzz("--machine", spec, "--database", str(tmp_path))
+    cases = [("nowhere", "want MODULE:CLASS"),
+             ("tests.verify.nothing_here:X", "cannot import"),
+             (f"{__name__}:Seeded", "no subclass of ClusterMachine named Seeded")]
+    started = [FuzzRun("--machine", spec, "--database", str(tmp_path)) for spec, _ in cases]
+    runs = [run.result() for run in started]  # together: each is mostly start-up
+    for run, (_, says) in zip(runs, cases, strict=True):
         assert run.returncode == 2 and says in run.stderr, run.stderr
         assert "Traceback" not in run.stderr
