@@ -18,7 +18,6 @@ and a run is one busy core, so one after the other they would leave the rest idl
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +32,7 @@ from kstate.control.commands import DeleteIfGone
 from kstate.node import podsync
 from kstate.verify.engine import EngineConfig
 from kstate.verify.stateful.machine import ClusterMachine
+from tests.conftest import Started
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Programs and rules per program: what CI may spend on one bug (on its seed, below).
@@ -135,36 +135,22 @@ BUGS = (
 )
 
 
-class FuzzRun:
+def kstate_fuzz(*args: str) -> Started:
     """``kstate fuzz`` started in its own process, with the hash seed it pins for itself
-    (set iteration order is part of a run: the same seed must give the same programs);
-    :meth:`result` waits for it."""
-
-    def __init__(self, *args: str) -> None:
-        env = dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=str(ROOT))
-        self.args = [sys.executable, "-m", "kstate.cli", "fuzz", *args]
-        self.process = subprocess.Popen(self.args, cwd=ROOT, env=env, text=True,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-    def result(self, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        try:
-            stdout, stderr = self.process.communicate(timeout=timeout)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.communicate()
-        return subprocess.CompletedProcess(self.args, self.process.returncode, stdout, stderr)
+    (set iteration order is part of a run: the same seed must give the same programs)."""
+    env = dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=str(ROOT))
+    return Started([sys.executable, "-m", "kstate.cli", "fuzz", *args], cwd=ROOT, env=env)
 
 
-def bug_run(bug: Seeded, database: Path) -> FuzzRun:
-    return FuzzRun("--runtime", "fake", "--machine", f"{__name__}:{bug.machine.__name__}",
-                   "--examples", str(EXAMPLES), "--steps", str(STEPS),
-                   "--seed", str(bug.seed), "--database", str(database))
+def bug_run(bug: Seeded, database: Path) -> Started:
+    return kstate_fuzz("--runtime", "fake", "--machine", f"{__name__}:{bug.machine.__name__}",
+                       "--examples", str(EXAMPLES), "--steps", str(STEPS),
+                       "--seed", str(bug.seed), "--database", str(database))
 
 
 @pytest.fixture(scope="module")
 def fuzz_runs(request: pytest.FixtureRequest,
-              tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, FuzzRun]]:
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Started]]:
     """The run of every seeded bug this session selected, all started at once."""
     selected = {item.callspec.params["bug"] for item in request.session.items
                 if item.module is request.module and hasattr(item, "callspec")
@@ -175,13 +161,11 @@ def fuzz_runs(request: pytest.FixtureRequest,
         yield runs
     finally:
         for run in runs.values():  # a test that failed early leaves the others' runs
-            if run.process.poll() is None:
-                run.process.kill()
-                run.process.communicate()
+            run.stop()
 
 
 @pytest.mark.parametrize("bug", BUGS, ids=lambda b: b.machine.__name__)
-def test_kstate_fuzz_finds_the_seeded_bug(bug: Seeded, fuzz_runs: dict[str, FuzzRun]) -> None:
+def test_kstate_fuzz_finds_the_seeded_bug(bug: Seeded, fuzz_runs: dict[str, Started]) -> None:
     name = bug.machine.__name__
     run = fuzz_runs[name].result()
     print(run.stdout)  # the failure and its shrunk program (pytest -s shows them)
@@ -197,7 +181,7 @@ def test_a_machine_that_is_not_a_cluster_machine_is_bad_usage(tmp_path: Path) ->
     cases = [("nowhere", "want MODULE:CLASS"),
              ("tests.verify.nothing_here:X", "cannot import"),
              (f"{__name__}:Seeded", "no subclass of ClusterMachine named Seeded")]
-    started = [FuzzRun("--machine", spec, "--database", str(tmp_path)) for spec, _ in cases]
+    started = [kstate_fuzz("--machine", spec, "--database", str(tmp_path)) for spec, _ in cases]
     runs = [run.result() for run in started]  # together: each is mostly start-up
     for run, (_, says) in zip(runs, cases, strict=True):
         assert run.returncode == 2 and says in run.stderr, run.stderr
