@@ -24,6 +24,11 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+#: Expander processes for the model checker's largest searches in tests (tens of thousands
+#: of states): BFS gives the same counts, verdicts and counterexamples for any number of
+#: workers (test_checker_core.py pins it), and there two workers take about 0.6x the time
+#: of one (docs/benchmarks/verify.md); on searches of a few thousand states they do not pay.
+SEARCH_WORKERS = 2
 
 settings.register_profile(
     "ci",
