@@ -3,9 +3,9 @@
 The e2e tests run on Docker and on kstate's containerd alike: a test takes a runtime name
 (:data:`RUNTIMES` parametrises it, each with its marker), calls :func:`require_runtime`
 (skip on a dev machine without the engine, fail under ``CI=true``), gets the local base
-images from :func:`prepare_images`, and removes every container of its node name with
-:func:`remove_node_containers` at the end — each test uses a node name of its own, so runs
-never see each other's containers.
+images from :func:`prepare_images` (once a session), and removes every container of its
+node name with :func:`remove_node_containers` at the end — each test uses a node name of
+its own, so runs never see each other's containers.
 
 What a test observes of the engine (which containers run, killing one, exec in one) goes
 through the engine's own command-line client — ``docker``, or ``ctr`` against kstate's
@@ -16,6 +16,7 @@ adapter under test.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import subprocess
@@ -33,6 +34,10 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Parametrise an e2e test (or fixture) over both real runtimes.
 RUNTIMES = [pytest.param("docker", marks=pytest.mark.docker),
             pytest.param("containerd", marks=pytest.mark.containerd)]
+#: Seconds between two polls of another process (its API through kubectl, the engine's
+#: CLI) for a condition: a poll is itself a process start or a few requests, so a tenth of
+#: a second keeps a wait's overshoot small without flooding the daemon under test.
+POLL = 0.1
 _exec_ids = itertools.count()
 
 
@@ -67,7 +72,11 @@ def build_base_images() -> None:
                    check=True, capture_output=True)
 
 
+@functools.cache
 def prepare_images(runtime: str) -> None:
+    """The base images on ``runtime``, once a session: no test removes them, and every
+    further build would find them present (each docker call is a whole ``kstate``
+    process start)."""
     if runtime == "docker":
         build_base_images()
         return

@@ -33,14 +33,13 @@ from kstate.api.objects import Pod, ReplicationController
 from kstate.errors import Compacted, Unavailable
 from kstate.runtime.base import HTTPD_IMAGE, ROLE_CONTAINER
 from kstate.verify.stateful.machine import HTTPD
-from tests.e2e.conftest import ROOT, Container, node_containers, up_args
+from tests.e2e.conftest import POLL, ROOT, Container, node_containers, up_args
 
 SEED_ENV = "KSTATE_FAULT_SEED"
 #: Short graces keep deletions quick; HTTPD exits on TERM, so they are not even used up.
 GRACE_SECONDS = 2
 #: How long one convergence may take after a restart (generous: CI machines are slow).
 CONVERGE_TIMEOUT = 90.0
-POLL_INTERVAL = 0.25
 
 
 def fault_rng() -> tuple[int, random.Random]:
@@ -372,7 +371,7 @@ async def converge(client: HttpClient, model: Acknowledged, node: str,
         try:
             snap = await snapshot(client, model.run, node, runtime)
         except Unavailable:  # the API server may still be warming up a connection
-            await asyncio.sleep(POLL_INTERVAL)
+            await asyncio.sleep(POLL)
             continue
         bad = safety_violations(snap, model)
         assert not bad, "\n".join(bad) + f"\n--- daemon log\n{on_timeout()}"
@@ -381,7 +380,7 @@ async def converge(client: HttpClient, model: Acknowledged, node: str,
             model.settle({name: rc.spec.replicas or 0 for name, rc in snap.rcs.items()},
                          snap.revision)
             return snap
-        await asyncio.sleep(POLL_INTERVAL)
+        await asyncio.sleep(POLL)
     raise AssertionError(f"no convergence within {CONVERGE_TIMEOUT:.0f} s:\n"
                          + "\n".join(gaps) + f"\n--- daemon log\n{on_timeout()}")
 

@@ -24,6 +24,7 @@ import pytest
 from kstate.daemon import CLUSTER_ID_FILE
 from kstate.runtime.base import CLUSTER, MANAGED, NODE_NAME, POD_UID, ROLE, ROLE_SANDBOX
 from tests.e2e.conftest import (
+    POLL,
     ROOT,
     RUNTIMES,
     labelled_containers,
@@ -70,7 +71,7 @@ def until(what: str, condition: Callable[[], bool], timeout: float = 90.0) -> No
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.25)  # polling another process's containers; not synchronisation by delay
+        time.sleep(POLL)  # polling another process's containers; not synchronisation by delay
 
 
 class Daemon:

@@ -24,6 +24,7 @@ import pytest
 
 from tests.conftest import require, require_binary
 from tests.e2e.conftest import (
+    POLL,
     ROOT,
     RUNTIMES,
     exec_in,
@@ -87,7 +88,7 @@ class Cluster:
             last = condition()
             if last:
                 return last
-            time.sleep(0.25)  # polling another process's API; not synchronisation by delay
+            time.sleep(POLL)  # polling another process's API; not synchronisation by delay
         raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 

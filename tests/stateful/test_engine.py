@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from kstate.verify.stateful.checks import (
     step_violations,
 )
 from kstate.verify.stateful.machine import rc_manifest
+from tests.conftest import run_together
 
 
 async def store_dump(engine: Engine) -> list[tuple[str, int, str]]:
@@ -70,9 +70,8 @@ def test_the_same_seed_gives_the_same_store_in_another_process() -> None:
             "print(hashlib.sha256(repr(asyncio.run(scripted(5))).encode()).hexdigest())")
     env = dict(os.environ, PYTHONHASHSEED="0")
     root = Path(__file__).resolve().parents[2]
-    digests = {subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True,
-                              capture_output=True, text=True).stdout for _ in range(4)}
-    assert len(digests) == 1
+    runs = run_together([[sys.executable, "-c", code]] * 4, env=env, cwd=root, check=True)
+    assert len({run.stdout for run in runs}) == 1
 
 
 async def test_drain_returns_at_rest_and_reports_a_livelock() -> None:

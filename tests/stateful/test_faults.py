@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from kstate.verify.engine import Engine, EngineConfig, Fresh
 from kstate.verify.faults import MAX_SKEW
 from kstate.verify.stateful.checks import caches_match_store, endpoints_when_idle
 from kstate.verify.stateful.machine import rc_manifest, service_manifest
+from tests.conftest import run_together
 from tests.stateful.test_engine import store_dump
 
 
@@ -214,6 +214,6 @@ def test_faults_included_the_same_seed_gives_the_same_store_in_another_process()
             "print(asyncio.run(with_every_fault(5)))")
     env = dict(os.environ, PYTHONHASHSEED="0")
     root = Path(__file__).resolve().parents[2]
-    digests = [subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True,
-                              capture_output=True, text=True).stdout for _ in range(2)]
+    digests = [run.stdout for run in run_together([[sys.executable, "-c", code]] * 2,
+                                                  env=env, cwd=root, check=True)]
     assert digests[0] == digests[1] and len(digests[0].strip()) == 64

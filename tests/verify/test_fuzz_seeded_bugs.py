@@ -10,14 +10,16 @@ the same rules, the same shrinking and printing — must report it, with its shr
 program (``pytest -s`` shows it).
 
 Budget (docs/stateful.md): ``EXAMPLES`` programs of at most ``STEPS`` rules, shrinking
-included, on each bug's seed.
+included, on each bug's seed. The runs are independent processes, so they are started
+together (``fuzz_runs``) and each test awaits its own: pytest runs one test at a time,
+and a run is one busy core, so one after the other they would leave the rest idle.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from kstate.control.commands import DeleteIfGone
 from kstate.node import podsync
 from kstate.verify.engine import EngineConfig
 from kstate.verify.stateful.machine import ClusterMachine
+from tests.conftest import Started
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Programs and rules per program: what CI may spend on one bug (on its seed, below).
@@ -132,20 +135,39 @@ BUGS = (
 )
 
 
-def kstate_fuzz(*args: str) -> subprocess.CompletedProcess[str]:
-    """``kstate fuzz`` in its own process, with the hash seed it pins for itself (set
-    iteration order is part of a run: the same seed must give the same programs)."""
+def kstate_fuzz(*args: str) -> Started:
+    """``kstate fuzz`` started in its own process, with the hash seed it pins for itself
+    (set iteration order is part of a run: the same seed must give the same programs)."""
     env = dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "kstate.cli", "fuzz", *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=600, check=False)
+    return Started([sys.executable, "-m", "kstate.cli", "fuzz", *args], cwd=ROOT, env=env)
+
+
+def bug_run(bug: Seeded, database: Path) -> Started:
+    return kstate_fuzz("--runtime", "fake", "--machine", f"{__name__}:{bug.machine.__name__}",
+                       "--examples", str(EXAMPLES), "--steps", str(STEPS),
+                       "--seed", str(bug.seed), "--database", str(database))
+
+
+@pytest.fixture(scope="module")
+def fuzz_runs(request: pytest.FixtureRequest,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Started]]:
+    """The run of every seeded bug this session selected, all started at once."""
+    selected = {item.callspec.params["bug"] for item in request.session.items
+                if item.module is request.module and hasattr(item, "callspec")
+                and "bug" in item.callspec.params}
+    runs = {bug.machine.__name__: bug_run(bug, tmp_path_factory.mktemp("fuzz-db"))
+            for bug in BUGS if bug in selected}
+    try:
+        yield runs
+    finally:
+        for run in runs.values():  # a test that failed early leaves the others' runs
+            run.stop()
 
 
 @pytest.mark.parametrize("bug", BUGS, ids=lambda b: b.machine.__name__)
-def test_kstate_fuzz_finds_the_seeded_bug(bug: Seeded, tmp_path: Path) -> None:
+def test_kstate_fuzz_finds_the_seeded_bug(bug: Seeded, fuzz_runs: dict[str, Started]) -> None:
     name = bug.machine.__name__
-    run = kstate_fuzz("--runtime", "fake", "--machine", f"{__name__}:{name}",
-                      "--examples", str(EXAMPLES), "--steps", str(STEPS),
-                      "--seed", str(bug.seed), "--database", str(tmp_path / "db"))
+    run = fuzz_runs[name].result()
     print(run.stdout)  # the failure and its shrunk program (pytest -s shows them)
     assert run.returncode == 1, f"{name} not found:\n{run.stdout}{run.stderr[-2000:]}"
     assert "FAILED at example" in run.stdout.splitlines()[0]
@@ -156,9 +178,11 @@ def test_kstate_fuzz_finds_the_seeded_bug(bug: Seeded, tmp_path: Path) -> None:
 
 
 def test_a_machine_that_is_not_a_cluster_machine_is_bad_usage(tmp_path: Path) -> None:
-    for spec, says in [("nowhere", "want MODULE:CLASS"),
-                       ("tests.verify.nothing_here:X", "cannot import"),
-                       (f"{__name__}:Seeded", "no subclass of ClusterMachine named Seeded")]:
-        run = kstate_fuzz("--machine", spec, "--database", str(tmp_path))
+    cases = [("nowhere", "want MODULE:CLASS"),
+             ("tests.verify.nothing_here:X", "cannot import"),
+             (f"{__name__}:Seeded", "no subclass of ClusterMachine named Seeded")]
+    started = [kstate_fuzz("--machine", spec, "--database", str(tmp_path)) for spec, _ in cases]
+    runs = [run.result() for run in started]  # together: each is mostly start-up
+    for run, (_, says) in zip(runs, cases, strict=True):
         assert run.returncode == 2 and says in run.stderr, run.stderr
         assert "Traceback" not in run.stderr

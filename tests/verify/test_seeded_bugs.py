@@ -22,6 +22,7 @@ from kstate.verify import report
 from kstate.verify.checker import check
 from kstate.verify.replay import replay_file
 from kstate.verify.system import load_scenario
+from tests.conftest import SEARCH_WORKERS
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "specs" / "scenarios"
 
@@ -62,7 +63,7 @@ def test_missing_expectations_over_create_and_the_real_controller_does_not() -> 
 def test_evicting_when_the_whole_cluster_looks_down_is_found() -> None:
     scenario = load_scenario(SCENARIOS / "full-disruption.yaml")
     broken = check(scenario.model(nodelifecycle_fn=evicting_in_full_disruption),
-                   stop="first-violation", max_depth=12)
+                   stop="first-violation", max_depth=12, workers=SEARCH_WORKERS)
     prop = broken.property("no_mass_eviction")
     assert prop.verdict.value == "violated"
     actions = [s.action for s in prop.trace]
@@ -71,7 +72,7 @@ def test_evicting_when_the_whole_cluster_looks_down_is_found() -> None:
 
     # The real controller: no eviction in the same bounded space (depth 12 covers the
     # whole story above, in every interleaving).
-    real = check(scenario.model(), max_depth=12)
+    real = check(scenario.model(), max_depth=12, workers=SEARCH_WORKERS)
     assert real.property("no_mass_eviction").verdict.value in ("holds", "bounded")
     assert not real.property("no_mass_eviction").trace
 
