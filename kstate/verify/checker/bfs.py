@@ -759,7 +759,7 @@ class Bfs:
             elapsed=elapsed,
             properties=props,
             bytes_per_state=nbytes / distinct,
-            warnings=tuple(warnings),
+            warnings=tuple(warnings + found.warnings),
             coverage=coverage,
             never_fired=never,
         )

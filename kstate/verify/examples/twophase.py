@@ -94,6 +94,7 @@ class TwoPhase(Model[TPState]):
         self.n = n
         self.name = f"TwoPhase(N={n})"
         self.sym_kind = symmetry
+        self.symmetry_exact = symmetry == "exact"
         rms = range(n)
         self._names = [
             tuple(action(fam, rm_name(i)) for fam in (
