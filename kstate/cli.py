@@ -262,15 +262,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 def _checker(args: argparse.Namespace, scenario_path: str) -> Any:
     """The scenario's model under the options of ``kstate verify`` (a ``Checker``)."""
-    from kstate.verify.checker import Checker, Kind
+    from kstate.verify.checker import Checker
     from kstate.verify.system import load_scenario
 
     scenario = load_scenario(scenario_path)
-    model = scenario.model()
-    liveness = any(Kind(p.kind).liveness for p in model.properties())
-    symmetry = args.symmetry
-    if symmetry is None:
-        symmetry = scenario.symmetry and not liveness
+    # Liveness under symmetry is decided exactly (docs/checker.md), so the scenario's
+    # choice stands; --symmetry / --no-symmetry override it, model and checker alike.
+    symmetry = scenario.symmetry if args.symmetry is None else args.symmetry
+    model = scenario.model(symmetry=symmetry)
     checker: Any = Checker(model).symmetry(symmetry)
     if args.simulate:
         checker = checker.simulate(walks=args.simulate, depth=args.walk_depth, seed=args.seed)
@@ -526,8 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--seed", type=int, default=0, help="simulation seed")
     verify.add_argument("--workers", type=int, metavar="K", help="worker processes")
     verify.add_argument("--symmetry", action=argparse.BooleanOptionalAction, default=None,
-                        help="node symmetry reduction (default: the scenario's 'symmetry'; never "
-                             "with liveness properties)")
+                        help="symmetry reduction over nodes and each RC's pods (default: the "
+                             "scenario's 'symmetry'; liveness is decided exactly under it)")
     verify.add_argument("--max-depth", type=int, metavar="D")
     verify.add_argument("--max-states", type=int, metavar="N")
     verify.add_argument("--timeout", type=float, metavar="S", help="seconds")

@@ -22,7 +22,7 @@ take part: a state cut off by a bound has unknown enabled actions.
 
 from __future__ import annotations
 
-import functools
+import itertools
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -351,33 +351,39 @@ class Unfolding:
         self.tracer = tracer
         self.findings = findings
         self.limit = limit
+        self.head: dict[int, int] = {}  # shortest-path trees: state -> parent (-1: root)
+        self.tail: dict[int, int] = {}
+        self.members: dict[tuple[bool, int], Any] = {}  # (in tail tree, state) -> member
 
     def check(self, c: LivenessCheck) -> None:
         q = self.q
         seeds, region = q.region(c)
         comps = q.components(region)
+        # Concrete members are rebuilt along shortest-path trees, once per state: from
+        # the initial states, and (p ~> q, <>p) from the seeds through the region, so a
+        # counterexample's prefix passes a seed as without symmetry.
+        self.head = self._tree(list(q.g.initial), None)
+        self.members = {}
         if c.kind is Kind.CONVERGES:
             # Predicates are symmetric: a class is ~q iff its members are.
             target = set(np.flatnonzero(~q.col(c.q_bit)).tolist())
             order = sorted((min(comp & target), i) for i, comp in enumerate(comps)
                            if comp & target)
             entries = [(entry, comps[i]) for entry, i in order]
-            prefix_to: Callable[[int], list[int]] = self._from_initial
+            self.tail = {}
         else:
-            dist = self._distances(seeds, region)
-            entries = sorted(((min(comp, key=lambda v: (dist[v], v)), comp) for comp in comps),
-                             key=lambda e: (dist[e[0]], e[0]))
-            prefix_to = functools.partial(self._through_seed, seeds, region)
+            self.tail = self._tree(seeds, region)
+            depth = self._depths(self.tail)
+            entries = sorted(((min(comp, key=lambda v: (depth[v], v)), comp)
+                              for comp in comps), key=lambda e: (depth[e[0]], e[0]))
         too_big = 0
         for entry, comp in entries:
             if len(comp) == 1 and not any(w == entry for w, _ in q.out(entry)):
                 if q.enabled(entry):
                     continue  # a fair action is enabled and nothing loops: it is taken
-                prefix = self.tracer.steps(prefix_to(entry))
-                self.findings.liveness[c.index] = (prefix, [], STUTTERS)
+                self.findings.liveness[c.index] = (self._prefix(entry), [], STUTTERS)
                 return
-            prefix = self.tracer.steps(prefix_to(entry))
-            found = self._unfold(c, comp, prefix)
+            found = self._unfold(c, comp, entry)
             if found is None:
                 too_big += 1
             elif found:
@@ -389,13 +395,68 @@ class Unfolding:
             self.findings.undecided[c.index] = why
             self.findings.warnings.append(f"{name}: {why}")
 
-    def _unfold(self, c: LivenessCheck, comp: set[int], prefix: list[Step]) -> bool | None:
-        """Explore the concrete states over ``comp`` from the prefix's last state and
+    # ------------------------------------------------------------------ concrete members
+
+    def _tree(self, sources: list[int], within: set[int] | None) -> dict[int, int]:
+        """Shortest-path tree (BFS, parent -1 for a source) over the quotient graph."""
+        parent = dict.fromkeys(sources, -1)
+        todo = deque(sources)
+        while todo:
+            v = todo.popleft()
+            for w, _ in self.q.out(v):
+                if w not in parent and (within is None or w in within):
+                    parent[w] = v
+                    todo.append(w)
+        return parent
+
+    @staticmethod
+    def _depths(tree: dict[int, int]) -> dict[int, int]:
+        depth: dict[int, int] = {}
+        for v in tree:  # BFS order: a parent comes before its children
+            depth[v] = 0 if tree[v] < 0 else depth[tree[v]] + 1
+        return depth
+
+    def _path(self, v: int) -> list[tuple[bool, int]]:
+        """The quotient path to ``v`` from an initial state — to a seed, then on inside
+        the region when there is a seed tree — each node tagged with the tree it is
+        reached in (a state can lie on both, reached by different members)."""
+        tail: list[tuple[bool, int]] = []
+        if self.tail:
+            tail.append((True, v))
+            while self.tail[v] >= 0:
+                v = self.tail[v]
+                tail.append((True, v))
+            tail.pop()  # the seed: reached by the head tree
+        head = [(False, v)]
+        while self.head[v] >= 0:
+            v = self.head[v]
+            head.append((False, v))
+        return head[::-1] + tail[::-1]
+
+    def _member(self, v: int) -> Any:
+        """The concrete state the prefix to ``v`` ends in (each tree node rebuilt once,
+        from its parent's member, exactly as ``Tracer.steps`` rebuilds the prefix)."""
+        path = self._path(v)
+        k = len(path) - 1
+        while k > 0 and path[k] not in self.members:
+            k -= 1
+        if path[k] not in self.members:
+            self.members[path[k]] = self.tracer.steps([path[k][1]])[0].raw
+        state = self.members[path[k]]
+        for (_, a), b in itertools.pairwise(path[k:]):
+            state = self.members[b] = self.tracer.steps([a, b[1]], start=state)[0].raw
+        return state
+
+    def _prefix(self, v: int) -> list[Step]:
+        return self.tracer.steps([w for _, w in self._path(v)])
+
+    def _unfold(self, c: LivenessCheck, comp: set[int], entry: int) -> bool | None:
+        """Explore the concrete states over ``comp`` from the member of ``entry`` and
         look for a fair lasso there; record it. None: the unfolding outgrew the limit."""
         spec = self.spec
         model = spec.model
         inside = {self.tracer.fp_of(v) for v in comp}
-        start = prefix[-1].raw
+        start = self._member(entry)
         states: list[Any] = [start]
         index = {start: 0}
         labels: dict[str, int] = {}
@@ -425,24 +486,8 @@ class Unfolding:
         def steps(path: Path) -> list[Step]:
             return [Step(name or INIT, model.describe(states[v]), states[v]) for v, name in path]
 
+        prefix = self._prefix(entry)
+        assert prefix[-1].raw == start, "actions() is deterministic (Model contract)"
         self.findings.liveness[c.index] = (prefix + steps(lasso.prefix)[1:],
                                            steps(lasso.cycle), lasso.note)
         return True
-
-    def _distances(self, seeds: list[int], region: set[int]) -> dict[int, int]:
-        dist = dict.fromkeys(seeds, 0)
-        todo = deque(seeds)
-        while todo:
-            v = todo.popleft()
-            for w, _ in self.q.out(v):
-                if w in region and w not in dist:
-                    dist[w] = dist[v] + 1
-                    todo.append(w)
-        return dist
-
-    def _from_initial(self, entry: int) -> list[int]:
-        return [v for v, _ in self.q.path(list(self.q.g.initial), lambda v: v == entry, None)]
-
-    def _through_seed(self, seeds: list[int], region: set[int], entry: int) -> list[int]:
-        tail = self.q.path(seeds, lambda v: v == entry, region)
-        return self._from_initial(tail[0][0]) + [v for v, _ in tail[1:]]

@@ -158,6 +158,7 @@ class SystemModel(Model[World]):
         self.nodelifecycle_fn = nodelifecycle_fn
         self.schedule_fn = schedule_fn or schedule_pod
         self._symmetry = symmetry
+        self.symmetry_exact = bool(getattr(symmetry, "exact", False))
         self._memo = Memo()
 
     # ------------------------------------------------------------------ Model API
