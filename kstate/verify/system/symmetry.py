@@ -48,20 +48,46 @@ def _rename(value: Any, names: tuple[tuple[str, str], ...]) -> Any:
 def _rename_plain(value: Any, names: tuple[tuple[str, str], ...]) -> Any:
     table = dict(names)
     if isinstance(value, str):
-        if value in table:
-            return table[value]
         if "/" in value:
-            parts = value.split("/")
-            if any(p in table for p in parts):
-                return "/".join(table.get(p, p) for p in parts)
-        return value
+            return "/".join(_rename_word(p, table) for p in value.split("/"))
+        return _rename_word(value, table)
     if isinstance(value, tuple):
-        return tuple(_rename(v, names) for v in value)
+        renamed = tuple(_rename(v, names) for v in value)
+        return _sorted_like(value, renamed)
     if isinstance(value, FrozenDict):
         return FrozenDict({_rename(k, names): _rename(v, names) for k, v in value.items()})
     if isinstance(value, frozenset):
         return frozenset(_rename(v, names) for v in value)
     return value
+
+
+def _sorted_like(old: tuple[Any, ...], new: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``new`` kept in id order when ``old`` was: a runtime lists its sandboxes and
+    containers by id (which holds the pod's uid), so after renaming pods the state the
+    model itself would build is the re-sorted one."""
+    if len(new) < 2 or new == old:
+        return new
+    ids = [getattr(x, "id", None) for x in old]
+    keys = [i for i in ids if isinstance(i, str)]
+    if len(keys) != len(ids) or keys != sorted(keys):
+        return new
+    return tuple(sorted(new, key=lambda x: x.id))
+
+
+def _rename_word(word: str, table: Mapping[str, str]) -> str:
+    if word in table:
+        return table[word]
+    if word.startswith("uid-"):
+        # The model's uids follow the name (``uid-<name>``, ``uid-<name>-<incarnation>``
+        # for a re-created object): a renaming that missed them would give a node the
+        # other node's uid — no reachable state, so renamed nodes would never merge.
+        name = word[4:]
+        if name in table:
+            return f"uid-{table[name]}"
+        base, _, born = name.rpartition("-")
+        if born.isdigit() and base in table:
+            return f"uid-{table[base]}-{born}"
+    return word
 
 
 def _rename_fields(value: Any, names: tuple[tuple[str, str], ...]) -> Any:
