@@ -100,5 +100,5 @@ def test_with_a_service_renaming_does_not_commute_and_symmetry_is_not_exact() ->
     scenario = load_scenario(SCENARIOS / "quickstart.yaml")
     model = scenario.model(symmetry=True)
     assert not model.symmetry_exact
-    tried, bad = _unequal_moves(model, _reachable(model, 5)[::6], _nodes(model))
+    _, bad = _unequal_moves(model, _reachable(model, 5)[::6], _nodes(model))
     assert bad > 0  # the Endpoints' target refs: if this reaches 0, mark it exact

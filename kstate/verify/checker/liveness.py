@@ -300,9 +300,10 @@ def record_lassos(spec: Spec, graph: Graph, tracer: Tracer, findings: Findings,
     place BFS and DFS turn a lasso into readable steps. Under symmetry the graph is a
     quotient and the components are judged on concrete unfoldings (``Unfolding``)."""
     analysis = Analysis(spec, graph)
+    unfolding = Unfolding(analysis, tracer, findings, unfold_limit)
     for c in spec.liveness:
         if spec.canon is not None:
-            Unfolding(analysis, tracer, findings, unfold_limit).check(c)
+            unfolding.check(c)
             continue
         lasso = analysis.check(c)
         if lasso is None:
@@ -351,6 +352,10 @@ class Unfolding:
         self.tracer = tracer
         self.findings = findings
         self.limit = limit
+        # Properties often share components: each concrete state's moves and each
+        # representative are computed once (the model's actions are the cost).
+        self.moves: dict[Any, list[tuple[str, Any]]] = {}
+        self.fps: dict[Any, int] = {}
         self.head: dict[int, int] = {}  # shortest-path trees: state -> parent (-1: root)
         self.tail: dict[int, int] = {}
         self.members: dict[tuple[bool, int], Any] = {}  # (in tail tree, state) -> member
@@ -394,6 +399,18 @@ class Unfolding:
                    f"{self.limit:,} concrete states; not decided")
             self.findings.undecided[c.index] = why
             self.findings.warnings.append(f"{name}: {why}")
+
+    def _moves(self, state: Any) -> list[tuple[str, Any]]:
+        moves = self.moves.get(state)
+        if moves is None:
+            moves = self.moves[state] = list(self.spec.model.actions(state))
+        return moves
+
+    def _fingerprint(self, state: Any) -> int:
+        fp = self.fps.get(state)
+        if fp is None:
+            fp = self.fps[state] = self.spec.fingerprint(state)
+        return fp
 
     # ------------------------------------------------------------------ concrete members
 
@@ -464,9 +481,9 @@ class Unfolding:
         dst: list[int] = []
         lab: list[int] = []
         for u, state in enumerate(states):  # grows while it is walked: a BFS
-            for name, nxt in model.actions(state):
+            for name, nxt in self._moves(state):
                 k = index.get(nxt, -1)
-                if k < 0 and spec.fingerprint(nxt) in inside:
+                if k < 0 and self._fingerprint(nxt) in inside:
                     if len(states) >= self.limit:
                         return None
                     k = index[nxt] = len(states)
