@@ -352,9 +352,10 @@ class Unfolding:
         self.tracer = tracer
         self.findings = findings
         self.limit = limit
-        # Properties often share components: each concrete state's moves and each
-        # representative are computed once (the model's actions are the cost).
+        # Properties often share components: each concrete state's moves (kept only when
+        # another property may need them) and representatives are computed once.
         self.moves: dict[Any, list[tuple[str, Any]]] = {}
+        self.share_moves = len(self.spec.liveness) > 1
         self.fps: dict[Any, int] = {}
         self.head: dict[int, int] = {}  # shortest-path trees: state -> parent (-1: root)
         self.tail: dict[int, int] = {}
@@ -403,7 +404,9 @@ class Unfolding:
     def _moves(self, state: Any) -> list[tuple[str, Any]]:
         moves = self.moves.get(state)
         if moves is None:
-            moves = self.moves[state] = list(self.spec.model.actions(state))
+            moves = list(self.spec.model.actions(state))
+            if self.share_moves:
+                self.moves[state] = moves
         return moves
 
     def _fingerprint(self, state: Any) -> int:
