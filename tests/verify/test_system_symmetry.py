@@ -14,25 +14,12 @@ from typing import Any
 
 import pytest
 
+from bench.verify.bench_commute import states_to_depth  # states up to a depth
 from kstate.verify.checker import family_of
 from kstate.verify.system import load_scenario
 from kstate.verify.system.symmetry import _pod_names, _pod_renaming, rename
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "specs" / "scenarios"
-
-
-def _reachable(model: Any, depth: int) -> list[Any]:
-    seen = dict.fromkeys(model.initial_states())
-    level = list(seen)
-    for _ in range(depth):
-        nxt = []
-        for s in level:
-            for _, t in model.actions(s):
-                if t not in seen:
-                    seen[t] = None
-                    nxt.append(t)
-        level = nxt
-    return list(seen)
 
 
 def _nodes(model: Any) -> list[str]:
@@ -76,7 +63,7 @@ def test_every_renaming_of_a_state_gets_its_representative(name: str, depth: int
     model = scenario.model(symmetry=True)
     nodes = _nodes(model)
     renamed = 0
-    for w in _reachable(scenario.model(symmetry=False), depth):
+    for w in states_to_depth(scenario.model(symmetry=False), depth):
         rep = model.canonical(w)
         for names in _renamings(w, nodes):
             assert model.canonical(rename(w, names)) == rep, name
@@ -91,7 +78,7 @@ def test_renaming_commutes_with_the_actions(name: str, depth: int) -> None:
     scenario = load_scenario(SCENARIOS / f"{name}.yaml")
     model = scenario.model(symmetry=True)
     assert model.symmetry_exact
-    states = _reachable(scenario.model(symmetry=False), depth)
+    states = states_to_depth(scenario.model(symmetry=False), depth)
     tried, bad = _unequal_moves(model, states[::max(1, len(states) // 300)], _nodes(model))
     assert tried > 0 and bad == 0
 
@@ -100,5 +87,5 @@ def test_with_a_service_renaming_does_not_commute_and_symmetry_is_not_exact() ->
     scenario = load_scenario(SCENARIOS / "quickstart.yaml")
     model = scenario.model(symmetry=True)
     assert not model.symmetry_exact
-    _, bad = _unequal_moves(model, _reachable(model, 5)[::6], _nodes(model))
+    _, bad = _unequal_moves(model, states_to_depth(model, 5)[::6], _nodes(model))
     assert bad > 0  # the Endpoints' target refs: if this reaches 0, mark it exact
