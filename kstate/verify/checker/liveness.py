@@ -18,6 +18,10 @@ inside ``C`` (a one-state component stutters, so it needs a self-loop for each f
 action enabled there). If ``C`` fails that test, so does every cycle inside it — which
 is why component-level checking is complete for weak fairness. Only expanded states
 take part: a state cut off by a bound has unknown enabled actions.
+
+Under symmetry the graph is a quotient whose labels are in the frame of whichever member
+was expanded; ``Unfolding`` judges its candidate components on concrete states instead
+(docs/checker.md, "Liveness under symmetry").
 """
 
 from __future__ import annotations
@@ -97,10 +101,12 @@ class Analysis:
         seeds, region = self.region(c)
         return self.find(c, seeds, region)
 
-    def region(self, c: LivenessCheck) -> tuple[list[int], set[int]]:
+    def region(self, c: LivenessCheck,
+               start: list[int] | None = None) -> tuple[list[int], set[int]]:
         """Where ``c``'s counterexample may cycle: the seeds (``p & ~q`` states for
         ``p ~> q``, initial ``~p`` states for ``<>p``, every ``p`` state for
-        ``[]p ~> []q``) and the states reachable from them inside the allowed set."""
+        ``[]p ~> []q``; or those of ``start`` in the allowed set) and the states
+        reachable from them inside the allowed set."""
         g = self.g
         p = self.col(c.p_bit)
         is_init = np.zeros(g.n, np.bool_)
@@ -115,7 +121,8 @@ class Analysis:
             nodes = g.expanded & p
             seeds = nodes
         allowed = set(np.flatnonzero(nodes).tolist())
-        seed_list = np.flatnonzero(seeds).tolist()
+        seed_list = np.flatnonzero(seeds).tolist() if start is None else \
+            [v for v in start if v in allowed]
         return seed_list, self._reach(seed_list, allowed)
 
     def components(self, region: set[int]) -> list[set[int]]:
@@ -499,7 +506,10 @@ class Unfolding:
                       dst=np.array(dst, np.int64), lab=np.array(lab, np.int64),
                       labels=list(labels), expanded=np.ones(n, np.bool_),
                       bits=spec.bits(states))
-        lasso = Analysis(spec, graph).find(c, [0], set(range(n)))
+        # The predicates are evaluated again on the concrete states: membership by
+        # fingerprint alone would trust a 64-bit hash with the verdict.
+        unfolded = Analysis(spec, graph)
+        lasso = unfolded.find(c, *unfolded.region(c, start=[0]))
         if lasso is None:
             return False
 
