@@ -255,3 +255,15 @@ def test_random_symmetric_models_get_the_unreduced_verdicts() -> None:
         reduced_somewhere += r.distinct_states < check(model, symmetry=False).distinct_states
         violated += sum(v is Verdict.VIOLATED for v in plain.values())
     assert reduced_somewhere > 50 and 50 < violated < 400  # both verdicts well exercised
+
+
+def test_unfolding_caches_that_start_over_change_nothing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from kstate.verify.checker import liveness
+
+    model = FairTwoPhase(3, symmetry="exact")
+    full = check(model)
+    monkeypatch.setattr(liveness, "CACHE_LIMIT", 2)
+    small = check(model)
+    for a, b in zip(full.properties, small.properties, strict=True):
+        assert (a.verdict, a.trace, a.cycle) == (b.verdict, b.trace, b.cycle)

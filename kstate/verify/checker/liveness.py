@@ -299,6 +299,10 @@ class Analysis:
 #: Most concrete states one unfolding may hold before the property is left ``bounded``.
 UNFOLD_LIMIT = 1_000_000
 
+#: Most concrete states the unfoldings' caches keep alive (they hold the model's states,
+#: which the search itself never keeps: past this, a cache starts over).
+CACHE_LIMIT = 200_000
+
 
 def record_lassos(spec: Spec, graph: Graph, tracer: Tracer, findings: Findings,
                   unfold_limit: int = UNFOLD_LIMIT) -> None:
@@ -413,13 +417,13 @@ class Unfolding:
         if moves is None:
             moves = list(self.spec.model.actions(state))
             if self.share_moves:
-                self.moves[state] = moves
+                _bounded(self.moves)[state] = moves
         return moves
 
     def _fingerprint(self, state: Any) -> int:
         fp = self.fps.get(state)
         if fp is None:
-            fp = self.fps[state] = self.spec.fingerprint(state)
+            fp = _bounded(self.fps)[state] = self.spec.fingerprint(state)
         return fp
 
     # ------------------------------------------------------------------ concrete members
@@ -467,11 +471,12 @@ class Unfolding:
         k = len(path) - 1
         while k > 0 and path[k] not in self.members:
             k -= 1
-        if path[k] not in self.members:
-            self.members[path[k]] = self.tracer.steps([path[k][1]])[0].raw
-        state = self.members[path[k]]
+        state = self.members.get(path[k])
+        if state is None:
+            state = _bounded(self.members)[path[k]] = self.tracer.steps([path[k][1]])[0].raw
         for (_, a), b in itertools.pairwise(path[k:]):
-            state = self.members[b] = self.tracer.steps([a, b[1]], start=state)[0].raw
+            state = self.tracer.steps([a, b[1]], start=state)[0].raw
+            _bounded(self.members)[b] = state
         return state
 
     def _prefix(self, v: int) -> list[Step]:
@@ -521,3 +526,10 @@ class Unfolding:
         self.findings.liveness[c.index] = (prefix + steps(lasso.prefix)[1:],
                                            steps(lasso.cycle), lasso.note)
         return True
+
+
+def _bounded(cache: dict[Any, Any]) -> dict[Any, Any]:
+    """``cache``, emptied first when it holds ``CACHE_LIMIT`` entries."""
+    if len(cache) >= CACHE_LIMIT:
+        cache.clear()
+    return cache
