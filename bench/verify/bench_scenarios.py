@@ -13,9 +13,10 @@ Depth: a scenario without ``bounds`` is explored exhaustively (its verdicts are 
 ``min(bounds.max_depth, --max-depth)``, so every run stays within minutes on a 2-core
 machine (its verdicts are then ``bounded``). ``--max-depth`` is the fixed cap.
 
-Configurations per scenario: 1 and 2 workers; symmetry off, and symmetry on where no
-property is a liveness property (as ``kstate verify`` decides: symmetry is unsound for the
-SCC-based liveness check) and the scenario has more than one node (node symmetry).
+Configurations per scenario: 1 and 2 workers; symmetry off, and symmetry on where the
+scenario opts in (``symmetry: true``) — or, with ``--symmetry``, wherever the model's
+representative is exact for it — as ``kstate verify`` decides: with liveness properties
+only where ``symmetry_exact`` holds (docs/checker.md, "Liveness under symmetry").
 
 Figures (medians of ``--reps``): distinct states, states generated, depth reached, the
 search's own time (``CheckResult.elapsed``) and distinct states per second of it, time to
@@ -66,7 +67,7 @@ from kstate.verify.checker import Checker, Kind
 from kstate.verify.system import load_scenario
 path, depth, symmetry, workers, timeout = json.loads(sys.argv[1])
 scenario = load_scenario(path)
-model = scenario.model()
+model = scenario.model(symmetry=symmetry)
 checker = Checker(model).bfs().symmetry(symmetry).workers(workers).max_depth(depth)
 checker = checker.max_states(scenario.bounds.max_states).timeout(timeout)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -100,7 +101,8 @@ def run_child(path: Path, depth: int | None, symmetry: bool, workers: int,
 # --------------------------------------------------------------------------- plan
 
 
-def plan(names: list[str], cap: int | None, workers: list[int]) -> list[dict[str, Any]]:
+def plan(names: list[str], cap: int | None, workers: list[int],
+         try_symmetry: bool = False) -> list[dict[str, Any]]:
     """One entry per (scenario, symmetry, workers) configuration."""
     from kstate.verify.checker import Kind
     from kstate.verify.system import load_scenario
@@ -113,7 +115,7 @@ def plan(names: list[str], cap: int | None, workers: list[int]) -> list[dict[str
         liveness = any(Kind(p.kind).liveness for p in model.properties())
         bound = scenario.bounds.max_depth
         depth = None if bound is None else (bound if cap is None else min(bound, cap))
-        symmetric = len(scenario.nodes) > 1 and scenario.symmetry and not liveness
+        symmetric = _symmetric(scenario, liveness, try_symmetry)
         for symmetry in ([False, True] if symmetric else [False]):
             for w in workers:
                 configs.append({
@@ -122,6 +124,13 @@ def plan(names: list[str], cap: int | None, workers: list[int]) -> list[dict[str
                     "workers": w, "nodes": len(scenario.nodes),
                     "properties": len(model.properties()), "runs": []})
     return configs
+
+
+def _symmetric(scenario: Any, liveness: bool, try_symmetry: bool) -> bool:
+    """Whether a symmetry-on run is made, as ``kstate verify`` would honour it."""
+    if not (scenario.symmetry or try_symmetry):
+        return False
+    return not liveness or bool(scenario.model(symmetry=True).symmetry_exact)
 
 
 def med(runs: list[dict[str, Any]], key: str) -> float:
@@ -179,7 +188,7 @@ def summary(configs: list[dict[str, Any]]) -> list[str]:
             kept = f"{sym['runs'][0]['distinct'] / one['runs'][0]['distinct']:.2f}"
             stime = f"{med(sym['runs'], 'elapsed') / med(one['runs'], 'elapsed'):.2f}x"
         else:
-            kept = stime = ("n/a (liveness, one node, or no `symmetry: true`)"
+            kept = stime = ("n/a (no `symmetry: true`, or not exact with liveness)"
                             if not sym else "-")
         lines.append(f"| {name} | {speed} | {kept} | {stime} |")
     return lines
@@ -218,7 +227,8 @@ def profile(name: str, cap: int | None, top: int = 16) -> tuple[list[str], list[
     liveness = any(Kind(p.kind).liveness for p in model.properties())
     bound = scenario.bounds.max_depth
     depth = None if bound is None else (bound if cap is None else min(bound, cap))
-    symmetric = len(scenario.nodes) > 1 and scenario.symmetry and not liveness  # as plan()
+    symmetric = _symmetric(scenario, liveness, False)  # as plan()
+    model = scenario.model(symmetry=symmetric)
     checker: Any = Checker(model).bfs().symmetry(symmetric).max_depth(depth)
     prof = cProfile.Profile()
     prof.enable()
@@ -313,6 +323,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     ap.add_argument("--max-depth", type=int, default=None,
                     help="cap for scenarios with a depth bound (default 8, --full 12)")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--symmetry", action="store_true",
+                    help="also run symmetry on where the scenario does not opt in but the "
+                         "reduction is exact for it")
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 1, --full 3)")
     ap.add_argument("--timeout", type=float, default=900.0, help="per run, seconds")
     ap.add_argument("--full", action="store_true",
@@ -326,7 +339,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args.max_depth = args.max_depth or (12 if args.full else 8)
     args.reps = args.reps or (3 if args.full else 1)
     info = machine()
-    configs = plan(args.scenario or names, args.max_depth, args.workers)
+    configs = plan(args.scenario or names, args.max_depth, args.workers, args.symmetry)
     for rep in range(args.reps):
         for c in configs:  # interleaved: noise hits every configuration alike
             r = run_child(c["path"], c["depth_bound"], c["symmetry"], c["workers"],

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
-from kstate.errors import ModelError
 from kstate.verify.checker import (
     ALL_ACTIONS,
     Checker,
@@ -14,7 +11,6 @@ from kstate.verify.checker import (
     leads_to,
     validate_trace,
 )
-from kstate.verify.examples.twophase import TwoPhase
 
 from .models import Counter, Faulty, PingPong
 
@@ -95,15 +91,6 @@ def test_a_model_may_name_fair_components_it_does_not_always_have() -> None:
                            props=[eventually("Two", lambda s: s == 2)])
     r = check(model)
     assert r.ok and not r.warnings
-
-
-def test_liveness_under_symmetry_is_refused() -> None:
-    class Sym(TwoPhase):
-        def properties(self):
-            return [eventually("Decides", lambda s: s.tm_state != "init")]
-
-    with pytest.raises(ModelError, match="symmetry"):
-        Checker(Sym(3, symmetry="exact")).run()
 
 
 def test_simulation_leaves_liveness_undecided() -> None:

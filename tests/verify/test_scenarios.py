@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from kstate.errors import ModelError
-from kstate.verify.checker import Kind, check
+from kstate.verify.checker import Kind, check, validate_trace
 from kstate.verify.system import load_scenario, parse_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,8 +39,7 @@ def test_shipped_scenario_counts_and_verdicts(name: str) -> None:
     depth, distinct, generated = PINNED[name]
     scenario = load_scenario(SCENARIOS / f"{name}.yaml")
     model = scenario.model()
-    liveness = any(Kind(p.kind).liveness for p in model.properties())
-    result = check(model, symmetry=scenario.symmetry and not liveness, max_depth=depth,
+    result = check(model, symmetry=scenario.symmetry, max_depth=depth,
                    por=False)  # the full graph is what is pinned
     assert not [p.name for p in result.properties if p.verdict.failed]
     expected = "holds" if depth is None else "bounded"
@@ -197,9 +196,75 @@ def test_symmetry_keeps_safety_verdicts_with_fewer_states(name: str) -> None:
     scenario = load_scenario(SCENARIOS / f"{name}.yaml")
     results = {}
     safety = [p.name for p in scenario.model().properties() if not Kind(p.kind).liveness]
-    for symmetry in (False, True):  # liveness is never checked under symmetry
+    for symmetry in (False, True):
         model = scenario.model(symmetry=symmetry, properties=safety)
         results[symmetry] = check(model, symmetry=symmetry)
     plain, reduced = results[False], results[True]
     assert reduced.distinct_states < plain.distinct_states
     assert [p.verdict for p in reduced.properties] == [p.verdict for p in plain.properties]
+
+
+#: Liveness scenarios whose symmetry is exact (no Service) -> (max depth, distinct
+#: states, states generated) under symmetry; the same verdicts as without it.
+SYMMETRIC_LIVENESS: dict[str, tuple[int | None, int, int]] = {
+    "stale-cache": (None, 320, 1090),
+    "controller-restart": (None, 879, 3260),
+    "graceful-delete": (None, 354, 722),
+    "namespace-delete": (None, 427, 1487),
+    "node-partition": (10, 912, 2681),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SYMMETRIC_LIVENESS))
+def test_liveness_under_symmetry_keeps_every_verdict(name: str) -> None:
+    depth, distinct, generated = SYMMETRIC_LIVENESS[name]
+    scenario = load_scenario(SCENARIOS / f"{name}.yaml")
+    results = {sym: check(scenario.model(symmetry=sym), symmetry=sym, max_depth=depth,
+                          por=False) for sym in (False, True)}
+    plain, reduced = results[False], results[True]
+    assert any(Kind(p.kind).liveness for p in reduced.properties)
+    assert [(p.name, p.verdict) for p in reduced.properties] == \
+        [(p.name, p.verdict) for p in plain.properties]
+    assert reduced.symmetry and not reduced.warnings
+    assert (reduced.distinct_states, reduced.states_generated) == (distinct, generated), (
+        f"{name}: the reduced state space changed; if intended, re-pin it")
+
+
+def test_a_liveness_violation_under_symmetry_replays() -> None:
+    """Both nodes cordoned, then a scale-up: the new pod can never be scheduled. Found
+    on the quotient graph of nodes and pods, the lasso is concrete and replays."""
+    scenario = parse_scenario({
+        "name": "cordoned-pair", "nodes": 2, "watch_lag": 0,
+        "replication_controllers": [{"name": "web", "replicas": 2}],
+        "properties": ["converges", "never_overcreates"],
+        "script": [{"cordon": "node-1"}, {"cordon": "node-2"},
+                   {"scale": {"rc": "web", "replicas": 3}}]})
+    results = {sym: check(scenario.model(symmetry=sym), symmetry=sym) for sym in (False, True)}
+    plain, reduced = results[False], results[True]
+    assert reduced.distinct_states < plain.distinct_states
+    assert [(p.name, p.verdict.value) for p in reduced.properties] == \
+        [(p.name, p.verdict.value) for p in plain.properties]
+    prop = reduced.property("converges")
+    assert prop.verdict.value == "violated"
+    validate_trace(scenario.model(symmetry=True), prop.trace, prop.cycle)
+
+
+def test_cli_keeps_a_scenarios_symmetry_with_liveness_where_it_is_exact(
+        tmp_path: Path) -> None:
+    exact = tmp_path / "stale-cache.yaml"
+    exact.write_text((SCENARIOS / "stale-cache.yaml").read_text() + "symmetry: true\n")
+    done = kstate("verify", str(exact), "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["symmetry"] and result["distinctStates"] == SYMMETRIC_LIVENESS[
+        "stale-cache"][1]
+    # a Service makes the representative inexact: the full graph, and a note saying so
+    inexact = tmp_path / "crash-loop.yaml"
+    inexact.write_text((SCENARIOS / "crash-loop.yaml").read_text() + "symmetry: true\n")
+    done = kstate("verify", str(inexact), "--json")
+    assert done.returncode == 0, done.stderr
+    assert "symmetry is off for this run" in done.stderr
+    assert not json.loads(done.stdout)["symmetry"]
+    done = kstate("verify", str(inexact), "--symmetry")  # asked for explicitly: refused
+    assert done.returncode == 2 and "exact canonical" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

@@ -820,7 +820,7 @@ class Bfs:
             elapsed=elapsed,
             properties=props,
             bytes_per_state=nbytes / distinct,
-            warnings=tuple(warnings),
+            warnings=tuple(warnings + found.warnings),
             coverage=coverage,
             never_fired=never,
             por=spec.por,

@@ -138,10 +138,7 @@ class Spec:
             raise ModelError(f"{len(preds)} distinct predicates; at most {MAX_PREDICATES}",
                              model=name, field="properties")
         if liveness and use_sym:
-            raise ModelError("liveness under symmetry reduction is not supported (a quotient "
-                             "graph loses which instance an action belongs to, so weak "
-                             "fairness cannot be judged); run without symmetry",
-                             model=name, field="symmetry")
+            _check_liveness_symmetry(model, name)
         vector_preds = {bit(p.p): p.vector for p in props if p.vector is not None}
         use_por, notes = _por_choice(model, name, props, por, bounded)
         return cls(
@@ -286,6 +283,22 @@ def kept_ratio(spec: Spec, transitions: int, pruned: int) -> float | None:
     return (transitions - pruned) / transitions if transitions else 1.0
 
 
+def _check_liveness_symmetry(model: Model[Any], name: str) -> None:
+    """What liveness under symmetry needs (docs/checker.md, "Liveness under symmetry"):
+    one representative per orbit, so that every quotient path lifts from any member of
+    a class, and fairness that renaming maps to itself."""
+    if not model.symmetry_exact:
+        raise ModelError("liveness under symmetry needs an exact canonical() (one "
+                         "representative per orbit; set symmetry_exact = True on the model "
+                         "when it is): with a non-exact one a fair cycle may be missed; "
+                         "run without symmetry", model=name, field="symmetry")
+    named = [e for e in model.fairness() if "(" in e]
+    if named:
+        raise ModelError(f"fairness entries {named} name single action instances; under "
+                         "symmetry fairness must survive renaming, so name whole families "
+                         "(or run without symmetry)", model=name, field="fairness")
+
+
 def unhashable(model: str, what: str, state: Any, err: Exception) -> ModelError:
     return ModelError(f"{what} is not hashable ({err}); states must be hashable values "
                       f"such as tuples, frozensets, ints or frozen attrs objects, got "
@@ -393,6 +406,8 @@ class Findings:
     safety: dict[int, list[Step]] = attrs.Factory(dict)  # prop index -> trace
     deadlock: list[Step] | None = None
     liveness: dict[int, tuple[list[Step], list[Step], str]] = attrs.Factory(dict)
+    undecided: dict[int, str] = attrs.Factory(dict)  # liveness left bounded, and why
+    warnings: list[str] = attrs.Factory(list)  # for CheckResult.warnings
 
 
 def verdicts(spec: Spec, found: Findings, complete: bool, *,
@@ -419,6 +434,8 @@ def verdicts(spec: Spec, found: Findings, complete: bool, *,
             prefix, cycle, why = found.liveness[i]
             out.append(PropertyResult(p.name, kind, Verdict.VIOLATED, tuple(prefix),
                                       tuple(cycle), why))
+        elif i in found.undecided:
+            out.append(PropertyResult(p.name, kind, Verdict.BOUNDED, note=found.undecided[i]))
         elif not liveness_checked:
             out.append(PropertyResult(p.name, kind, Verdict.BOUNDED,
                                       note="liveness is not checked by this strategy"))

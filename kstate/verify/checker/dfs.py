@@ -213,6 +213,6 @@ class Dfs:
             complete=complete, stop_reason=stop, distinct_states=len(fps),
             states_generated=generated, initial_states=len(init_states),
             depth=max(depth), queue_left=len(stack), elapsed=elapsed, properties=props,
-            bytes_per_state=0.0, warnings=tuple(warnings),
+            bytes_per_state=0.0, warnings=tuple(warnings + findings.warnings),
             coverage=fired, never_fired=never, por=spec.por, transitions_pruned=pruned,
             reduced_states=reduced_states)

@@ -18,10 +18,15 @@ inside ``C`` (a one-state component stutters, so it needs a self-loop for each f
 action enabled there). If ``C`` fails that test, so does every cycle inside it — which
 is why component-level checking is complete for weak fairness. Only expanded states
 take part: a state cut off by a bound has unknown enabled actions.
+
+Under symmetry the graph is a quotient whose labels are in the frame of whichever member
+was expanded; ``Unfolding`` judges its candidate components on concrete states instead
+(docs/checker.md, "Liveness under symmetry").
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -31,7 +36,8 @@ import numpy as np
 import numpy.typing as npt
 
 from kstate.verify.checker.core import Findings, LivenessCheck, Spec, Tracer
-from kstate.verify.checker.model import Kind
+from kstate.verify.checker.model import INIT, Kind
+from kstate.verify.checker.results import Step
 
 Path = list[tuple[int, str | None]]  # (state id, action that led to it; None for the first)
 
@@ -48,6 +54,10 @@ class Graph:
     labels: Sequence[str]
     expanded: npt.NDArray[np.bool_]
     bits: npt.NDArray[np.uint64]
+
+
+STUTTERS = "stutters forever in the last state: no weakly fair action is enabled there"
+LOOPS = ("loops forever; every weakly fair action enabled all along the loop is taken in it")
 
 
 @attrs.frozen
@@ -88,6 +98,15 @@ class Analysis:
     # ------------------------------------------------------------------ the check
 
     def check(self, c: LivenessCheck) -> Lasso | None:
+        seeds, region = self.region(c)
+        return self.find(c, seeds, region)
+
+    def region(self, c: LivenessCheck,
+               start: list[int] | None = None) -> tuple[list[int], set[int]]:
+        """Where ``c``'s counterexample may cycle: the seeds (``p & ~q`` states for
+        ``p ~> q``, initial ``~p`` states for ``<>p``, every ``p`` state for
+        ``[]p ~> []q``; or those of ``start`` in the allowed set) and the states
+        reachable from them inside the allowed set."""
         g = self.g
         p = self.col(c.p_bit)
         is_init = np.zeros(g.n, np.bool_)
@@ -102,9 +121,18 @@ class Analysis:
             nodes = g.expanded & p
             seeds = nodes
         allowed = set(np.flatnonzero(nodes).tolist())
-        seed_list = np.flatnonzero(seeds).tolist()
-        region = self._reach(seed_list, allowed)
-        fair = [set(c) for c in self._sccs(sorted(region), region) if self._fair(set(c))]
+        seed_list = np.flatnonzero(seeds).tolist() if start is None else \
+            [v for v in start if v in allowed]
+        return seed_list, self._reach(seed_list, allowed)
+
+    def components(self, region: set[int]) -> list[set[int]]:
+        """The strongly connected components of ``region``."""
+        return [set(c) for c in self._sccs(sorted(region), region)]
+
+    def find(self, c: LivenessCheck, seeds: list[int], region: set[int]) -> Lasso | None:
+        """A fair lasso for ``c`` cycling in ``region`` (reached from ``seeds``), or None."""
+        g = self.g
+        fair = [comp for comp in self.components(region) if self._fair(comp)]
         if c.kind is Kind.CONVERGES:
             target = set(np.flatnonzero(~self.col(c.q_bit)).tolist())
             entries = [(min(comp & target), i) for i, comp in enumerate(fair) if comp & target]
@@ -112,21 +140,18 @@ class Analysis:
                 return None
             entry, which = min(entries)
             comp = fair[which]
-            prefix = self._path(list(g.initial), lambda v: v == entry, None)
+            prefix = self.path(list(g.initial), lambda v: v == entry, None)
         else:
             if not fair:
                 return None
             bad = set().union(*fair)
-            tail = self._path(seed_list, lambda v: v in bad, region)
+            tail = self.path(seeds, lambda v: v in bad, region)
             entry = tail[-1][0]
             comp = next(f for f in fair if entry in f)
-            head = self._path(list(g.initial), lambda v: v == tail[0][0], None)
+            head = self.path(list(g.initial), lambda v: v == tail[0][0], None)
             prefix = head + tail[1:]
         cycle = self._cycle(entry, comp)
-        note = ("stutters forever in the last state: no weakly fair action is enabled there"
-                if not cycle else "loops forever; every weakly fair action enabled all along "
-                "the loop is taken in it")
-        return Lasso(prefix, cycle, note)
+        return Lasso(prefix, cycle, STUTTERS if not cycle else LOOPS)
 
     def _fair(self, comp: set[int]) -> bool:
         always_enabled: frozenset[int] | None = None
@@ -223,7 +248,7 @@ class Analysis:
                     todo.append(w)
         return []
 
-    def _path(self, sources: list[int], goal: Callable[[int], bool],
+    def path(self, sources: list[int], goal: Callable[[int], bool],
               within: set[int] | None) -> Path:
         return self._named(self._ids_path(sources, goal, within))
 
@@ -271,12 +296,26 @@ class Analysis:
         raise AssertionError("a fair component always discharges its obligations")
 
 
-def record_lassos(spec: Spec, graph: Graph, tracer: Tracer, findings: Findings) -> None:
+#: Most concrete states one unfolding may hold before the property is left ``bounded``.
+UNFOLD_LIMIT = 1_000_000
+
+#: Most concrete states the unfoldings' caches keep alive (they hold the model's states,
+#: which the search itself never keeps: past this, a cache starts over).
+CACHE_LIMIT = 200_000
+
+
+def record_lassos(spec: Spec, graph: Graph, tracer: Tracer, findings: Findings,
+                  unfold_limit: int = UNFOLD_LIMIT) -> None:
     """Check every liveness property on the explored ``graph`` and put each violation's
     lasso (prefix from an initial state, then the cycle) into ``findings`` — the one
-    place BFS and DFS turn a lasso into readable steps."""
+    place BFS and DFS turn a lasso into readable steps. Under symmetry the graph is a
+    quotient and the components are judged on concrete unfoldings (``Unfolding``)."""
     analysis = Analysis(spec, graph)
+    unfolding = Unfolding(analysis, tracer, findings, unfold_limit)
     for c in spec.liveness:
+        if spec.canon is not None:
+            unfolding.check(c)
+            continue
         lasso = analysis.check(c)
         if lasso is None:
             continue
@@ -288,3 +327,209 @@ def record_lassos(spec: Spec, graph: Graph, tracer: Tracer, findings: Findings) 
             labels = [None] + [lab for _, lab in lasso.cycle]
             cycle = tracer.steps(ids, labels=labels, start=prefix[-1].raw)
         findings.liveness[c.index] = (prefix, cycle, lasso.note)
+
+
+# --------------------------------------------------------------------------- symmetry
+
+
+class Unfolding:
+    """Liveness on a quotient graph, decided exactly on concrete unfoldings.
+
+    Under symmetry each stored state is a class of concrete states and an edge's label
+    is in the frame of the one member that was expanded, so per-instance fairness
+    cannot be read off the quotient (``Kubelet(node-1)`` there may be ``Kubelet(node-2)``
+    in the member a behaviour is in). The candidate components are still found on the
+    quotient: a concrete fair cycle maps into one quotient component ``C`` of the
+    region. Then:
+
+    * a one-state ``C`` without a quotient self-loop can only be *stuttered* in, and
+      "no fair action enabled" does not depend on the frame: judged as without symmetry;
+    * any other ``C`` is unfolded: one concrete member of ``C`` is rebuilt along a path
+      from an initial state (through a seed), and explored with ``Model.actions``,
+      keeping the successors whose representative is in ``C``. The component test runs
+      on that concrete graph (``Analysis.find``), so fairness is judged per instance.
+
+    Why one unfolding decides ``C`` (docs/checker.md, "Liveness under symmetry"): with an
+    exact ``canonical`` every concrete path inside ``C`` lifts from any member, so the
+    concrete states over ``C`` reachable from the chosen member contain an image, under
+    some renaming, of every concrete cycle over ``C``; renaming preserves properties and
+    (family-level) fairness, so one copy decides all.
+    """
+
+    def __init__(self, analysis: Analysis, tracer: Tracer, findings: Findings,
+                 limit: int) -> None:
+        self.q = analysis
+        self.spec = analysis.spec
+        self.tracer = tracer
+        self.findings = findings
+        self.limit = limit
+        # Properties often share components: each concrete state's moves (kept only when
+        # another property may need them) and representatives are computed once.
+        self.moves: dict[Any, list[tuple[str, Any]]] = {}
+        self.share_moves = len(self.spec.liveness) > 1
+        self.fps: dict[Any, int] = {}
+        self.head: dict[int, int] = {}  # shortest-path trees: state -> parent (-1: root)
+        self.tail: dict[int, int] = {}
+        self.members: dict[tuple[bool, int], Any] = {}  # (in tail tree, state) -> member
+
+    def check(self, c: LivenessCheck) -> None:
+        q = self.q
+        seeds, region = q.region(c)
+        comps = q.components(region)
+        # Concrete members are rebuilt along shortest-path trees, once per state: from
+        # the initial states, and (p ~> q, <>p) from the seeds through the region, so a
+        # counterexample's prefix passes a seed as without symmetry.
+        self.head = self._tree(list(q.g.initial), None)
+        self.members = {}
+        if c.kind is Kind.CONVERGES:
+            # Predicates are symmetric: a class is ~q iff its members are.
+            target = set(np.flatnonzero(~q.col(c.q_bit)).tolist())
+            order = sorted((min(comp & target), i) for i, comp in enumerate(comps)
+                           if comp & target)
+            entries = [(entry, comps[i]) for entry, i in order]
+            self.tail = {}
+        else:
+            self.tail = self._tree(seeds, region)
+            depth = self._depths(self.tail)
+            entries = sorted(((min(comp, key=lambda v: (depth[v], v)), comp)
+                              for comp in comps), key=lambda e: (depth[e[0]], e[0]))
+        too_big = 0
+        for entry, comp in entries:
+            if len(comp) == 1 and not any(w == entry for w, _ in q.out(entry)):
+                if q.enabled(entry):
+                    continue  # a fair action is enabled and nothing loops: it is taken
+                self.findings.liveness[c.index] = (self._prefix(entry), [], STUTTERS)
+                return
+            found = self._unfold(c, comp, entry)
+            if found is None:
+                too_big += 1
+            elif found:
+                return
+        if too_big:
+            name = self.spec.props[c.index].name
+            why = (f"{too_big} component(s) of the quotient graph unfold to more than "
+                   f"{self.limit:,} concrete states; not decided")
+            self.findings.undecided[c.index] = why
+            self.findings.warnings.append(f"{name}: {why}")
+
+    def _moves(self, state: Any) -> list[tuple[str, Any]]:
+        moves = self.moves.get(state)
+        if moves is None:
+            moves = list(self.spec.model.actions(state))
+            if self.share_moves:
+                _bounded(self.moves)[state] = moves
+        return moves
+
+    def _fingerprint(self, state: Any) -> int:
+        fp = self.fps.get(state)
+        if fp is None:
+            fp = _bounded(self.fps)[state] = self.spec.fingerprint(state)
+        return fp
+
+    # ------------------------------------------------------------------ concrete members
+
+    def _tree(self, sources: list[int], within: set[int] | None) -> dict[int, int]:
+        """Shortest-path tree (BFS, parent -1 for a source) over the quotient graph."""
+        parent = dict.fromkeys(sources, -1)
+        todo = deque(sources)
+        while todo:
+            v = todo.popleft()
+            for w, _ in self.q.out(v):
+                if w not in parent and (within is None or w in within):
+                    parent[w] = v
+                    todo.append(w)
+        return parent
+
+    @staticmethod
+    def _depths(tree: dict[int, int]) -> dict[int, int]:
+        depth: dict[int, int] = {}
+        for v in tree:  # BFS order: a parent comes before its children
+            depth[v] = 0 if tree[v] < 0 else depth[tree[v]] + 1
+        return depth
+
+    def _path(self, v: int) -> list[tuple[bool, int]]:
+        """The quotient path to ``v`` from an initial state — to a seed, then on inside
+        the region when there is a seed tree — each node tagged with the tree it is
+        reached in (a state can lie on both, reached by different members)."""
+        tail: list[tuple[bool, int]] = []
+        if self.tail:
+            tail.append((True, v))
+            while self.tail[v] >= 0:
+                v = self.tail[v]
+                tail.append((True, v))
+            tail.pop()  # the seed: reached by the head tree
+        head = [(False, v)]
+        while self.head[v] >= 0:
+            v = self.head[v]
+            head.append((False, v))
+        return head[::-1] + tail[::-1]
+
+    def _member(self, v: int) -> Any:
+        """The concrete state the prefix to ``v`` ends in (each tree node rebuilt once,
+        from its parent's member, exactly as ``Tracer.steps`` rebuilds the prefix)."""
+        path = self._path(v)
+        k = len(path) - 1
+        while k > 0 and path[k] not in self.members:
+            k -= 1
+        state = self.members.get(path[k])
+        if state is None:
+            state = _bounded(self.members)[path[k]] = self.tracer.steps([path[k][1]])[0].raw
+        for (_, a), b in itertools.pairwise(path[k:]):
+            state = self.tracer.steps([a, b[1]], start=state)[0].raw
+            _bounded(self.members)[b] = state
+        return state
+
+    def _prefix(self, v: int) -> list[Step]:
+        return self.tracer.steps([w for _, w in self._path(v)])
+
+    def _unfold(self, c: LivenessCheck, comp: set[int], entry: int) -> bool | None:
+        """Explore the concrete states over ``comp`` from the member of ``entry`` and
+        look for a fair lasso there; record it. None: the unfolding outgrew the limit."""
+        spec = self.spec
+        model = spec.model
+        inside = {self.tracer.fp_of(v) for v in comp}
+        start = self._member(entry)
+        states: list[Any] = [start]
+        index = {start: 0}
+        labels: dict[str, int] = {}
+        src: list[int] = []
+        dst: list[int] = []
+        lab: list[int] = []
+        for u, state in enumerate(states):  # grows while it is walked: a BFS
+            for name, nxt in self._moves(state):
+                k = index.get(nxt, -1)
+                if k < 0 and self._fingerprint(nxt) in inside:
+                    if len(states) >= self.limit:
+                        return None
+                    k = index[nxt] = len(states)
+                    states.append(nxt)
+                src.append(u)
+                dst.append(k)  # -1: leaves comp; it still counts as enabled
+                lab.append(labels.setdefault(name, len(labels)))
+        n = len(states)
+        graph = Graph(n=n, initial=[0], src=np.array(src, np.int64),
+                      dst=np.array(dst, np.int64), lab=np.array(lab, np.int64),
+                      labels=list(labels), expanded=np.ones(n, np.bool_),
+                      bits=spec.bits(states))
+        # The predicates are evaluated again on the concrete states: membership by
+        # fingerprint alone would trust a 64-bit hash with the verdict.
+        unfolded = Analysis(spec, graph)
+        lasso = unfolded.find(c, *unfolded.region(c, start=[0]))
+        if lasso is None:
+            return False
+
+        def steps(path: Path) -> list[Step]:
+            return [Step(name or INIT, model.describe(states[v]), states[v]) for v, name in path]
+
+        prefix = self._prefix(entry)
+        assert prefix[-1].raw == start, "actions() is deterministic (Model contract)"
+        self.findings.liveness[c.index] = (prefix + steps(lasso.prefix)[1:],
+                                           steps(lasso.cycle), lasso.note)
+        return True
+
+
+def _bounded(cache: dict[Any, Any]) -> dict[Any, Any]:
+    """``cache``, emptied first when it holds ``CACHE_LIMIT`` entries."""
+    if len(cache) >= CACHE_LIMIT:
+        cache.clear()
+    return cache

@@ -200,6 +200,10 @@ class Model(Generic[S]):
         """The representative of ``state``'s symmetry class (identity: no symmetry)."""
         return state
 
+    #: ``canonical`` returns one representative per orbit (two renamings of a state get
+    #: the same one), as ``Symmetry.canonical`` does. Liveness under symmetry needs it.
+    symmetry_exact: bool = False
+
     def terminal(self, state: S) -> bool:
         """True for states allowed to have no successor (not reported as deadlocks)."""
         return False

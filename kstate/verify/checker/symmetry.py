@@ -71,8 +71,17 @@ class Symmetry(Generic[S, I]):
         return {self.permute(state, r) for r in self.renamings()}
 
     def canonical(self, state: S) -> S:
+        return min(self.candidates(state), key=self.key)
+
+    def candidates(self, state: S) -> Iterator[S]:
+        """The renamed states ``canonical`` chooses among: one per renaming that sorts
+        the identities by signature (every renaming without a signature, a single one
+        when ``complete``). The set is the same for every member of an orbit, which is
+        what makes the least of it exact — and lets a larger group built from several
+        symmetries (nodes, then pods) take the least over all combinations."""
         if self.signature is None:
-            return min((self.permute(state, r) for r in self.renamings()), key=self.key)
+            yield from (self.permute(state, r) for r in self.renamings())
+            return
         sig = self.signature
         # Sort identities by signature (ties by their given order); identity number j of
         # the sorted list is renamed to identities[j].
@@ -80,7 +89,8 @@ class Symmetry(Generic[S, I]):
                         key=lambda j: (sig(state, self.identities[j]), j))
         ordered = [self.identities[j] for j in ranked]
         if self.complete:
-            return self.permute(state, dict(zip(ordered, self.identities, strict=True)))
+            yield self.permute(state, dict(zip(ordered, self.identities, strict=True)))
+            return
         groups: list[list[I]] = []
         last: Any = object()
         for x in ordered:
@@ -90,13 +100,6 @@ class Symmetry(Generic[S, I]):
             else:
                 groups.append([x])
                 last = s
-        best: S | None = None
-        best_key: Any = None
         for choice in itertools.product(*(itertools.permutations(g) for g in groups)):
             flat = [x for group in choice for x in group]
-            candidate = self.permute(state, dict(zip(flat, self.identities, strict=True)))
-            k = self.key(candidate)
-            if best is None or k < best_key:
-                best, best_key = candidate, k
-        assert best is not None
-        return best
+            yield self.permute(state, dict(zip(flat, self.identities, strict=True)))

@@ -104,6 +104,7 @@ class TwoPhase(Model[TPState]):
         self.check = tuple(check) if check is not None else None
         #: TMCommit needs only r1's Prepared: TCConsistent fails (6 states at shortest)
         self.seeded_bug = seeded_bug
+        self.symmetry_exact = symmetry == "exact"
         rms = range(n)
         self._names = [
             tuple(action(fam, rm_name(i)) for fam in (

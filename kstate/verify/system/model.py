@@ -158,6 +158,12 @@ class SystemModel(Model[World]):
         self.nodelifecycle_fn = nodelifecycle_fn
         self.schedule_fn = schedule_fn or schedule_pod
         self._symmetry = symmetry
+        # Endpoints hold their pods' resourceVersions — hashes of content that names
+        # the pod and its node — which a renaming cannot recompute: with a Service, a
+        # renamed state is not exactly one the model builds, so the representative is
+        # not exact and liveness stays off symmetry (docs/checker.md).
+        self.symmetry_exact = bool(getattr(symmetry, "exact", False)) and not \
+            initial.objects("Service")
         self._memo = Memo()
         self._footprints: Any = None  # independence.Footprints, built on first use
 

@@ -12,7 +12,7 @@ consistent. Properties never name a node, so they cannot tell renamed states apa
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from functools import cache, lru_cache
 from typing import Any, cast
 
@@ -48,20 +48,46 @@ def _rename(value: Any, names: tuple[tuple[str, str], ...]) -> Any:
 def _rename_plain(value: Any, names: tuple[tuple[str, str], ...]) -> Any:
     table = dict(names)
     if isinstance(value, str):
-        if value in table:
-            return table[value]
         if "/" in value:
-            parts = value.split("/")
-            if any(p in table for p in parts):
-                return "/".join(table.get(p, p) for p in parts)
-        return value
+            return "/".join(_rename_word(p, table) for p in value.split("/"))
+        return _rename_word(value, table)
     if isinstance(value, tuple):
-        return tuple(_rename(v, names) for v in value)
+        renamed = tuple(_rename(v, names) for v in value)
+        return _sorted_like(value, renamed)
     if isinstance(value, FrozenDict):
         return FrozenDict({_rename(k, names): _rename(v, names) for k, v in value.items()})
     if isinstance(value, frozenset):
         return frozenset(_rename(v, names) for v in value)
     return value
+
+
+def _sorted_like(old: tuple[Any, ...], new: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``new`` kept in id order when ``old`` was: a runtime lists its sandboxes and
+    containers by id (which holds the pod's uid), so after renaming pods the state the
+    model itself would build is the re-sorted one."""
+    if len(new) < 2 or new == old:
+        return new
+    ids = [getattr(x, "id", None) for x in old]
+    keys = [i for i in ids if isinstance(i, str)]
+    if len(keys) != len(ids) or keys != sorted(keys):
+        return new
+    return tuple(sorted(new, key=lambda x: x.id))
+
+
+def _rename_word(word: str, table: Mapping[str, str]) -> str:
+    if word in table:
+        return table[word]
+    if word.startswith("uid-"):
+        # The model's uids follow the name (``uid-<name>``, ``uid-<name>-<incarnation>``
+        # for a re-created object): a renaming that missed them would give a node the
+        # other node's uid — no reachable state, so renamed nodes would never merge.
+        name = word[4:]
+        if name in table:
+            return f"uid-{table[name]}"
+        base, _, born = name.rpartition("-")
+        if born.isdigit() and base in table:
+            return f"uid-{table[base]}-{born}"
+    return word
 
 
 def _rename_fields(value: Any, names: tuple[tuple[str, str], ...]) -> Any:
@@ -120,6 +146,9 @@ class NodeSymmetry:
     def canonical(self, w: World) -> World:
         return self._symmetry.canonical(w)
 
+    def candidates(self, w: World) -> Iterator[World]:
+        return self._symmetry.candidates(w)
+
 
 # ----------------------------------------------------------------------- pods
 
@@ -176,6 +205,13 @@ def canonical_pods(w: World) -> World:
     The set of names is kept (so ``generateName``'s counter stays valid); only which pod
     carries which generated suffix changes — pods of one RC are interchangeable.
     """
+    return min(_pod_candidates(w), key=hash)
+
+
+def _pod_candidates(w: World) -> list[World]:
+    """Every combination of each RC's signature-sorting renamings: taking the least
+    over all of them (not RC by RC) keeps the representative exact with several RCs."""
+    out = [w]
     for names in _pod_names(w).values():
         if len(names) < 2:
             continue
@@ -184,20 +220,32 @@ def canonical_pods(w: World) -> World:
             tuple(ordered), lambda state, r: rename(state, _pod_renaming(list(r), list(r.values())))
             if any(k != v for k, v in r.items()) else state,
             signature=_pod_signature)
-        w = sym.canonical(w)
-    return w
+        out = [c for state in out for c in sym.candidates(state)]
+    return out
 
 
 class ClusterSymmetry:
-    """Nodes, then each RC's pods, renamed to a canonical representative."""
+    """Nodes and each RC's pods renamed to a canonical representative.
+
+    Exact (one representative per orbit, which liveness under symmetry needs): the
+    least, by hash, of every node renaming that sorts nodes by signature combined with
+    every pod renaming that sorts each RC's pods by signature. Node signatures do not
+    mention pod names and pod signatures are taken after the nodes are renamed, so
+    that set of candidates is the same for every member of an orbit. (Canonicalising
+    nodes and then pods one after the other is not exact: which node renaming wins
+    depends on the pods' names.)
+    """
+
+    exact = True
 
     def __init__(self, nodes: Sequence[str]) -> None:
         self.nodes = NodeSymmetry(nodes) if len(nodes) > 1 else None
 
     def canonical(self, w: World) -> World:
-        if self.nodes is not None:
-            w = self.nodes.canonical(w)
-        return canonical_pods(w)
+        if self.nodes is None:
+            return canonical_pods(w)
+        return min((p for n in self.nodes.candidates(w) for p in _pod_candidates(n)),
+                   key=hash)
 
 
 __all__ = ["ClusterSymmetry", "NodeSymmetry", "canonical_pods", "rename"]
