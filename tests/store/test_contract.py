@@ -61,7 +61,7 @@ async def test_create_existing_key_is_key_exists_and_changes_nothing(
 
 async def test_guarded_create_needs_the_guard_unchanged(store_url: str, ns: str) -> None:
     async with open_store(store_url) as store:
-        home = await store.create(ns + "namespaces/a", b"open")
+        home = await store.create(ns + "namespaces/a", b"active")
         guard = Guard(home.key, home.mod_revision)
         kv = await store.create(ns + "pods/a/1", b"1", guard=guard)  # unchanged: created
         assert kv == KeyValue(ns + "pods/a/1", b"1", home.mod_revision + 1,
@@ -89,7 +89,7 @@ async def test_guarded_create_racing_a_guard_write_never_lands_after_it(
     the guard's change or not at all."""
     async with open_store(store_url) as store:
         for i in range(5):
-            home = await store.create(ns + f"namespaces/{i}", b"open")
+            home = await store.create(ns + f"namespaces/{i}", b"active")
             moved, created = await asyncio.gather(
                 store.update(home.key, b"closing", expected_revision=home.mod_revision),
                 store.create(ns + f"pods/{i}/x", b"x", guard=Guard(home.key, home.mod_revision)),
@@ -106,7 +106,7 @@ async def test_guarded_create_racing_a_guard_write_never_lands_after_it(
 
 async def test_guard_arguments_are_checked(store_url: str, ns: str) -> None:
     async with open_store(store_url) as store:
-        home = await store.create(ns + "namespaces/a", b"open")
+        home = await store.create(ns + "namespaces/a", b"active")
         before = await store.revision()
         with pytest.raises(InvalidKey):
             await store.create(ns + "pods/a/1", b"1", guard=Guard("not/a/key", home.mod_revision))
