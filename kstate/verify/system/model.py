@@ -227,7 +227,9 @@ class SystemModel(Model[World]):
     # ------------------------------------------------------------------ controllers
 
     def _controller_manager(self, w: World) -> Iterator[tuple[str, World]]:
-        for label, cmds, acted_on, evicts in self._cm_rounds(w.cm, w.now):
+        cm = w.cm
+        for label, cmds, acted_on, evicts in self._memo(
+                self._cm_rounds, cm.watcher.cache, cm.expectations, cm.memory, w.now):
             after = self.apply(w, cmds)
             if acted_on is not None and any(isinstance(c, Create) for c in cmds):
                 after = _check_overcreation(after, acted_on)
@@ -235,12 +237,14 @@ class SystemModel(Model[World]):
                 after = after.with_flag(evicted_in_full_disruption=True)
             yield label, after
 
-    def _cm_rounds(self, cm: ControllerManager, now: float) -> tuple[CmRound, ...]:
-        """What each reconciler of the controller manager would do on its cache at
-        ``now``: the command lists that change something. (Not memoised whole: the
-        controller manager's cache follows the store closely, so nearly every state has
-        its own; each reconciler's call is memoised on its view instead.)"""
-        cache = cm.watcher
+    def _cm_rounds(self, cached: FrozenDict[str, KubeObject],
+                   expectations: FrozenDict[str, Any], memory: FrozenDict[str, float],
+                   now: float) -> tuple[CmRound, ...]:
+        """What each reconciler of the controller manager would do at ``now`` on what it
+        reads: its cache (not the events still in flight to it) and its memory. Many
+        states share those (they differ in events in flight, in the other components),
+        so the rounds are memoised whole, and each reconciler's call on its view too."""
+        cache = Watcher(cached)
         out: list[CmRound] = []
         pods = [p for p in cache.objects("Pod") if isinstance(p, Pod)]
         for rc in cache.objects("ReplicationController"):
@@ -248,7 +252,7 @@ class SystemModel(Model[World]):
             k = replication.rc_key(rc)
             view = replication.ReplicationView(
                 rc, tuple(p for p in pods if p.metadata.namespace == rc.metadata.namespace),
-                cm.expectations.get(k))
+                expectations.get(k))
             cmds = self._memo(self.replication_fn, view, now, self.settings.replication)
             if cmds:
                 out.append((f"Sync({rc.metadata.name})", cmds, rc, False))
@@ -270,7 +274,7 @@ class SystemModel(Model[World]):
         nodes = tuple(n for n in cache.objects("Node") if isinstance(n, Node))
         view_n = nodelifecycle.NodeLifecycleView(
             nodes, leases, tuple(p for p in pods if p.spec.node_name),
-            cm.memory.get(nodelifecycle.LIMITER))
+            memory.get(nodelifecycle.LIMITER))
         cmds = self._memo(self.nodelifecycle_fn, view_n, now, self.settings.node_lifecycle)
         if cmds:
             evicts = any(isinstance(c, Delete | Evict) and c.kind == "Pod"
