@@ -28,7 +28,7 @@ import attrs
 
 from kstate.api import visible
 from kstate.api.frozen import EMPTY, FrozenDict
-from kstate.api.helpers import get_condition, set_condition
+from kstate.api.helpers import set_condition
 from kstate.api.lifecycle import fire, object_name, pod_state
 from kstate.api.objects import (
     Container,
@@ -583,11 +583,6 @@ def _terminated(inst: rt.ContainerStatus) -> ContainerStateTerminated:
 
 def _ts(at: float | None) -> str:
     return rfc3339(at) if at is not None else ""
-
-
-def ready_condition_time(pod: Pod) -> str:
-    cond = get_condition(pod.status.conditions, "Ready")
-    return cond.last_transition_time if cond is not None else ""
 
 
 __all__ = [

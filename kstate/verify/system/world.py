@@ -549,16 +549,16 @@ def observe(cm: ControllerManager, delivered: Iterable[Delivered],
     delivered = [d for d in delivered if d[0][0].startswith("Pod/")]
     if not delivered:
         return cm  # only pod events move expectations
-    expectations = dict(cm.expectations)
+    changed: dict[str, Expectation] = {}
     rcs = tuple(cm.watcher.objects("ReplicationController"))
     for change, before in delivered:
         observed = memo(replication_observations, change, before, rcs) if memo is not None \
             else replication_observations(change, before, rcs)
         for seen in observed:
-            record = expectations.get(seen.key)
+            record = changed.get(seen.key, cm.expectations.get(seen.key))
             if record is not None:
-                expectations[seen.key] = record.observe(seen.what, seen.pod)
-    return replace(cm, expectations=FrozenDict(expectations))
+                changed[seen.key] = record.observe(seen.what, seen.pod)
+    return replace(cm, expectations=cm.expectations.merge(changed)) if changed else cm
 
 
 def lease_of(world: World, node: str) -> Lease | None:
