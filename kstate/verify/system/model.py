@@ -37,8 +37,8 @@ not, and partitions heal, outages end and probes pass fairly — so liveness is 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, cast
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from typing import Any, TypeVar, cast
 
 import attrs
 
@@ -86,6 +86,7 @@ from kstate.verify.system.world import (
     replace,
 )
 
+R = TypeVar("R")
 ReplicationFn = Callable[..., list[Command]]
 NodeLifecycleFn = Callable[..., list[Command]]
 #: every way to place a pod: one command list per choice (ties are explored)
@@ -351,8 +352,20 @@ class SystemModel(Model[World]):
             world[0] = w
             return tuple(replies)
 
-        execution.drive(execution.execute(commands), perform)
+        self._drive(execution.execute, commands, perform)
         return world[0]
+
+    def _drive(self, plan: Callable[[Sequence[Any]], Generator[Any, Any, R]],
+               commands: Sequence[Any], perform: Callable[[Any], Any]) -> R:
+        """``execution.drive`` for an executor's plan, with each step looked up in the
+        memo instead of resuming the generator: a plan is a pure function of its
+        commands and the replies so far (``_plan_step`` replays it on a miss)."""
+        key, replies = tuple(commands), cast(tuple[Any, ...], ())
+        while True:
+            step = self._memo(_plan_step, plan, key, replies)
+            if type(step) is _Done:
+                return cast(R, step.value)
+            replies = (*replies, perform(step))
 
     def _api_call(self, w: World, call: execution.Call) -> tuple[World, execution.Reply]:
         """One call on the abstract API (its verbs keep their own argument order)."""
@@ -487,7 +500,7 @@ class SystemModel(Model[World]):
             world[0] = _remembered(w, node, uid, step.changes)
             return None
 
-        end = execution.drive(node_execution.execute(cmds), perform)
+        end = self._drive(node_execution.execute, cmds, perform)
         w = world[0]
         if end.reread is not None:
             w = _reread(w, node, end.reread.pod)
@@ -552,7 +565,7 @@ class SystemModel(Model[World]):
         for uid in sorted(set(mine) | runtime.pod_uids()):
             cmds = self._memo(self._pod_round, kubelet, runtime, node, uid, w.now)
             if cmds and all(isinstance(c, podsync.RequeueAt) for c in cmds):
-                end = execution.drive(node_execution.execute(cmds), _idle_round)
+                end = self._drive(node_execution.execute, cmds, _idle_round)
                 if end.requeue_at is not None:
                     yield end.requeue_at
 
@@ -721,6 +734,27 @@ class SystemModel(Model[World]):
         """``kubectl delete namespace <name>`` (the script's ``delete_namespace``)."""
         out = self.api.delete(w, "Namespace", "", name)
         yield f"DeleteNamespace({name})", replace(out.world, script=rest)
+
+
+@attrs.frozen
+class _Done:
+    """A plan's result (its generator returned ``value``)."""
+
+    value: Any
+
+
+def _plan_step(plan: Callable[[Sequence[Any]], Generator[Any, Any, Any]],
+               commands: tuple[Any, ...], replies: tuple[Any, ...]) -> Any:
+    """The step ``plan`` takes on ``commands`` after ``replies`` (``_Done`` when it
+    has returned instead): the engine's own generator, replayed from the start."""
+    steps = plan(commands)
+    try:
+        step = next(steps)
+        for reply in replies:
+            step = steps.send(reply)
+    except StopIteration as done:
+        return _Done(done.value)
+    return step
 
 
 def _restarted_agents(w: World, fault: str, action: str, *, wipe_runtime: bool
