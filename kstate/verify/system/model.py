@@ -87,6 +87,7 @@ from kstate.verify.system.world import (
 )
 
 R = TypeVar("R")
+_NO_PRECONDITIONS = Preconditions()
 ReplicationFn = Callable[..., list[Command]]
 NodeLifecycleFn = Callable[..., list[Command]]
 #: every way to place a pod: one command list per choice (ties are explored)
@@ -370,7 +371,7 @@ class SystemModel(Model[World]):
     def _api_call(self, w: World, call: execution.Call) -> tuple[World, execution.Reply]:
         """One call on the abstract API (its verbs keep their own argument order)."""
         api = self.api
-        pre = call.preconditions or Preconditions()
+        pre = call.preconditions or _NO_PRECONDITIONS
         if call.verb == "get":
             if not api.available(w):
                 return w, execution.Reply(_outcome(api.outage(w).result))
