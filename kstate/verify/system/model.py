@@ -498,7 +498,8 @@ class SystemModel(Model[World]):
                     self.api.delete(w, "Pod", write.namespace, write.name, write.uid, 0)
                 world[0] = out.world
                 return _write_outcome(out.result)
-            world[0] = _remembered(w, node, uid, step.changes)
+            kubelet = self._memo(_remembering, w.kubelets[node], uid, tuple(step.changes))
+            world[0] = replace(w, kubelets=w.kubelets.set(node, kubelet))
             return None
 
         end = self._drive(node_execution.execute, cmds, perform)
@@ -695,8 +696,7 @@ class SystemModel(Model[World]):
             _, name, replicas = step
             rc = w.get(key("ReplicationController", "default", name))
             if isinstance(rc, ReplicationController):
-                scaled = attrs.evolve(rc, spec=attrs.evolve(rc.spec, replicas=replicas))
-                out = self.api.update(w, scaled)
+                out = self.api.update(w, self._memo(_scaled, rc, replicas))
                 yield f"Scale({name}, {replicas})", replace(out.world, script=rest)
         elif verb == "delete_pod":
             _, owner, grace = step
@@ -756,6 +756,11 @@ def _plan_step(plan: Callable[[Sequence[Any]], Generator[Any, Any, Any]],
     except StopIteration as done:
         return _Done(done.value)
     return step
+
+
+def _scaled(rc: ReplicationController, replicas: int) -> ReplicationController:
+    """``kubectl scale``'s replace of ``rc``."""
+    return attrs.evolve(rc, spec=attrs.evolve(rc.spec, replicas=replicas))
 
 
 def _restarted_agents(w: World, fault: str, action: str, *, wipe_runtime: bool
@@ -826,22 +831,20 @@ def _backoff_of(kubelet: Kubelet, uid: str) -> FrozenDict[str, Any]:
                        if k.startswith(prefix)})
 
 
-def _remembered(w: World, node: str, uid: str,
-                changes: Iterable[node_execution.MemoryChange]) -> World:
-    """The world after the pod worker stored ``changes`` in its kubelet's memory."""
-    kubelet = w.kubelets[node]
+def _remembering(kubelet: Kubelet, uid: str,
+                 changes: tuple[node_execution.MemoryChange, ...]) -> Kubelet:
+    """The kubelet after the pod worker stored ``changes`` in its memory."""
     backoff = dict(_backoff_of(kubelet, uid))
     errors = dict(kubelet.start_errors.get(uid, FrozenDict()))
     for change in changes:
         node_execution.remember(backoff, errors, change)
     prefix = uid + "/"
     others = {k: v for k, v in kubelet.backoff.items() if not k.startswith(prefix)}
-    kubelet = replace(
+    return replace(
         kubelet,
         backoff=FrozenDict({**others, **{prefix + k: v for k, v in backoff.items()}}),
         start_errors=kubelet.start_errors.set(uid, FrozenDict(errors)) if errors
         else kubelet.start_errors.without(uid))
-    return replace(w, kubelets=w.kubelets.set(node, kubelet))
 
 
 def _versioned(w: World, pod: Pod, resource_version: str) -> Pod:
