@@ -25,6 +25,11 @@ adds a cProfile of one 1-worker run, grouped by layer, per distinct state.
 
     .venv/bin/python -m bench.verify scenarios                  # short: depth cap 8
     .venv/bin/python -m bench.verify scenarios --full --doc docs/benchmarks/verify.md
+
+``--baseline TREE`` runs every configuration on the code in another tree too (a commit
+unpacked with ``git archive <commit> | tar -x -C TREE``), alternated with this one, and
+prints the ratios of states/s and of CPU seconds with the counts and verdicts compared:
+an A/B measured in one run, on the same load.
 """
 
 from __future__ import annotations
