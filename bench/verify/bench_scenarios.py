@@ -26,6 +26,11 @@ adds a cProfile of one 1-worker run, grouped by layer, per distinct state.
 
     .venv/bin/python -m bench.verify scenarios                  # short: depth cap 8
     .venv/bin/python -m bench.verify scenarios --full --doc docs/benchmarks/verify.md
+
+``--baseline TREE`` runs every configuration on the code in another tree too (a commit
+unpacked with ``git archive <commit> | tar -x -C TREE``), alternated with this one, and
+prints the ratios of states/s and of CPU seconds with the counts and verdicts compared:
+an A/B measured in one run, on the same load.
 """
 
 from __future__ import annotations
@@ -71,11 +76,14 @@ model = scenario.model(symmetry=symmetry)
 checker = Checker(model).bfs().symmetry(symmetry).workers(workers).max_depth(depth)
 checker = checker.max_states(scenario.bounds.max_states).timeout(timeout)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+cpu0 = time.process_time()
 r = checker.run()
 wall = time.perf_counter() - t0
+kids = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({
     "distinct": r.distinct_states, "generated": r.states_generated, "depth": r.depth,
     "elapsed": r.elapsed, "wall": wall, "stop": r.stop_reason.value,
+    "cpu": time.process_time() - cpu0 + kids.ru_utime + kids.ru_stime,
     "complete": r.complete, "symmetry": r.symmetry,
     "verdicts": sorted({p.verdict.value for p in r.properties}),
     "failed": [p.name for p in r.properties if p.verdict.failed],
@@ -86,12 +94,14 @@ print(json.dumps({
 
 
 def run_child(path: Path, depth: int | None, symmetry: bool, workers: int,
-              timeout: float) -> dict[str, Any]:
+              timeout: float, tree: Path = ROOT) -> dict[str, Any]:
+    """One run in a fresh process, of the code (and the scenario file) in ``tree``."""
+    path = tree / path.relative_to(ROOT)
     out = subprocess.run(
         [sys.executable, "-c", CHILD, json.dumps([str(path), depth, symmetry, workers,
                                                   timeout])],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
+        cwd=tree, capture_output=True, text=True, check=False,
+        env={**os.environ, "PYTHONPATH": str(tree)})
     if out.returncode != 0:
         raise RuntimeError(f"{path.name}: checker run failed:\n{out.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -191,6 +201,29 @@ def summary(configs: list[dict[str, Any]]) -> list[str]:
             kept = stime = ("n/a (no `symmetry: true`, or not exact with liveness)"
                             if not sym else "-")
         lines.append(f"| {name} | {speed} | {kept} | {stime} |")
+    return lines
+
+
+def against(configs: list[dict[str, Any]], baseline: Path) -> list[str]:
+    """This tree against ``--baseline`` (runs alternated, medians): the same counts and
+    verdicts, and the ratio of distinct states per second (wall and CPU)."""
+    lines = [f"Baseline: `{baseline}`; per configuration, medians of each side's runs.", "",
+             "| scenario | workers | distinct states | generated | same counts and verdicts "
+             "| states/s baseline | states/s this tree | ratio | CPU s baseline "
+             "| CPU s this tree | ratio (CPU) |",
+             "|---|---:|---:|---:|:-:|---:|---:|---:|---:|---:|---:|"]
+    for c in configs:
+        new, old = c["runs"], c["baseline_runs"]
+        for r in (*new, *old):
+            r["rate"] = r["distinct"] / r["elapsed"] if r["elapsed"] > 0 else 0.0
+        facts = {(r["distinct"], r["generated"], tuple(r["verdicts"]), tuple(r["failed"]))
+                 for r in (*new, *old)}
+        lines.append(
+            f"| {c['scenario']} | {c['workers']} | {new[0]['distinct']:,} | "
+            f"{new[0]['generated']:,} | {'yes' if len(facts) == 1 else 'NO'} | "
+            f"{span(old, 'rate', ',.0f')} | {span(new, 'rate', ',.0f')} | "
+            f"{med(new, 'rate') / med(old, 'rate'):.2f}x | {span(old, 'cpu', '.2f')} | "
+            f"{span(new, 'cpu', '.2f')} | {med(old, 'cpu') / med(new, 'cpu'):.2f}x |")
     return lines
 
 
@@ -335,6 +368,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                          "'none' to skip)")
     ap.add_argument("--doc", type=Path, help="append/replace this section in a markdown file")
     ap.add_argument("--out", type=Path, help="write raw figures as JSON")
+    ap.add_argument("--baseline", type=Path, metavar="TREE",
+                    help="also run every configuration on the code in TREE (say, "
+                         "`git archive <commit> | tar -x -C TREE`), alternating with this "
+                         "tree, and print the ratios")
     args = ap.parse_args(argv)
     args.max_depth = args.max_depth or (12 if args.full else 8)
     args.reps = args.reps or (3 if args.full else 1)
@@ -342,9 +379,17 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     configs = plan(args.scenario or names, args.max_depth, args.workers, args.symmetry)
     for rep in range(args.reps):
         for c in configs:  # interleaved: noise hits every configuration alike
-            r = run_child(c["path"], c["depth_bound"], c["symmetry"], c["workers"],
-                          args.timeout)
-            c["runs"].append(r)
+            if args.baseline is not None:  # alternated: which goes first changes per rep
+                c.setdefault("baseline_runs", [])
+                trees = [(ROOT, c["runs"]), (args.baseline, c["baseline_runs"])]
+                for tree, runs in trees[::-1] if rep % 2 else trees:
+                    runs.append(run_child(c["path"], c["depth_bound"], c["symmetry"],
+                                          c["workers"], args.timeout, tree))
+                r = c["runs"][-1]
+            else:
+                r = run_child(c["path"], c["depth_bound"], c["symmetry"], c["workers"],
+                              args.timeout)
+                c["runs"].append(r)
             log(f"rep {rep + 1}/{args.reps} {c['scenario']} sym={c['symmetry']} "
                 f"w={c['workers']}: {r['distinct']:,} states, depth {r['depth']}, "
                 f"{r['elapsed']:.2f} s ({r['stop']})")
@@ -357,6 +402,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     print("\n".join(table(configs)))
     print()
     print("\n".join(summary(configs)))
+    if args.baseline is not None:
+        print()
+        print("\n".join(against(configs, args.baseline)))
     if prof is not None:
         print()
         print("\n".join(prof[0]))

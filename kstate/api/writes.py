@@ -40,11 +40,9 @@ Kubernetes' behaviour, where the engine and the checker used to disagree:
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
 import reprlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
@@ -117,51 +115,16 @@ def existing(info: KindInfo, name: str, stored: K | None) -> K:
     return stored
 
 
-#: Validation results by the (frozen, hashable) objects validated, when a caller asks
-#: for it (:func:`memoised_validation`).
-_validated: contextvars.ContextVar[dict[Any, list[Cause]] | None] = contextvars.ContextVar(
-    "kstate_writes_validated", default=None)
-_MEMO_LIMIT = 100_000
-
-
-@contextlib.contextmanager
-def memoised_validation(memo: dict[Any, list[Cause]]) -> Iterator[None]:
-    """Inside the block, validation results are remembered in ``memo`` by the objects
-    validated. The rules are unchanged — validation is a pure function of frozen
-    values — only repeated work is skipped: the model checker meets the same objects in
-    many states, the engine almost never, so only the checker asks for it."""
-    token = _validated.set(memo)
-    try:
-        yield
-    finally:
-        _validated.reset(token)
-
-
-def _causes(rule: Callable[..., list[Cause]], *objs: Model) -> list[Cause]:
-    memo = _validated.get()
-    if memo is None:
-        return rule(*objs)
-    key = (rule, *objs)
-    try:
-        return memo[key]
-    except KeyError:
-        pass
-    if len(memo) >= _MEMO_LIMIT:
-        memo.clear()
-    causes = memo[key] = rule(*objs)
-    return causes
-
-
 def check_valid(obj: Model) -> None:
     """422 with every cause when ``obj`` is not a valid object."""
-    causes = _causes(validate, obj)
+    causes = validate(obj)
     if causes:
         raise InvalidObject(type(obj).KIND, getattr(obj, "metadata", ObjectMeta()).name, causes)
 
 
 def check_valid_update(old: KubeObject, new: KubeObject) -> None:
     """422 with every cause when ``old`` may not become ``new``."""
-    causes = _causes(validate_update, old, new)
+    causes = validate_update(old, new)
     if causes:
         raise InvalidObject(type(new).KIND, new.metadata.name, causes)
 
@@ -703,7 +666,6 @@ __all__ = [
     "finalized",
     "in_namespace",
     "info_of",
-    "memoised_validation",
     "merge_update",
     "not_found",
     "plan_delete",

@@ -21,8 +21,11 @@ import attrs
 
 from kstate.api.meta import KubeObject, ObjectReference
 
+# Commands cache their hashes: the model checker looks up the same command lists (a
+# reconciler's memoised answer) in its memo of the executors' plans again and again.
 
-@attrs.frozen
+
+@attrs.frozen(cache_hash=True)
 class Create:
     """Create ``obj`` (``generateName`` allowed: the API server picks the name).
 
@@ -35,7 +38,7 @@ class Create:
     expectation: str = ""
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Update:
     """Replace ``obj``; its ``metadata.resourceVersion`` is the compare-and-swap
     precondition. ``subresource="status"`` writes only the status, ``"finalize"`` only
@@ -45,7 +48,7 @@ class Update:
     subresource: Literal["", "status", "finalize"] = ""
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Delete:
     """Delete an object, guarded by its uid (and resourceVersion when given)."""
 
@@ -60,7 +63,7 @@ class Delete:
     expectation: str = ""
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Bind:
     """Bind a pod to a node through the ``/binding`` subresource (scheduler)."""
 
@@ -70,7 +73,7 @@ class Bind:
     node: str
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Evict:
     """Evict a pod through the ``/eviction`` subresource (node lifecycle, drain)."""
 
@@ -80,7 +83,7 @@ class Evict:
     reason: str = ""
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class DeleteIfGone:
     """Delete ``dependent`` because the object it refers to (its owner, or its node)
     looks absent from the cache.
@@ -96,7 +99,7 @@ class DeleteIfGone:
     grace_seconds: int | None = None
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Record:
     """Emit an Event about ``involved`` (type Normal or Warning)."""
 
@@ -106,7 +109,7 @@ class Record:
     type: Literal["Normal", "Warning"] = "Normal"
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Expect:
     """Controller-local: remember pending creations/deletions for ``key`` *before* the
     API calls are made, so a fast watch event cannot be missed (see expectations.py)."""
@@ -116,7 +119,7 @@ class Expect:
     deletes: frozenset[str] = frozenset()
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Remember:
     """Controller-local: keep ``value`` under ``key`` for the next sync (e.g. when the
     node lifecycle controller last used its eviction rate limit). Lost on restart, like

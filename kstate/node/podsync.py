@@ -28,7 +28,7 @@ import attrs
 
 from kstate.api import visible
 from kstate.api.frozen import EMPTY, FrozenDict
-from kstate.api.helpers import get_condition, set_condition
+from kstate.api.helpers import set_condition
 from kstate.api.lifecycle import fire, object_name, pod_state
 from kstate.api.objects import (
     Container,
@@ -94,14 +94,16 @@ class PodSyncView:
 
 
 # --------------------------------------------------------------------------- commands
+# (They cache their hashes, as kstate.control.commands does, for the model checker's
+# memo of the executor's plans.)
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class EnsureSandbox:
     spec: rt.SandboxSpec
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class StartContainer:
     """Create and start ``spec`` in the current sandbox."""
 
@@ -109,7 +111,7 @@ class StartContainer:
     spec: rt.ContainerSpec
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class StopContainer:
     """TERM, wait ``grace`` seconds, KILL (the runtime's stop)."""
 
@@ -117,14 +119,14 @@ class StopContainer:
     grace: float
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class RemoveSandbox:
     """Remove the sandbox and every container in it (pod gone or finished)."""
 
     sandbox_id: str
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class WriteStatus:
     """Write ``pod.status`` (compare-and-swap on its resourceVersion). ``trigger`` names
     the Pod machine move it records (``""`` for a status refresh without a move)."""
@@ -133,7 +135,7 @@ class WriteStatus:
     trigger: str = ""
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class FinishDelete:
     """Every container stopped: remove the pod object (DELETE, grace 0, uid guard)."""
 
@@ -142,18 +144,18 @@ class FinishDelete:
     uid: str
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class RememberBackOff:
     key: str
     backoff: BackOff | None  # None forgets
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class ClearStartErrors:
     """Forget the pod's recorded start failures: the next start is a fresh attempt."""
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class RequeueAt:
     """Nothing to do before ``when`` (a back-off or grace deadline)."""
 
@@ -586,11 +588,6 @@ def _terminated(inst: rt.ContainerStatus) -> ContainerStateTerminated:
 
 def _ts(at: float | None) -> str:
     return rfc3339(at) if at is not None else ""
-
-
-def ready_condition_time(pod: Pod) -> str:
-    cond = get_condition(pod.status.conditions, "Ready")
-    return cond.last_transition_time if cond is not None else ""
 
 
 __all__ = [

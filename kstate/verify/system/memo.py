@@ -20,38 +20,52 @@ from typing import Any
 from kstate.errors import KstateError
 
 
+class _Refused:
+    """A remembered refusal (results are stored bare: a hit is one dict lookup)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: KstateError) -> None:
+        self.error = error
+
+
 class Memo:
     """Bounded: cleared when full (each worker process keeps its own). ``hits`` and
-    ``misses`` are for the benchmark's hit-rate figures."""
+    ``misses`` are for the benchmark's hit-rate figures (a hit is counted as calls less
+    misses, so that the hit path does no bookkeeping)."""
 
     def __init__(self, limit: int = 200_000) -> None:
         self.limit = limit
-        self.hits = 0
+        self.calls = 0
         self.misses = 0
-        self._d: dict[Any, tuple[bool, Any]] = {}
+        self._d: dict[Any, Any] = {}
+
+    @property
+    def hits(self) -> int:
+        return self.calls - self.misses
 
     def __call__(self, fn: Callable[..., Any], *args: Any) -> Any:
+        self.calls += 1
         k = (fn, *args)
-        found = self._d.get(k)
-        if found is None:
+        found = self._d.get(k, _MISSING)
+        if found is _MISSING:
             self.misses += 1
             try:
-                found = (True, fn(*args))
+                found = fn(*args)
             except KstateError as err:
-                found = (False, err)
+                found = _Refused(err)
             if len(self._d) >= self.limit:
                 self._d.clear()
             self._d[k] = found
-        else:
-            self.hits += 1
-        ok, value = found
-        if ok:
-            return value
-        raise value.with_traceback(None)
+        if type(found) is _Refused:
+            raise found.error.with_traceback(None)
+        return found
 
     def hit_rate(self) -> float:
-        calls = self.hits + self.misses
-        return self.hits / calls if calls else 0.0
+        return self.hits / self.calls if self.calls else 0.0
+
+
+_MISSING = object()
 
 
 __all__ = ["Memo"]

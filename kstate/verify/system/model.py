@@ -37,8 +37,9 @@ not, and partitions heal, outages end and probes pass fairly — so liveness is 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, cast
+import gc as python_gc
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from typing import Any, TypeVar, cast
 
 import attrs
 
@@ -77,17 +78,24 @@ from kstate.verify.system.world import (
     Watcher,
     World,
     caught_up,
+    cm_delivers,
     deliver,
+    delivered_to,
     key,
     key_of,
     lease_of,
-    observe,
+    replace,
 )
 
+R = TypeVar("R")
+_NO_PRECONDITIONS = Preconditions()
 ReplicationFn = Callable[..., list[Command]]
 NodeLifecycleFn = Callable[..., list[Command]]
 #: every way to place a pod: one command list per choice (ties are explored)
 ScheduleFn = Callable[[Pod, Sequence[Node], Sequence[Pod], float], list[list[Command]]]
+#: one reconciler's round: its action name, its commands, the RC it acted on (a sync),
+#: whether it evicts pods (the node lifecycle)
+CmRound = tuple[str, list[Command], ReplicationController | None, bool]
 
 #: Action families that are weakly fair: the system's own components, and healing.
 FAIR = ("Sync", "Endpoints", "NodeLifecycle", "GC", "Namespace", "Schedule", "Kubelet",
@@ -152,8 +160,9 @@ class SystemModel(Model[World]):
         self._initial = initial
         self._properties = tuple(properties)
         self.settings = settings
+        self._memo = Memo()
         self.api = AbstractApi(settings.watch_lag, settings.scheduler_lag,
-                               settings.kubelet_lag)
+                               settings.kubelet_lag, memo=self._memo)
         self.replication_fn = replication_fn
         self.nodelifecycle_fn = nodelifecycle_fn
         self.schedule_fn = schedule_fn or schedule_pod
@@ -164,8 +173,12 @@ class SystemModel(Model[World]):
         # not exact and liveness stays off symmetry (docs/checker.md).
         self.symmetry_exact = bool(getattr(symmetry, "exact", False)) and not \
             initial.objects("Service")
-        self._memo = Memo()
         self._footprints: Any = None  # independence.Footprints, built on first use
+        # A search allocates millions of acyclic frozen values and keeps most of them
+        # (the frontier, the memo): the cyclic collector finds next to nothing (a few
+        # hundred objects in 10,000 states) while its passes over that heap cost 15-20%
+        # of the search. Collect seldom, as the API server does at start-up (server.py).
+        python_gc.set_threshold(50_000, 20, 100)
 
     # ------------------------------------------------------------------ Model API
 
@@ -239,21 +252,35 @@ class SystemModel(Model[World]):
     # ------------------------------------------------------------------ controllers
 
     def _controller_manager(self, w: World) -> Iterator[tuple[str, World]]:
-        cache = w.cm.watcher
-        now = w.now
+        cm = w.cm
+        for label, cmds, acted_on, evicts in self._memo(
+                self._cm_rounds, cm.watcher.cache, cm.expectations, cm.memory, w.now):
+            after = self.apply(w, cmds)
+            if acted_on is not None and any(isinstance(c, Create) for c in cmds):
+                after = _check_overcreation(after, acted_on)
+            if evicts and nodelifecycle.full_disruption(w.nodes()):
+                after = after.with_flag(evicted_in_full_disruption=True)
+            yield label, after
+
+    def _cm_rounds(self, cached: FrozenDict[str, KubeObject],
+                   expectations: FrozenDict[str, Any], memory: FrozenDict[str, float],
+                   now: float) -> tuple[CmRound, ...]:
+        """What each reconciler of the controller manager would do at ``now`` on what it
+        reads: its cache (not the events still in flight to it) and its memory. Many
+        states share those (they differ in events in flight, in the other components),
+        so the rounds are memoised whole, and each reconciler's call on its view too."""
+        cache = Watcher(cached)
+        out: list[CmRound] = []
         pods = [p for p in cache.objects("Pod") if isinstance(p, Pod)]
         for rc in cache.objects("ReplicationController"):
             assert isinstance(rc, ReplicationController)
             k = replication.rc_key(rc)
             view = replication.ReplicationView(
                 rc, tuple(p for p in pods if p.metadata.namespace == rc.metadata.namespace),
-                w.cm.expectations.get(k))
+                expectations.get(k))
             cmds = self._memo(self.replication_fn, view, now, self.settings.replication)
             if cmds:
-                after = self.apply(w, cmds)
-                if any(isinstance(c, Create) for c in cmds):
-                    after = _check_overcreation(after, rc)
-                yield f"Sync({rc.metadata.name})", after
+                out.append((f"Sync({rc.metadata.name})", cmds, rc, False))
         services = {s.metadata.name: s for s in cache.objects("Service")
                     if isinstance(s, Service)}
         eps = {e.metadata.name: e for e in cache.objects("Endpoints")
@@ -266,27 +293,25 @@ class SystemModel(Model[World]):
                 eps.get(name))
             cmds = self._memo(endpoints.reconcile, view_e, now)
             if cmds:
-                yield f"Endpoints({name})", self.apply(w, cmds)
+                out.append((f"Endpoints({name})", cmds, None, False))
         leases = FrozenDict({lease.metadata.name: lease for lease in cache.objects("Lease")
                              if isinstance(lease, Lease)})
         nodes = tuple(n for n in cache.objects("Node") if isinstance(n, Node))
         view_n = nodelifecycle.NodeLifecycleView(
             nodes, leases, tuple(p for p in pods if p.spec.node_name),
-            w.cm.memory.get(nodelifecycle.LIMITER))
+            memory.get(nodelifecycle.LIMITER))
         cmds = self._memo(self.nodelifecycle_fn, view_n, now, self.settings.node_lifecycle)
         if cmds:
-            after = self.apply(w, cmds)
             evicts = any(isinstance(c, Delete | Evict) and c.kind == "Pod"
                          if isinstance(c, Delete) else isinstance(c, Evict) for c in cmds)
-            if evicts and nodelifecycle.full_disruption(w.nodes()):
-                after = after.with_flag(evicted_in_full_disruption=True)
-            yield "NodeLifecycle", after
+            out.append(("NodeLifecycle", cmds, None, evicts))
         owned: tuple[KubeObject, ...] = tuple(pods) + tuple(
             cache.objects("ReplicationController"))
         cmds = self._memo(gc.reconcile,
                           gc.GCView(owned, frozenset(n.metadata.name for n in nodes)), now)
         if cmds:
-            yield "GC", self.apply(w, cmds)
+            out.append(("GC", cmds, None, False))
+        return tuple(out)
 
     def _namespace_controller(self, w: World) -> Iterator[tuple[str, World]]:
         """The namespace controller on each terminating namespace the controller
@@ -303,13 +328,21 @@ class SystemModel(Model[World]):
                 yield f"Namespace({name})", self.apply(w, cmds)
 
     def _scheduler(self, w: World) -> Iterator[tuple[str, World]]:
-        cache = w.sched
+        for label, cmds in self._memo(self._scheduler_rounds, w.sched, w.now):
+            yield label, self.apply(w, cmds)
+
+    def _scheduler_rounds(self, cache: Watcher, now: float
+                          ) -> tuple[tuple[str, list[Command]], ...]:
+        """Every placement the scheduler may make from its cache at ``now`` (ties are
+        explored): a function of its cache alone, which many states share (the
+        scheduler watches only pods and nodes), so it is memoised whole."""
+        out = []
         nodes = [n for n in cache.objects("Node") if isinstance(n, Node)]
         pods = [p for p in cache.objects("Pod") if isinstance(p, Pod)]
         for pod in pods:
             if pod.spec.node_name or pod.metadata.deletion_timestamp:
                 continue
-            choices = self._memo(self.schedule_fn, pod, tuple(nodes), tuple(pods), w.now)
+            choices = self._memo(self.schedule_fn, pod, tuple(nodes), tuple(pods), now)
             for decided in choices:
                 cmds = [c for c in decided if not isinstance(c, Record)]
                 if not cmds:
@@ -317,7 +350,8 @@ class SystemModel(Model[World]):
                 target = next((c.node for c in cmds if isinstance(c, Bind)), "")
                 label = f"{pod.metadata.name}, {target}" if len(choices) > 1 else \
                     pod.metadata.name
-                yield f"Schedule({label})", self.apply(w, cmds)
+                out.append((f"Schedule({label})", cmds))
+        return tuple(out)
 
     # ------------------------------------------------------------------ applying
 
@@ -333,7 +367,7 @@ class SystemModel(Model[World]):
                 expectations, memory = dict(w.cm.expectations), dict(w.cm.memory)
                 for effect in step.effects:
                     execution.apply_effect(expectations, memory, effect, w.now)
-                w = attrs.evolve(w, cm=attrs.evolve(w.cm, expectations=FrozenDict(expectations),
+                w = replace(w, cm=replace(w.cm, expectations=FrozenDict(expectations),
                                                     memory=FrozenDict(memory)))
             replies = []
             for call in step.calls:
@@ -342,13 +376,25 @@ class SystemModel(Model[World]):
             world[0] = w
             return tuple(replies)
 
-        execution.drive(execution.execute(commands), perform)
+        self._drive(execution.execute, commands, perform)
         return world[0]
+
+    def _drive(self, plan: Callable[[Sequence[Any]], Generator[Any, Any, R]],
+               commands: Sequence[Any], perform: Callable[[Any], Any]) -> R:
+        """``execution.drive`` for an executor's plan, with each step looked up in the
+        memo instead of resuming the generator: a plan is a pure function of its
+        commands and the replies so far (``_plan_step`` replays it on a miss)."""
+        key, replies = tuple(commands), cast(tuple[Any, ...], ())
+        while True:
+            step = self._memo(_plan_step, plan, key, replies)
+            if type(step) is _Done:
+                return cast(R, step.value)
+            replies = (*replies, perform(step))
 
     def _api_call(self, w: World, call: execution.Call) -> tuple[World, execution.Reply]:
         """One call on the abstract API (its verbs keep their own argument order)."""
         api = self.api
-        pre = call.preconditions or Preconditions()
+        pre = call.preconditions or _NO_PRECONDITIONS
         if call.verb == "get":
             if not api.available(w):
                 return w, execution.Reply(_outcome(api.outage(w).result))
@@ -383,11 +429,11 @@ class SystemModel(Model[World]):
                 continue
             node = w.get(key("Node", "", node_name))
             if isinstance(node, Node):
-                ready = report_ready(node, w.now)
+                ready = self._memo(report_ready, node, w.now)
                 if ready is not None:
                     out = self.api.update(w, ready, "status")
                     yield f"NodeReady({node_name})", out.world
-            mine = _own_pods(kubelet, node_name)
+            mine = self._memo(_own_pods, kubelet, node_name)
             for uid in sorted(set(mine) | w.runtimes[node_name].pod_uids()):
                 pod = mine.get(uid)
                 after = self._pod_worker(w, node_name, uid)
@@ -415,10 +461,8 @@ class SystemModel(Model[World]):
         start = w
         crashes = w.budget.get("container_crash", 0) > 0
         for _ in range(8):
-            kubelet = w.kubelets[node]
-            pod = _own_pods(kubelet, node).get(uid)
-            view = self._pod_view(node, uid, pod, kubelet, w.runtimes[node])
-            cmds = self._memo(podsync.sync, view, w.now, self.settings.backoff)
+            cmds = self._memo(self._pod_round, w.kubelets[node], w.runtimes[node], node, uid,
+                              w.now)
             if not any(not isinstance(c, podsync.RequeueAt) for c in cmds):
                 break
             w, end = self._run_pod(w, node, uid, cmds)
@@ -427,7 +471,17 @@ class SystemModel(Model[World]):
                     or (crashes and isinstance(c, podsync.StartContainer)) for c in cmds):
                 break
         w = _forget_probes(w, node)
-        return w if w != start else None
+        return None if w is start or w == start else w
+
+    def _pod_round(self, kubelet: Kubelet, runtime: SimulatedNode, node: str, uid: str,
+                   now: float) -> list[podsync.NodeCommand]:
+        """The pod worker's next round for pod ``uid``: the engine's ``podsync.sync`` on
+        the view the kubelet builds from its cache, its memory and the node's runtime.
+        Memoised on those (shared by many states) besides on the view itself."""
+        pod = self._memo(_own_pods, kubelet, node).get(uid)
+        view = self._pod_view(node, uid, pod, kubelet, runtime)
+        return cast(list[podsync.NodeCommand],
+                    self._memo(podsync.sync, view, now, self.settings.backoff))
 
     def _pod_view(self, node: str, uid: str, pod: Pod | None, kubelet: Kubelet,
                   runtime: SimulatedNode) -> podsync.PodSyncView:
@@ -457,7 +511,7 @@ class SystemModel(Model[World]):
                     runtime, error = runtime.apply(cmd, w.now)
                     replies.append(node_execution.RuntimeReply(
                         start_error=error if isinstance(cmd, podsync.StartContainer) else None))
-                world[0] = attrs.evolve(w, runtimes=w.runtimes.set(node, runtime))
+                world[0] = replace(w, runtimes=w.runtimes.set(node, runtime))
                 return tuple(replies)
             if isinstance(step, node_execution.ToApi):
                 write = step.command
@@ -467,10 +521,11 @@ class SystemModel(Model[World]):
                     self.api.delete(w, "Pod", write.namespace, write.name, write.uid, 0)
                 world[0] = out.world
                 return _write_outcome(out.result)
-            world[0] = _remembered(w, node, uid, step.changes)
+            kubelet = self._memo(_remembering, w.kubelets[node], uid, tuple(step.changes))
+            world[0] = replace(w, kubelets=w.kubelets.set(node, kubelet))
             return None
 
-        end = execution.drive(node_execution.execute(cmds), perform)
+        end = self._drive(node_execution.execute, cmds, perform)
         w = world[0]
         if end.reread is not None:
             w = _reread(w, node, end.reread.pod)
@@ -479,20 +534,19 @@ class SystemModel(Model[World]):
     # ------------------------------------------------------------------ watches
 
     def _deliveries(self, w: World) -> Iterator[tuple[str, World]]:
+        memo = self._memo
         for kind in sorted(w.cm.watcher.pending):
-            watcher, event = deliver(w.cm.watcher, kind)
-            cm = observe(attrs.evolve(w.cm, watcher=watcher), [event])
-            yield f"Deliver(cm, {kind})", attrs.evolve(w, cm=cm)
+            yield f"Deliver(cm, {kind})", replace(w, cm=cm_delivers(w.cm, kind, memo))
         for kind in sorted(w.sched.pending):
-            watcher, _ = deliver(w.sched, kind)
-            yield f"Deliver(scheduler, {kind})", attrs.evolve(w, sched=watcher)
+            yield f"Deliver(scheduler, {kind})", replace(
+                w, sched=memo(delivered_to, w.sched, kind))
         for node, kubelet in w.kubelets.items():
             if not kubelet.up:
                 continue
             for kind in sorted(kubelet.watcher.pending):
-                watcher, _ = deliver(kubelet.watcher, kind)
-                kubelets = w.kubelets.set(node, attrs.evolve(kubelet, watcher=watcher))
-                yield f"Deliver({node}, {kind})", attrs.evolve(w, kubelets=kubelets)
+                watcher = memo(delivered_to, kubelet.watcher, kind)
+                kubelets = w.kubelets.set(node, replace(kubelet, watcher=watcher))
+                yield f"Deliver({node}, {kind})", replace(w, kubelets=kubelets)
 
     # ------------------------------------------------------------------ time
 
@@ -532,12 +586,11 @@ class SystemModel(Model[World]):
         round with nothing to do before then (a back-off). The engine's worker sleeps
         until then on its clock; here time may jump there."""
         runtime = w.runtimes[node]
-        mine = _own_pods(kubelet, node)
+        mine = self._memo(_own_pods, kubelet, node)
         for uid in sorted(set(mine) | runtime.pod_uids()):
-            view = self._pod_view(node, uid, mine.get(uid), kubelet, runtime)
-            cmds = self._memo(podsync.sync, view, w.now, self.settings.backoff)
+            cmds = self._memo(self._pod_round, kubelet, runtime, node, uid, w.now)
             if cmds and all(isinstance(c, podsync.RequeueAt) for c in cmds):
-                end = execution.drive(node_execution.execute(cmds), _idle_round)
+                end = self._drive(node_execution.execute, cmds, _idle_round)
                 if end.requeue_at is not None:
                     yield end.requeue_at
 
@@ -554,7 +607,7 @@ class SystemModel(Model[World]):
         future = self.deadlines(w)
         if not future:
             return
-        w = attrs.evolve(w, now=future[0])
+        w = replace(w, now=future[0])
         for name, kubelet in sorted(w.kubelets.items()):
             if kubelet.up:
                 w = self.api.put(w, renew_lease(lease_of(w, name), name, w.now))
@@ -563,7 +616,7 @@ class SystemModel(Model[World]):
         watcher = w.cm.watcher
         while "Lease" in watcher.pending:
             watcher, _ = deliver(watcher, "Lease")
-        yield "Tick", attrs.evolve(w, cm=attrs.evolve(w.cm, watcher=watcher))
+        yield "Tick", replace(w, cm=replace(w.cm, watcher=watcher))
 
     # ------------------------------------------------------------------ faults
 
@@ -574,24 +627,24 @@ class SystemModel(Model[World]):
                 for c in runtime.running():
                     crashed = runtime.crash(c.id, 1, w.now)
                     yield (f"Crash({node}, {c.id})",
-                           attrs.evolve(w, runtimes=w.runtimes.set(node, crashed),
+                           replace(w, runtimes=w.runtimes.set(node, crashed),
                                         budget=_spend(budget, "container_crash")))
         if budget.get("node_partition", 0) > 0:
             for node, kubelet in sorted(w.kubelets.items()):
                 if kubelet.up:
-                    cut = attrs.evolve(kubelet, up=False)
+                    cut = replace(kubelet, up=False)
                     yield (f"Partition({node})",
-                           attrs.evolve(w, kubelets=w.kubelets.set(node, cut),
+                           replace(w, kubelets=w.kubelets.set(node, cut),
                                         budget=_spend(budget, "node_partition")))
         for node, kubelet in sorted(w.kubelets.items()):
             if not kubelet.up:
-                healed = attrs.evolve(kubelet, up=True,
+                healed = replace(kubelet, up=True,
                                       watcher=caught_up(w.store, WATCHES["kubelet"]))
-                yield f"Heal({node})", attrs.evolve(w, kubelets=w.kubelets.set(node, healed))
+                yield f"Heal({node})", replace(w, kubelets=w.kubelets.set(node, healed))
         if budget.get("controller_restart", 0) > 0:
             fresh = ControllerManager(watcher=caught_up(w.store, WATCHES["cm"]))
             yield ("RestartControllerManager",
-                   attrs.evolve(w, cm=fresh, budget=_spend(budget, "controller_restart")))
+                   replace(w, cm=fresh, budget=_spend(budget, "controller_restart")))
         yield from self._reboot(w)
         yield from self._restart_kubelet(w)
         yield from self._api_outage(w)
@@ -615,9 +668,9 @@ class SystemModel(Model[World]):
         ``unavailable`` (the executors' plans decide what that means) until ``ApiBack``
         (fair). Touches ``api_available``."""
         if not w.api_available:
-            yield "ApiBack", attrs.evolve(w, api_available=True)
+            yield "ApiBack", replace(w, api_available=True)
         elif w.budget.get("api_outage", 0) > 0:
-            yield "ApiOutage", attrs.evolve(w, api_available=False,
+            yield "ApiOutage", replace(w, api_available=False,
                                             budget=_spend(w.budget, "api_outage"))
 
     # ------------------------------------------------------------------ probes
@@ -634,7 +687,7 @@ class SystemModel(Model[World]):
             if not kubelet.up:
                 continue
             runtime = w.runtimes[node]
-            for pod in sorted(_own_pods(kubelet, node).values(),
+            for pod in sorted(self._memo(_own_pods, kubelet, node).values(),
                               key=lambda p: p.metadata.name):
                 probed = {c.name for c in pod.spec.containers if _probed(c)}
                 for inst in _current_running(runtime, pod.metadata.uid):
@@ -648,12 +701,12 @@ class SystemModel(Model[World]):
                     elif failures:
                         changed = passing - {inst.id}
                         action = f"ProbeFail({node}, {pod.metadata.name})"
-                        after = attrs.evolve(w, budget=_spend(w.budget, "readiness_failure"))
+                        after = replace(w, budget=_spend(w.budget, "readiness_failure"))
                     else:
                         continue
-                    kubelets = w.kubelets.set(node, attrs.evolve(kubelet,
+                    kubelets = w.kubelets.set(node, replace(kubelet,
                                                                  probes_passing=changed))
-                    yield action, attrs.evolve(after, kubelets=kubelets)
+                    yield action, replace(after, kubelets=kubelets)
 
     # ------------------------------------------------------------------ user
 
@@ -666,9 +719,8 @@ class SystemModel(Model[World]):
             _, name, replicas = step
             rc = w.get(key("ReplicationController", "default", name))
             if isinstance(rc, ReplicationController):
-                scaled = attrs.evolve(rc, spec=attrs.evolve(rc.spec, replicas=replicas))
-                out = self.api.update(w, scaled)
-                yield f"Scale({name}, {replicas})", attrs.evolve(out.world, script=rest)
+                out = self.api.update(w, self._memo(_scaled, rc, replicas))
+                yield f"Scale({name}, {replicas})", replace(out.world, script=rest)
         elif verb == "delete_pod":
             _, owner, grace = step
             family = _step_family(step)
@@ -679,12 +731,12 @@ class SystemModel(Model[World]):
                                           pod.metadata.uid, grace)
                     label = pod.metadata.name if grace in (None, 0) else \
                         f"{pod.metadata.name}, {grace}"
-                    yield f"{family}({label})", attrs.evolve(out.world, script=rest)
+                    yield f"{family}({label})", replace(out.world, script=rest)
         elif verb == "delete_rc":
             _, name, policy = step
             out = self.api.delete(w, "ReplicationController", "default", name,
                                   propagation=policy)
-            yield f"DeleteRC({name}, {policy})", attrs.evolve(out.world, script=rest)
+            yield f"DeleteRC({name}, {policy})", replace(out.world, script=rest)
         elif verb in ("cordon", "drain"):
             _, name = step
             node = w.get(key("Node", "", name))
@@ -697,7 +749,7 @@ class SystemModel(Model[World]):
                     spec=attrs.evolve(node.spec, unschedulable=True))
                 out = self.api.update(w, marked)
                 label = "Cordon" if verb == "cordon" else "Drain"
-                yield f"{label}({name})", attrs.evolve(out.world, script=rest)
+                yield f"{label}({name})", replace(out.world, script=rest)
         elif verb == "delete_namespace":
             yield from self._delete_namespace(w, step[1], rest)
 
@@ -705,7 +757,33 @@ class SystemModel(Model[World]):
                           ) -> Iterator[tuple[str, World]]:
         """``kubectl delete namespace <name>`` (the script's ``delete_namespace``)."""
         out = self.api.delete(w, "Namespace", "", name)
-        yield f"DeleteNamespace({name})", attrs.evolve(out.world, script=rest)
+        yield f"DeleteNamespace({name})", replace(out.world, script=rest)
+
+
+@attrs.frozen
+class _Done:
+    """A plan's result (its generator returned ``value``)."""
+
+    value: Any
+
+
+def _plan_step(plan: Callable[[Sequence[Any]], Generator[Any, Any, Any]],
+               commands: tuple[Any, ...], replies: tuple[Any, ...]) -> Any:
+    """The step ``plan`` takes on ``commands`` after ``replies`` (``_Done`` when it
+    has returned instead): the engine's own generator, replayed from the start."""
+    steps = plan(commands)
+    try:
+        step = next(steps)
+        for reply in replies:
+            step = steps.send(reply)
+    except StopIteration as done:
+        return _Done(done.value)
+    return step
+
+
+def _scaled(rc: ReplicationController, replicas: int) -> ReplicationController:
+    """``kubectl scale``'s replace of ``rc``."""
+    return attrs.evolve(rc, spec=attrs.evolve(rc.spec, replicas=replicas))
 
 
 def _restarted_agents(w: World, fault: str, action: str, *, wipe_runtime: bool
@@ -720,7 +798,7 @@ def _restarted_agents(w: World, fault: str, action: str, *, wipe_runtime: bool
         if kubelet.up:
             runtimes = w.runtimes.set(node, w.runtimes[node].lose()) if wipe_runtime \
                 else w.runtimes
-            yield (f"{action}({node})", attrs.evolve(
+            yield (f"{action}({node})", replace(
                 w, runtimes=runtimes, kubelets=w.kubelets.set(node, fresh), budget=budget))
 
 
@@ -756,7 +834,7 @@ def _forget_probes(w: World, node: str) -> World:
     kept = kubelet.probes_passing & running
     if kept == kubelet.probes_passing:
         return w
-    return attrs.evolve(w, kubelets=w.kubelets.set(node, attrs.evolve(
+    return replace(w, kubelets=w.kubelets.set(node, replace(
         kubelet, probes_passing=kept)))
 
 
@@ -776,22 +854,20 @@ def _backoff_of(kubelet: Kubelet, uid: str) -> FrozenDict[str, Any]:
                        if k.startswith(prefix)})
 
 
-def _remembered(w: World, node: str, uid: str,
-                changes: Iterable[node_execution.MemoryChange]) -> World:
-    """The world after the pod worker stored ``changes`` in its kubelet's memory."""
-    kubelet = w.kubelets[node]
+def _remembering(kubelet: Kubelet, uid: str,
+                 changes: tuple[node_execution.MemoryChange, ...]) -> Kubelet:
+    """The kubelet after the pod worker stored ``changes`` in its memory."""
     backoff = dict(_backoff_of(kubelet, uid))
     errors = dict(kubelet.start_errors.get(uid, FrozenDict()))
     for change in changes:
         node_execution.remember(backoff, errors, change)
     prefix = uid + "/"
     others = {k: v for k, v in kubelet.backoff.items() if not k.startswith(prefix)}
-    kubelet = attrs.evolve(
+    return replace(
         kubelet,
         backoff=FrozenDict({**others, **{prefix + k: v for k, v in backoff.items()}}),
         start_errors=kubelet.start_errors.set(uid, FrozenDict(errors)) if errors
         else kubelet.start_errors.without(uid))
-    return attrs.evolve(w, kubelets=w.kubelets.set(node, kubelet))
 
 
 def _versioned(w: World, pod: Pod, resource_version: str) -> Pod:
@@ -819,7 +895,7 @@ def _reread(w: World, node: str, pod: Pod) -> World:
         watcher, _ = deliver(watcher, "Pod")
     if watcher is kubelet.watcher:
         return w
-    return attrs.evolve(w, kubelets=w.kubelets.set(node, attrs.evolve(kubelet,
+    return replace(w, kubelets=w.kubelets.set(node, replace(kubelet,
                                                                        watcher=watcher)))
 
 

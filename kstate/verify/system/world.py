@@ -28,6 +28,7 @@ Abstractions, each chosen to keep states few without hiding a bug class:
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -176,7 +177,29 @@ class World:
         # Keep the first illegal write: later ones would only churn the state.
         if "illegal" in changes and current.illegal:
             del changes["illegal"]
-        return attrs.evolve(self, flags=attrs.evolve(current, **changes))
+        return replace(self, flags=replace(current, **changes))
+
+
+T = TypeVar("T", Watcher, ControllerManager, Kubelet, Flags, World)
+
+#: per class of the model's own values: its fields' getter and each field's position
+_FIELDS: dict[type, tuple[Callable[[Any], tuple[Any, ...]], dict[str, int]]] = {
+    cls: (operator.attrgetter(*names), {name: i for i, name in enumerate(names)})
+    for cls in (Watcher, ControllerManager, Kubelet, Flags, World)
+    for names in [tuple(f.name for f in attrs.fields(cls))]}
+
+
+def replace(value: T, **changes: Any) -> T:
+    """``attrs.evolve`` for the model's own values (the World and its parts), twice as
+    fast: evolve introspects the class's fields on every call, and the checker builds
+    every successor with a handful of these. API objects keep ``attrs.evolve`` (a
+    ``KeyError`` here says the value is not one of the model's own)."""
+    cls = type(value)
+    get, index = _FIELDS[cls]
+    values = list(get(value))
+    for name, new in changes.items():
+        values[index[name]] = new
+    return cls(*values)
 
 
 # ----------------------------------------------------------------------- watchers
@@ -214,6 +237,41 @@ def deliver(w: Watcher, kind: str) -> tuple[Watcher, Delivered]:
     return Watcher(_apply_change(w.cache, head), pending), (head, w.cache.get(head[0]))
 
 
+def delivered_to(w: Watcher, kind: str) -> Watcher:
+    """The watcher after ``deliver``."""
+    return deliver(w, kind)[0]
+
+
+def _cm_takes(cm: ControllerManager, change: Change, limit: int, memo: Memo
+              ) -> ControllerManager:
+    """The controller manager after a write's event reached its watch queue (and, past
+    the lag, its cache and the replication controller's watch handler)."""
+    watcher, delivered = _enqueue(cm.watcher, change, limit)
+    return observe(replace(cm, watcher=watcher), delivered, memo)
+
+
+def _takes(w: Watcher, change: Change, limit: int) -> Watcher:
+    return _enqueue(w, change, limit)[0]
+
+
+def _kubelets_take(kubelets: FrozenDict[str, Kubelet], change: Change,
+                   old: KubeObject | None, limit: int) -> FrozenDict[str, Kubelet]:
+    """A kubelet watches only the pods bound to it (field selector
+    spec.nodeName=<node>): a pod event reaches it when the pod is, or was, its own."""
+    updated = {name: replace(kl, watcher=_takes(kl.watcher, change, limit))
+               for name, kl in kubelets.items()
+               if kl.up and (_on(change[1], name) or _on(old, name)
+                             or change[0] in kl.watcher.cache)}
+    return kubelets.merge(updated)
+
+
+def cm_delivers(cm: ControllerManager, kind: str, memo: Memo) -> ControllerManager:
+    """``Deliver(cm, kind)``: the oldest event of ``kind`` reaches the controller
+    manager's cache and the replication controller's watch handler."""
+    watcher, event = deliver(cm.watcher, kind)
+    return observe(replace(cm, watcher=watcher), [event], memo)
+
+
 def caught_up(store: Mapping[Key, KubeObject], kinds: Iterable[str]) -> Watcher:
     """A fresh list: the cache equals the store for ``kinds``, nothing pending."""
     wanted = tuple(kinds)
@@ -249,16 +307,26 @@ class Outcome:
 Verb = TypeVar("Verb", bound=Callable[..., Outcome])
 
 
-def _memoised(verb: Verb) -> Verb:
-    """Run a verb with validation results remembered (``writes.memoised_validation``):
-    the same rules, without repeating them on objects already validated."""
+def _answering(verb: Verb) -> Verb:
+    """A request to a server that may be down: during an outage
+    (``World.api_available`` False) every verb gets the outage's answer."""
 
     @functools.wraps(verb)
-    def run(self: AbstractApi, *args: Any, **kwargs: Any) -> Outcome:
-        with writes.memoised_validation(self._validated):
-            return verb(self, *args, **kwargs)
+    def run(self: AbstractApi, world: World, *args: Any, **kwargs: Any) -> Outcome:
+        if not world.api_available:
+            return self.outage(world)
+        return verb(self, world, *args, **kwargs)
 
     return run  # type: ignore[return-value]
+
+
+def _binding_target(namespace: str, name: str, node: str, uid: str) -> tuple[str, str, str]:
+    """The api server's reading of the Binding the scheduler posts (validated)."""
+    return writes.binding_request(namespace, writes.binding_of(namespace, name, node, uid))
+
+
+def _check_delete_request(kind: str, name: str, options: DeleteOptions) -> None:
+    writes.check_delete_request(REGISTRY.for_kind(kind), name, options)
 
 
 class AbstractApi:
@@ -278,46 +346,35 @@ class AbstractApi:
     admission (``writes.check_namespace_open``).
     """
 
-    def __init__(self, watch_lag: int, scheduler_lag: int = 0, kubelet_lag: int = 0) -> None:
+    def __init__(self, watch_lag: int, scheduler_lag: int = 0, kubelet_lag: int = 0,
+                 memo: Memo | None = None) -> None:
         self.watch_lag = watch_lag  # the controller manager's caches
         self.scheduler_lag = scheduler_lag
         self.kubelet_lag = kubelet_lag
-        # Validation results by object, and the write rules' decisions by their
-        # arguments: the same objects recur in many states (memo.py).
-        self._validated: dict[Any, Any] = {}
-        self._pure = Memo()
+        #: The write rules' decisions (validation included) and the watch fan-out, by
+        #: their arguments: the same objects recur in many states, and a hit hands back
+        #: the value built the first time, whose hash is already cached (memo.py). The
+        #: model shares its own memo here: one bounded table per process.
+        self.memo = memo if memo is not None else Memo()
 
     # -------------------------------------------------------------- plumbing
 
     def _commit(self, world: World, k: Key, obj: KubeObject | None) -> World:
-        before = world.store
-        store = world.store.set(k, obj) if obj is not None else world.store.without(k)
-        world = attrs.evolve(world, store=store)
-        return self._fan_out(world, (k, obj), before)
-
-    def _fan_out(self, world: World, change: Change,
-                 world_before: Mapping[Key, KubeObject] | None = None) -> World:
-        kind = kind_of(change[0])
-        cm = world.cm
+        """The store after the write, and its event queued for every watcher."""
+        memo, change = self.memo, (k, obj)
+        kind = kind_of(k)
+        cm, sched, kubelets = world.cm, world.sched, world.kubelets
         if kind in WATCHES["cm"]:
-            watcher, delivered = _enqueue(cm.watcher, change, self.watch_lag)
-            cm = observe(attrs.evolve(cm, watcher=watcher), delivered)
-        sched = world.sched
+            # not memoised whole: the controller manager's cache follows the store closely,
+            # so nearly every state has its own
+            cm = _cm_takes(cm, change, self.watch_lag, memo)
         if kind in WATCHES["sched"]:
-            sched, _ = _enqueue(sched, change, self.scheduler_lag)
-        kubelets = world.kubelets
+            sched = memo(_takes, sched, change, self.scheduler_lag)
         if kind in WATCHES["kubelet"]:
-            # A kubelet watches only the pods bound to it (field selector
-            # spec.nodeName=<node>): an event reaches it when the pod is, or was, its own.
-            old = world_before.get(change[0]) if world_before is not None else None
-            updated = {}
-            for name, kl in kubelets.items():
-                if kl.up and (_on(change[1], name) or _on(old, name)
-                              or change[0] in kl.watcher.cache):
-                    watcher, _ = _enqueue(kl.watcher, change, self.kubelet_lag)
-                    updated[name] = attrs.evolve(kl, watcher=watcher)
-            kubelets = kubelets.merge(updated)
-        return attrs.evolve(world, cm=cm, sched=sched, kubelets=kubelets)
+            kubelets = memo(_kubelets_take, kubelets, change, world.store.get(k),
+                            self.kubelet_lag)
+        return replace(world, store=memo(_apply_change, world.store, change), cm=cm,
+                       sched=sched, kubelets=kubelets)
 
     def _store(self, world: World, k: Key, current: KubeObject | None,
                new: KubeObject | None) -> Outcome:
@@ -325,11 +382,11 @@ class AbstractApi:
         A stored pod moving from one node to another is remembered for ``bound_once``."""
         if new is None:
             if current is not None and not current.metadata.generate_name:
-                world = attrs.evolve(world, incarnations=world.incarnations.set(
+                world = replace(world, incarnations=world.incarnations.set(
                     k, world.incarnations.get(k, 0) + 1))
             return Outcome(self._commit(world, k, None), "ok")
-        new = self._pure(stamped, new)
-        if new == current:
+        new = self.memo(stamped, new)
+        if new is current or new == current:
             return Outcome(world, "ok", current)
         if _moved(current, new):
             world = world.with_flag(rebound=True)
@@ -355,10 +412,8 @@ class AbstractApi:
 
     # -------------------------------------------------------------- verbs
 
-    @_memoised
+    @_answering
     def create(self, world: World, obj: KubeObject) -> Outcome:
-        if not world.api_available:
-            return self.outage(world)
         info = writes.info_of(obj)
         try:
             obj = writes.in_namespace(info, obj, "")
@@ -375,7 +430,7 @@ class AbstractApi:
             born = world.incarnations.get(key(type(obj).__name__, obj.metadata.namespace,
                                               name), 0)
             uid = f"uid-{name}-{born}" if born else f"uid-{name}"
-            created = self._pure(writes.admit_create, obj, world.now, uid)
+            created = self.memo(writes.admit_create, obj, world.now, uid)
             created = writes.with_generated_name(created, suffix)
             k = key_of(created)
             namespace = created.metadata.namespace
@@ -388,15 +443,13 @@ class AbstractApi:
         except KstateError as err:
             return self._refused(world, err)
         if not obj.metadata.name:
-            world = attrs.evolve(world, seq=seq + 1)
+            world = replace(world, seq=seq + 1)
         return self._store(world, k, None, created)
 
-    @_memoised
+    @_answering
     def update(self, world: World, obj: KubeObject, subresource: str = "") -> Outcome:
         """A replace (``subresource="status"``: only the status); the object's
         resourceVersion, when set, is the precondition."""
-        if not world.api_available:
-            return self.outage(world)
         info = writes.info_of(obj)
         obj = writes.in_namespace(info, obj, "")
         k = key_of(obj)
@@ -410,7 +463,7 @@ class AbstractApi:
                 return self.create(world, obj)
             current = writes.existing(info, obj.metadata.name, current)
             writes.check_resource_version(info, current, obj.metadata.resource_version)
-            plan = self._pure(writes.plan_update, current, obj, world.now, subresource)
+            plan = self.memo(writes.plan_update, current, obj, world.now, subresource)
         except KstateError as err:
             return self._refused(world, err)
         if not plan.changed:
@@ -434,38 +487,34 @@ class AbstractApi:
         eviction = writes.eviction_of(namespace, name, grace, uid)
         return self._delete(world, "Pod", namespace, name, writes.eviction_options(eviction))
 
-    @_memoised
+    @_answering
     def _delete(self, world: World, kind: str, namespace: str, name: str,
                 options: DeleteOptions) -> Outcome:
-        if not world.api_available:
-            return self.outage(world)
         info = REGISTRY.for_kind(kind)
         k = key(kind, namespace if info.namespaced else "", name)
         try:
-            writes.check_delete_request(info, name, options)
+            self.memo(_check_delete_request, kind, name, options)
             current = writes.existing(info, name, world.get(k))
             writes.check_preconditions(current, options.preconditions)
-            plan = self._pure(writes.plan_delete, current, options, world.now)
+            plan = self.memo(writes.plan_delete, current, options, world.now)
         except KstateError as err:
             return self._refused(world, err)
         if not plan.remove and plan.updated is None:
             return Outcome(world, "ok", current)
         return self._store(world, k, current, plan.updated)
 
-    @_memoised
+    @_answering
     def bind(self, world: World, namespace: str, name: str, uid: str, node: str) -> Outcome:
         """``pods/<name>/binding`` to ``node``, as the scheduler posts it."""
-        if not world.api_available:
-            return self.outage(world)
         k = key("Pod", namespace, name)
         info = writes.info_of(Pod)
         try:
-            pod_name, target, want_uid = writes.binding_request(
-                namespace, writes.binding_of(namespace, name, node, uid))
+            pod_name, target, want_uid = self.memo(_binding_target, namespace, name, node,
+                                                   uid)
             pod = writes.existing(info, pod_name, world.get(k))
             assert isinstance(pod, Pod)
-            proposed = self._pure(writes.bind, pod, target, want_uid, world.now)
-            plan = self._pure(writes.plan_update, pod, proposed, world.now, "binding")
+            proposed = self.memo(writes.bind, pod, target, want_uid, world.now)
+            plan = self.memo(writes.plan_update, pod, proposed, world.now, "binding")
         except KstateError as err:
             return self._refused(world, err)
         return self._store(world, k, pod, plan.obj)
@@ -478,7 +527,7 @@ class AbstractApi:
 
     def put(self, world: World, obj: KubeObject) -> World:
         """An unconditional write by a component that owns the object (leases)."""
-        return self._commit(world, key_of(obj), self._pure(stamped, obj))
+        return self._commit(world, key_of(obj), self.memo(stamped, obj))
 
 
 def _on(obj: KubeObject | None, node: str) -> bool:
@@ -491,19 +540,25 @@ def _moved(before: KubeObject | None, after: KubeObject) -> bool:
         bool(before.spec.node_name) and after.spec.node_name != before.spec.node_name
 
 
-def observe(cm: ControllerManager, delivered: Iterable[Delivered]) -> ControllerManager:
-    """Run the replication controller's watch handler on events its cache just took in."""
-    delivered = [d for d in delivered if kind_of(d[0][0]) == "Pod"]
-    if not delivered or not cm.expectations:
-        return cm  # only pod events move expectations, and only existing records
-    expectations = dict(cm.expectations)
-    rcs = cm.watcher.objects("ReplicationController")
+def observe(cm: ControllerManager, delivered: Iterable[Delivered],
+            memo: Memo | None = None) -> ControllerManager:
+    """Run the replication controller's watch handler on events its cache just took in
+    (with ``memo``, its results are remembered by event: the same pod events recur)."""
+    if not cm.expectations:
+        return cm  # only existing records move
+    delivered = [d for d in delivered if d[0][0].startswith("Pod/")]
+    if not delivered:
+        return cm  # only pod events move expectations
+    changed: dict[str, Expectation] = {}
+    rcs = tuple(cm.watcher.objects("ReplicationController"))
     for change, before in delivered:
-        for seen in replication_observations(change, before, rcs):
-            record = expectations.get(seen.key)
+        observed = memo(replication_observations, change, before, rcs) if memo is not None \
+            else replication_observations(change, before, rcs)
+        for seen in observed:
+            record = changed.get(seen.key, cm.expectations.get(seen.key))
             if record is not None:
-                expectations[seen.key] = record.observe(seen.what, seen.pod)
-    return attrs.evolve(cm, expectations=FrozenDict(expectations))
+                changed[seen.key] = record.observe(seen.what, seen.pod)
+    return replace(cm, expectations=cm.expectations.merge(changed)) if changed else cm
 
 
 def lease_of(world: World, node: str) -> Lease | None:
@@ -512,5 +567,6 @@ def lease_of(world: World, node: str) -> Lease | None:
 
 
 __all__ = ["WATCHES", "AbstractApi", "ControllerManager", "Flags", "Kubelet", "Outcome",
-           "Watcher", "World", "caught_up", "content_version", "deliver", "key", "key_of",
-           "kind_of", "lease_of", "object_name", "observe"]
+           "Watcher", "World", "caught_up", "cm_delivers", "content_version", "deliver",
+           "delivered_to", "key", "key_of", "kind_of", "lease_of", "object_name", "observe",
+           "replace"]
