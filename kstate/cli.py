@@ -274,9 +274,8 @@ def _checker(args: argparse.Namespace, scenario_path: str) -> Any:
     liveness = any(Kind(p.kind).liveness for p in model.properties())
     if symmetry and args.symmetry is None and liveness and not model.symmetry_exact:
         print("note: symmetry is off for this run: the scenario has liveness properties and "
-              "its symmetry is not exact (a Service's Endpoints hold pod resourceVersions "
-              "a renaming cannot recompute), so the full graph is searched",
-              file=sys.stderr)
+              "its symmetry is not exact (renaming pods does not commute with a scale-down "
+              "that ties: docs/verify.md), so the full graph is searched", file=sys.stderr)
         symmetry = False
         model = scenario.model(symmetry=False)
     checker: Any = Checker(model).symmetry(symmetry).por(args.por)

@@ -7,7 +7,9 @@ no traffic is sent to a pod shutting down (unless the Service publishes not-read
 addresses, as Kubernetes allows).
 
 Idempotent by construction: the desired Endpoints are computed from the Service and the
-pods alone and compared with the current object; a write is a compare-and-swap on the
+pods alone and compared with the current object (an address names its pod by name and
+uid, as Kubernetes' controller writes it — not by resourceVersion, so a pod status write
+that moves no address rewrites nothing); a write is a compare-and-swap on the
 current resourceVersion, so a conflicting update is retried from a fresh cache instead of
 leaving stale addresses behind.
 
@@ -22,9 +24,9 @@ from collections.abc import Iterable
 import attrs
 
 from kstate.api.frozen import FrozenDict
-from kstate.api.helpers import object_reference, selector_matches
+from kstate.api.helpers import selector_matches
 from kstate.api.lifecycle import fire, object_name, service_state
-from kstate.api.meta import ObjectMeta
+from kstate.api.meta import ObjectMeta, ObjectReference
 from kstate.api.objects import (
     EndpointAddress,
     EndpointPort,
@@ -90,7 +92,7 @@ def desired_subsets(service: Service, pods: Iterable[Pod]) -> tuple[EndpointSubs
             continue
         address = EndpointAddress(
             ip=pod.status.pod_ip, node_name=pod.spec.node_name,
-            target_ref=object_reference(pod),
+            target_ref=target_ref(pod),
         )
         ready, not_ready = groups.setdefault(ports, ([], []))
         (ready if publish or is_ready(pod) else not_ready).append(address)
@@ -127,6 +129,15 @@ def _resolve(port: ServicePort, pod: Pod) -> EndpointPort | None:
             if cp.name == target and (cp.protocol or "TCP") == protocol:
                 return EndpointPort(name=port.name, port=cp.container_port, protocol=protocol)
     return None
+
+
+def target_ref(pod: Pod) -> ObjectReference:
+    """An address's reference to its pod as Kubernetes' endpoints controller writes it:
+    kind, namespace, name and uid — no resourceVersion, so a pod update that leaves the
+    address as it was (a status heartbeat, a restart count) does not rewrite the
+    Endpoints."""
+    meta = pod.metadata
+    return ObjectReference(kind="Pod", namespace=meta.namespace, name=meta.name, uid=meta.uid)
 
 
 def _address_order(a: EndpointAddress) -> tuple[str, str]:

@@ -24,11 +24,11 @@ SCENARIOS = ROOT / "specs" / "scenarios"
 PINNED: dict[str, tuple[int | None, int, int]] = {
     "stale-cache": (None, 614, 2089),
     "controller-restart": (None, 1691, 6265),
-    "crash-loop": (None, 400, 990),
+    "crash-loop": (None, 229, 549),
     "graceful-delete": (None, 354, 722),
     "node-partition": (14, 12832, 37035),
     "quickstart": (8, 4394, 30291),
-    "lost-node-traffic": (12, 2301, 7215),
+    "lost-node-traffic": (12, 2164, 6648),
     "stale-scheduler": (None, 41, 80),
     "namespace-delete": (None, 427, 1487),
 }

@@ -1,8 +1,9 @@
 """The system model's symmetry (kstate/verify/system/symmetry.py): the representative is
 exact — every renaming of nodes and of each RC's pods gets the same one — and renaming
 commutes with the model's actions, which is what liveness under symmetry relies on
-(docs/checker.md, "Liveness under symmetry"). With a Service it does not commute
-(Endpoints hold content hashes), and the model says so."""
+(docs/checker.md, "Liveness under symmetry"). On the Service scenarios it does not commute
+(a scale-down that ties, or deletes several pods in one step, goes in name order), and the
+model says so."""
 
 from __future__ import annotations
 
@@ -88,4 +89,4 @@ def test_with_a_service_renaming_does_not_commute_and_symmetry_is_not_exact() ->
     model = scenario.model(symmetry=True)
     assert not model.symmetry_exact
     _, bad = _unequal_moves(model, states_to_depth(model, 5)[::6], _nodes(model))
-    assert bad > 0  # the Endpoints' target refs: if this reaches 0, mark it exact
+    assert bad > 0  # tied / multi-pod scale-downs in name order: if this reaches 0, mark it exact

@@ -167,10 +167,11 @@ class SystemModel(Model[World]):
         self.nodelifecycle_fn = nodelifecycle_fn
         self.schedule_fn = schedule_fn or schedule_pod
         self._symmetry = symmetry
-        # Endpoints hold their pods' resourceVersions — hashes of content that names
-        # the pod and its node — which a renaming cannot recompute: with a Service, a
-        # renamed state is not exactly one the model builds, so the representative is
-        # not exact and liveness stays off symmetry (docs/checker.md).
+        # Exact only where renaming commutes with every action (checked on the Service-less
+        # scenarios: tests/verify/test_system_symmetry.py). The Service scenarios scale
+        # down, and pod renaming does not commute with a scale-down that ties or deletes
+        # several pods in one step (applied in name order: docs/verify.md, "Symmetry"),
+        # so liveness stays off symmetry there.
         self.symmetry_exact = bool(getattr(symmetry, "exact", False)) and not \
             initial.objects("Service")
         self._footprints: Any = None  # independence.Footprints, built on first use
