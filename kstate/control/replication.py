@@ -29,7 +29,9 @@ keeps its pod cache indexed so): O(the RC's pods), not O(the namespace). And
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import attrs
 
@@ -81,20 +83,28 @@ def reconcile(
     view: ReplicationView, now: float, settings: ReplicationSettings = ReplicationSettings()
 ) -> list[Command]:
     """Commands that move the RC toward ``spec.replicas`` and report its status."""
+    return reconcile_choices(view, now, settings)[0]
+
+
+def reconcile_choices(
+    view: ReplicationView, now: float, settings: ReplicationSettings = ReplicationSettings()
+) -> list[list[Command]]:
+    """Every command list Kubernetes' controller might send for this sync: one, except
+    when a scale-down's ranking ties at the cut and any of the tied pods may go
+    (``deletion_choices``). The first is the engine's (``reconcile``); the model checker
+    explores them all, which also keeps an RC's pods interchangeable for symmetry."""
     rc = view.rc
     key = rc_key(rc)
     deleting = bool(rc.metadata.deletion_timestamp)
-    owned, commands = _claim(rc, view.pods, deleting)
+    owned, claimed = _claim(rc, view.pods, deleting)
     active = [p for p in owned if is_active(p)]
 
     satisfied = view.expectation is None or view.expectation.satisfied(
         now, settings.expectations_ttl
     )
-    if satisfied and not deleting:
-        commands += _manage(rc, key, active, settings)
-
-    commands += _report(rc, owned, active, now)
-    return commands
+    managed = _manage(rc, key, active, settings) if satisfied and not deleting else [[]]
+    report = _report(rc, owned, active, now)
+    return [claimed + manage + report for manage in managed]
 
 
 # --------------------------------------------------------------------------- claim
@@ -151,7 +161,7 @@ def _claim(
 
 def _manage(
     rc: ReplicationController, key: str, active: Sequence[Pod], settings: ReplicationSettings
-) -> list[Command]:
+) -> list[list[Command]]:
     diff = len(active) - desired_replicas(rc)
     if diff < 0:
         count = min(-diff, settings.burst)
@@ -159,15 +169,17 @@ def _manage(
         template = _pod_from_template(rc)
         created: list[Command] = [Expect(key, adds=count)]
         created += [Create(template, owner=owner, expectation=key) for _ in range(count)]
-        return created
+        return [created]
     if diff > 0:
-        victims = rank_for_deletion(active)[: min(diff, settings.burst)]
         owner = object_reference(rc)
-        deleted: list[Command] = [Expect(key, deletes=frozenset(pod_key(p) for p in victims))]
-        deleted += [Delete("Pod", p.metadata.namespace, p.metadata.name, uid=p.metadata.uid,
-                           owner=owner, expectation=key) for p in victims]
-        return deleted
-    return []
+        choices = []
+        for victims in deletion_choices(active, min(diff, settings.burst)):
+            deleted: list[Command] = [Expect(key, deletes=frozenset(pod_key(p) for p in victims))]
+            deleted += [Delete("Pod", p.metadata.namespace, p.metadata.name, uid=p.metadata.uid,
+                               owner=owner, expectation=key) for p in victims]
+            choices.append(deleted)
+        return choices
+    return [[]]
 
 
 def _pod_from_template(rc: ReplicationController) -> Pod:
@@ -193,14 +205,35 @@ def rank_for_deletion(pods: Sequence[Pod]) -> list[Pod]:
 
     Unassigned before assigned; Pending before Unknown before Running; not ready before
     ready; more pods of this owner on the same node first; ready for less time first;
-    more restarts first; newer first.
+    more restarts first; newer first. Pods equal on all of these keep their given order
+    (Kubernetes' order among them is arbitrary: ``deletion_choices``).
     """
+    rank = _deletion_rank(pods)
+    return sorted(pods, key=rank)
+
+
+def deletion_choices(pods: Sequence[Pod], count: int) -> list[tuple[Pod, ...]]:
+    """Every set of ``count`` pods a scale-down may delete: the pods ranked before the
+    cut, plus any ``count``-sized completion from the pods that tie with the last one
+    taken. The first choice is ``rank_for_deletion(pods)[:count]``."""
+    rank = _deletion_rank(pods)
+    ranked = sorted(pods, key=rank)
+    if count <= 0 or count >= len(ranked):
+        return [tuple(ranked[:max(count, 0)])]
+    cut = rank(ranked[count - 1])
+    before = [p for p in ranked if rank(p) < cut]
+    tied = [p for p in ranked if rank(p) == cut]
+    return [tuple(before) + rest
+            for rest in itertools.combinations(tied, count - len(before))]
+
+
+def _deletion_rank(pods: Sequence[Pod]) -> Callable[[Pod], tuple[Any, ...]]:
     per_node: dict[str, int] = {}
     for p in pods:
         per_node[p.spec.node_name] = per_node.get(p.spec.node_name, 0) + 1
     phase_order = {"Pending": 0, "Unknown": 1, "Running": 2}
 
-    def rank(p: Pod) -> tuple[int, int, int, int, float, int, int, float]:
+    def rank(p: Pod) -> tuple[Any, ...]:
         since = ready_since(p)
         born = created_at(p)
         return (
@@ -214,7 +247,7 @@ def rank_for_deletion(pods: Sequence[Pod]) -> list[Pod]:
             -(born or 0.0),
         )
 
-    return sorted(pods, key=rank)
+    return rank
 
 
 # --------------------------------------------------------------------------- report
@@ -340,9 +373,11 @@ __all__ = [
     "ReplicationView",
     "claim_group",
     "claim_groups",
+    "deletion_choices",
     "desired_replicas",
     "pod_event",
     "rank_for_deletion",
     "rc_key",
     "reconcile",
+    "reconcile_choices",
 ]

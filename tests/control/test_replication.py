@@ -21,9 +21,11 @@ from kstate.control.replication import (
     ReplicationView,
     claim_group,
     claim_groups,
+    deletion_choices,
     pod_event,
     rank_for_deletion,
     reconcile,
+    reconcile_choices,
 )
 from tests.control.objects import T0, pod, rc
 
@@ -111,6 +113,33 @@ def test_ranking_rules_in_order() -> None:
         pod("crashy", owner=r, node="n2", phase="Running", ready=False, restarts=4),
     ])
     assert restarts[0].metadata.name == "crashy"
+
+
+def test_a_tie_at_the_cut_gives_every_choice_and_the_engine_takes_the_first() -> None:
+    r = rc(replicas=1)
+    pods = (pod("a", owner=r, node="n1", phase="Running", ready=True, ready_at=T0, created=T0),
+            pod("b", owner=r, node="n2", phase="Running", ready=True, ready_at=T0, created=T0),
+            pod("c", owner=r, node="n3", phase="Running", ready=True, ready_at=T0, created=T0),
+            pod("pending", owner=r))
+    names = [sorted(p.metadata.name for p in v) for v in deletion_choices(pods, 3)]
+    assert names == [["a", "b", "pending"], ["a", "c", "pending"], ["b", "c", "pending"]]
+    view = ReplicationView(r, pods)
+    choices = reconcile_choices(view, T0 + 100)
+    assert [sorted(d.name for d in deletes(c)) for c in choices] == names
+    assert choices[0] == reconcile(view, T0 + 100)
+    assert all(c[0] == Expect("default/" + r.metadata.name,
+                              deletes=frozenset(f"default/{d.name}" for d in deletes(c)))
+               for c in choices)
+
+
+def test_no_tie_at_the_cut_is_one_choice() -> None:
+    r = rc(replicas=1)
+    pods = (pod("old", owner=r, node="n1", phase="Running", ready=True, ready_at=T0),
+            pod("new", owner=r, node="n2", phase="Running", ready=True, ready_at=T0 + 50))
+    assert [[p.metadata.name for p in v] for v in deletion_choices(pods, 1)] == [["new"]]
+    assert len(reconcile_choices(ReplicationView(r, pods), T0 + 100)) == 1
+    assert reconcile_choices(ReplicationView(rc(replicas=2), pods), T0 + 100) == \
+        [reconcile(ReplicationView(rc(replicas=2), pods), T0 + 100)]
 
 
 def test_terminating_and_finished_pods_are_not_counted() -> None:
