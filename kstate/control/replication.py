@@ -30,7 +30,7 @@ keeps its pod cache indexed so): O(the RC's pods), not O(the namespace). And
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -82,17 +82,23 @@ def desired_replicas(rc: ReplicationController) -> int:
 def reconcile(
     view: ReplicationView, now: float, settings: ReplicationSettings = ReplicationSettings()
 ) -> list[Command]:
-    """Commands that move the RC toward ``spec.replicas`` and report its status."""
-    return reconcile_choices(view, now, settings)[0]
+    """Commands that move the RC toward ``spec.replicas`` and report its status: the
+    first of ``reconcile_choices`` (only that one is computed)."""
+    return next(_choices(view, now, settings))
 
 
 def reconcile_choices(
     view: ReplicationView, now: float, settings: ReplicationSettings = ReplicationSettings()
 ) -> list[list[Command]]:
     """Every command list Kubernetes' controller might send for this sync: one, except
-    when a scale-down's ranking ties at the cut and any of the tied pods may go
-    (``deletion_choices``). The first is the engine's (``reconcile``); the model checker
+    for a scale-down among pods of equal rank (``deletion_choices``: which of them go,
+    and in which order). The first is the engine's (``reconcile``); the model checker
     explores them all, which also keeps an RC's pods interchangeable for symmetry."""
+    return list(_choices(view, now, settings))
+
+
+def _choices(view: ReplicationView, now: float, settings: ReplicationSettings
+             ) -> Iterator[list[Command]]:
     rc = view.rc
     key = rc_key(rc)
     deleting = bool(rc.metadata.deletion_timestamp)
@@ -102,9 +108,9 @@ def reconcile_choices(
     satisfied = view.expectation is None or view.expectation.satisfied(
         now, settings.expectations_ttl
     )
-    managed = _manage(rc, key, active, settings) if satisfied and not deleting else [[]]
+    managed = _manage(rc, key, active, settings) if satisfied and not deleting else iter([[]])
     report = _report(rc, owned, active, now)
-    return [claimed + manage + report for manage in managed]
+    return (claimed + manage + report for manage in managed)
 
 
 # --------------------------------------------------------------------------- claim
@@ -161,7 +167,7 @@ def _claim(
 
 def _manage(
     rc: ReplicationController, key: str, active: Sequence[Pod], settings: ReplicationSettings
-) -> list[list[Command]]:
+) -> Iterator[list[Command]]:
     diff = len(active) - desired_replicas(rc)
     if diff < 0:
         count = min(-diff, settings.burst)
@@ -169,17 +175,16 @@ def _manage(
         template = _pod_from_template(rc)
         created: list[Command] = [Expect(key, adds=count)]
         created += [Create(template, owner=owner, expectation=key) for _ in range(count)]
-        return [created]
-    if diff > 0:
+        yield created
+    elif diff > 0:
         owner = object_reference(rc)
-        choices = []
         for victims in deletion_choices(active, min(diff, settings.burst)):
             deleted: list[Command] = [Expect(key, deletes=frozenset(pod_key(p) for p in victims))]
             deleted += [Delete("Pod", p.metadata.namespace, p.metadata.name, uid=p.metadata.uid,
                                owner=owner, expectation=key) for p in victims]
-            choices.append(deleted)
-        return choices
-    return [[]]
+            yield deleted
+    else:
+        yield []
 
 
 def _pod_from_template(rc: ReplicationController) -> Pod:
@@ -212,19 +217,37 @@ def rank_for_deletion(pods: Sequence[Pod]) -> list[Pod]:
     return sorted(pods, key=rank)
 
 
-def deletion_choices(pods: Sequence[Pod], count: int) -> list[tuple[Pod, ...]]:
-    """Every set of ``count`` pods a scale-down may delete: the pods ranked before the
-    cut, plus any ``count``-sized completion from the pods that tie with the last one
-    taken. The first choice is ``rank_for_deletion(pods)[:count]``."""
+def deletion_choices(pods: Sequence[Pod], count: int) -> Iterator[tuple[Pod, ...]]:
+    """Every way a scale-down may delete ``count`` of ``pods``, as the pods in the order
+    their deletes go out. Kubernetes ranks the pods (``rank_for_deletion``), but its order
+    among pods of equal rank is arbitrary (a cache's iteration order): which of the pods
+    tied at the cut go, and in which order pods of equal rank are deleted, are both free —
+    and with a lagging watch the order decides which event is still in flight. The first
+    choice is ``rank_for_deletion(pods)[:count]``, the engine's."""
     rank = _deletion_rank(pods)
     ranked = sorted(pods, key=rank)
-    if count <= 0 or count >= len(ranked):
-        return [tuple(ranked[:max(count, 0)])]
+    count = max(0, min(count, len(ranked)))
+    if count == 0:
+        yield ()
+        return
     cut = rank(ranked[count - 1])
-    before = [p for p in ranked if rank(p) < cut]
-    tied = [p for p in ranked if rank(p) == cut]
-    return [tuple(before) + rest
-            for rest in itertools.combinations(tied, count - len(before))]
+    classes = [list(tied) for _, tied in itertools.groupby(ranked, key=rank)]
+    taken = [c for c in classes if rank(c[0]) < cut]
+    at_cut = next(c for c in classes if rank(c[0]) == cut)
+    for last in itertools.combinations(at_cut, count - sum(map(len, taken))):
+        yield from _orders([*taken, list(last)])
+
+
+def _orders(classes: Sequence[Sequence[Pod]]) -> Iterator[tuple[Pod, ...]]:
+    """Every order of the pods keeping ``classes`` in sequence, given order first. Lazy
+    (itertools.product would list every factor's permutations up front): the engine
+    takes only the first, of possibly hundreds of tied pods."""
+    if not classes:
+        yield ()
+        return
+    for first in itertools.permutations(classes[0]):
+        for rest in _orders(classes[1:]):
+            yield first + rest
 
 
 def _deletion_rank(pods: Sequence[Pod]) -> Callable[[Pod], tuple[Any, ...]]:

@@ -37,6 +37,7 @@ not, and partitions heal, outages end and probes pass fairly — so liveness is 
 
 from __future__ import annotations
 
+import functools
 import gc as python_gc
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import Any, TypeVar, cast
@@ -164,6 +165,11 @@ class SystemModel(Model[World]):
         self.api = AbstractApi(settings.watch_lag, settings.scheduler_lag,
                                settings.kubelet_lag, memo=self._memo)
         self.replication_fn = replication_fn
+        # The real reconciler's every choice (a scale-down tied at the cut may delete any
+        # of the tied pods, in any order); a swapped one (a seeded bug) decides alone.
+        self._sync_choices: Callable[..., list[list[Command]]] = \
+            replication.reconcile_choices if replication_fn is replication.reconcile \
+            else functools.partial(_one_choice, replication_fn)
         self.nodelifecycle_fn = nodelifecycle_fn
         self.schedule_fn = schedule_fn or schedule_pod
         self._symmetry = symmetry
@@ -279,9 +285,11 @@ class SystemModel(Model[World]):
             view = replication.ReplicationView(
                 rc, tuple(p for p in pods if p.metadata.namespace == rc.metadata.namespace),
                 expectations.get(k))
-            cmds = self._memo(self.replication_fn, view, now, self.settings.replication)
-            if cmds:
-                out.append((f"Sync({rc.metadata.name})", cmds, rc, False))
+            choices = self._memo(self._sync_choices, view, now, self.settings.replication)
+            for cmds in choices:
+                if cmds:
+                    out.append((sync_label(rc.metadata.name, cmds, len(choices) > 1),
+                                cmds, rc, False))
         services = {s.metadata.name: s for s in cache.objects("Service")
                     if isinstance(s, Service)}
         eps = {e.metadata.name: e for e in cache.objects("Endpoints")
@@ -785,6 +793,19 @@ def _plan_step(plan: Callable[[Sequence[Any]], Generator[Any, Any, Any]],
 def _scaled(rc: ReplicationController, replicas: int) -> ReplicationController:
     """``kubectl scale``'s replace of ``rc``."""
     return attrs.evolve(rc, spec=attrs.evolve(rc.spec, replicas=replicas))
+
+
+def sync_label(rc: str, commands: Sequence[Command], tied: bool) -> str:
+    """``Sync(rc)``, or where the sync had several choices ``Sync(rc, a+b)``: the pods
+    this choice deletes, in the order it deletes them (the replay makes the engine's
+    reconciler take the same choice)."""
+    if not tied:
+        return f"Sync({rc})"
+    return f"Sync({rc}, {'+'.join(c.name for c in commands if isinstance(c, Delete))})"
+
+
+def _one_choice(reconcile: ReplicationFn, *args: Any) -> list[list[Command]]:
+    return [reconcile(*args)]
 
 
 def _restarted_agents(w: World, fault: str, action: str, *, wipe_runtime: bool
