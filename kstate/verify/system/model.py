@@ -260,11 +260,16 @@ class SystemModel(Model[World]):
 
     def _controller_manager(self, w: World) -> Iterator[tuple[str, World]]:
         cm = w.cm
+        synced: set[World] = set()
         for label, cmds, acted_on, evicts in self._memo(
                 self._cm_rounds, cm.watcher.cache, cm.expectations, cm.memory, w.now):
             after = self.apply(w, cmds)
-            if acted_on is not None and any(isinstance(c, Create) for c in cmds):
-                after = _check_overcreation(after, acted_on)
+            if acted_on is not None:
+                if any(isinstance(c, Create) for c in cmds):
+                    after = _check_overcreation(after, acted_on)
+                if after in synced:
+                    continue  # another choice of this sync came out the same
+                synced.add(after)
             if evicts and nodelifecycle.full_disruption(w.nodes()):
                 after = after.with_flag(evicted_in_full_disruption=True)
             yield label, after
