@@ -17,8 +17,9 @@ Pod, RC, Service and Node machines with the *same* functions the engine runs:
 
 Actions (their names are the trace a user reads):
 
-``Sync(rc)``, ``Endpoints(svc)``, ``NodeLifecycle``, ``GC``, ``Namespace(ns)``,
-``Schedule(pod)``,
+``Sync(rc)`` (``Sync(rc, a+b)`` where a scale-down among pods of equal rank may go
+several ways: it deletes a, then b), ``Endpoints(svc)``, ``NodeLifecycle``, ``GC``,
+``Namespace(ns)``, ``Schedule(pod)``,
 ``Kubelet(node, pod)``, ``NodeReady(node)`` — components doing one round of work, enabled
 only when that round would change something; ``Deliver(watcher, kind)`` — a watch event
 reaches a cache; ``Tick`` — time jumps to the next deadline (a heartbeat grace period, a
@@ -173,13 +174,11 @@ class SystemModel(Model[World]):
         self.nodelifecycle_fn = nodelifecycle_fn
         self.schedule_fn = schedule_fn or schedule_pod
         self._symmetry = symmetry
-        # Exact only where renaming commutes with every action (checked on the Service-less
-        # scenarios: tests/verify/test_system_symmetry.py). The Service scenarios scale
-        # down, and pod renaming does not commute with a scale-down that ties or deletes
-        # several pods in one step (applied in name order: docs/verify.md, "Symmetry"),
-        # so liveness stays off symmetry there.
-        self.symmetry_exact = bool(getattr(symmetry, "exact", False)) and not \
-            initial.objects("Service")
+        # Exact: renaming nodes and each RC's pods commutes with every action, on every
+        # shipped scenario, Services included (tests/verify/test_system_symmetry.py): a
+        # scale-down explores every choice and order among pods of equal rank, so no
+        # decision follows a pod's name (docs/verify.md, "Symmetry").
+        self.symmetry_exact = bool(getattr(symmetry, "exact", False))
         self._footprints: Any = None  # independence.Footprints, built on first use
         # A search allocates millions of acyclic frozen values and keeps most of them
         # (the frontier, the memo): the cyclic collector finds next to nothing (a few
