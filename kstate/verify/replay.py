@@ -22,7 +22,9 @@ manager, scheduler and node agents, on fake runtimes and a fake clock — does t
    store but act only when a step tells them to, and each component's watch holds back
    events up to the scenario's lag (``watch_lag`` for the controller manager), released
    one by one by ``Deliver`` steps — the model's bounded staleness, on the real informers.
-4. **Map each action** onto the engine: ``Sync(rc)`` -> ``manager.sync_rc``,
+4. **Map each action** onto the engine: ``Sync(rc)`` -> ``manager.sync_rc``
+   (``Sync(rc, a+b)``, a scale-down among pods of equal rank: its reconciler takes the
+   choice of its own ``reconcile_choices`` that deletes a, then b),
    ``Endpoints(svc)`` -> ``sync_endpoints``, ``NodeLifecycle`` / ``GC`` -> their passes,
    ``Namespace(ns)`` -> ``sync_namespace``,
    ``Schedule(pod[, node])`` -> the scheduler's decision (or the model's tie-break) and
