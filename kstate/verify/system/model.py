@@ -90,6 +90,8 @@ from kstate.verify.system.world import (
 )
 
 R = TypeVar("R")
+#: the real replication reconciler, as imported (a test may swap the module's name)
+_RECONCILE = replication.reconcile
 _NO_PRECONDITIONS = Preconditions()
 ReplicationFn = Callable[..., list[Command]]
 NodeLifecycleFn = Callable[..., list[Command]]
@@ -169,7 +171,7 @@ class SystemModel(Model[World]):
         # The real reconciler's every choice (a scale-down tied at the cut may delete any
         # of the tied pods, in any order); a swapped one (a seeded bug) decides alone.
         self._sync_choices: Callable[..., list[list[Command]]] = \
-            replication.reconcile_choices if replication_fn is replication.reconcile \
+            replication.reconcile_choices if replication_fn is _RECONCILE \
             else functools.partial(_one_choice, replication_fn)
         self.nodelifecycle_fn = nodelifecycle_fn
         self.schedule_fn = schedule_fn or schedule_pod
