@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from kstate.control.commands import Delete
 from kstate.verify.checker import family_of
 from kstate.verify.checker.model import states_within as states_to_depth
 from kstate.verify.system import load_scenario
@@ -129,3 +130,53 @@ def test_a_service_scenario_with_one_node_and_one_pod_has_no_renaming(name: str)
     assert model.symmetry_exact
     for w in states_to_depth(scenario.model(symmetry=False), 12):
         assert next(_renamings(w, _nodes(model)), None) is None
+
+
+def test_renaming_commutes_where_a_lost_node_has_two_pods_evicted() -> None:
+    """three-nodes steered to where the node lifecycle evicts two pods of one node in a
+    round (a scale to 4, a node holding two running pods partitioned, time passing):
+    renaming commutes there too — the round deletes in its cache's order, which a
+    renaming keeps."""
+    scenario = load_scenario(SCENARIOS / "three-nodes.yaml")
+    model = scenario.model(symmetry=True)
+    nodes, rng = _nodes(model), random.Random(7)
+    evicting = tried = bad = 0
+    for _ in range(4):
+        w, partitioned = next(iter(model.initial_states())), False
+        for _ in range(120):
+            succ = model.actions(w)
+            if not succ:
+                break
+            if any(a == "NodeLifecycle" and sum(isinstance(c, Delete) for c in cmds) >= 2
+                   for a, cmds, _, _ in model._cm_rounds(w.cm.watcher.cache,
+                                                         w.cm.expectations, w.cm.memory,
+                                                         w.now)):
+                evicting += 1
+                renamings = list(_renamings(w, nodes))
+                tried_here, bad_here = _unequal_moves(model, [w], nodes,
+                                                      rng.sample(renamings, 10))
+                tried, bad = tried + tried_here, bad + bad_here
+            w = rng.choice(_steered(w, succ, partitioned, rng))[1]
+            partitioned = partitioned or not all(k.up for k in w.kubelets.values())
+    assert evicting > 0 and tried > 0 and bad == 0
+
+
+def _busiest(w: Any) -> str | None:
+    """A node running two pods, if any."""
+    running = Counter(p.spec.node_name for p in w.pods() if p.status.phase == "Running"
+                      and p.spec.node_name and not p.metadata.deletion_timestamp)
+    return next((n for n, k in running.items() if k >= 2), None)
+
+
+def _steered(w: Any, succ: list[Any], partitioned: bool, rng: random.Random) -> list[Any]:
+    calm = [m for m in succ if not m[0].startswith(("Heal", "Crash", "Restart"))]
+    if not partitioned:
+        busy = _busiest(w)
+        if busy is not None and any(m[0] == f"Partition({busy})" for m in succ):
+            return [m for m in succ if m[0] == f"Partition({busy})"]
+        scale = [m for m in succ if m[0] == "Scale(web, 4)"]
+        return scale or [m for m in calm if not m[0].startswith(("Scale", "Partition",
+                                                                 "Tick"))] or succ
+    calm = [m for m in calm if not m[0].startswith(("Scale", "Partition"))] or succ
+    timely = [m for m in calm if m[0].startswith(("Tick", "NodeLifecycle"))]
+    return timely if timely and rng.random() < 0.6 else calm
