@@ -14,7 +14,9 @@ Kubernetes' ReplicationManager, made explicit:
   its own previous creates/deletes, or 5 minutes passed): create the missing pods
   (controller ownerReference, ``generateName``), at most ``burst`` per sync — the executor
   sends them in slow-start batches 1, 2, 4, ... — or delete the surplus, ranked as
-  Kubernetes ranks them;
+  Kubernetes ranks them. Among pods of equal rank Kubernetes' order is arbitrary:
+  ``reconcile_choices`` lists every choice (the model checker explores them all),
+  ``reconcile`` is the first (the engine's);
 * **report** status (replicas, fullyLabeled, ready, available, observedGeneration),
   moving the RC's lifecycle machine (observe / scale / converged).
 
