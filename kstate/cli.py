@@ -262,22 +262,15 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 def _checker(args: argparse.Namespace, scenario_path: str) -> Any:
     """The scenario's model under the options of ``kstate verify`` (a ``Checker``)."""
-    from kstate.verify.checker import Checker, Kind
+    from kstate.verify.checker import Checker
     from kstate.verify.system import load_scenario
 
     scenario = load_scenario(scenario_path)
-    # Liveness under symmetry is decided exactly where the model's representative is
-    # exact (docs/checker.md); --symmetry / --no-symmetry override the scenario, model
-    # and checker alike, and an explicit --symmetry the checker cannot honour is refused.
+    # --symmetry / --no-symmetry override the scenario, model and checker alike. Every
+    # system model's representative is exact (docs/verify.md, "Symmetry"), so liveness
+    # is decided under it too (docs/checker.md).
     symmetry = scenario.symmetry if args.symmetry is None else args.symmetry
     model = scenario.model(symmetry=symmetry)
-    liveness = any(Kind(p.kind).liveness for p in model.properties())
-    if symmetry and args.symmetry is None and liveness and not model.symmetry_exact:
-        print("note: symmetry is off for this run: the scenario has liveness properties and "
-              "its symmetry is not exact (renaming pods does not commute with a scale-down "
-              "that ties: docs/verify.md), so the full graph is searched", file=sys.stderr)
-        symmetry = False
-        model = scenario.model(symmetry=False)
     checker: Any = Checker(model).symmetry(symmetry).por(args.por)
     if args.simulate:
         checker = checker.simulate(walks=args.simulate, depth=args.walk_depth, seed=args.seed)

@@ -98,8 +98,8 @@ def desired_subsets(service: Service, pods: Iterable[Pod]) -> tuple[EndpointSubs
         (ready if publish or is_ready(pod) else not_ready).append(address)
     subsets = [
         EndpointSubset(
-            addresses=tuple(sorted(ready, key=_address_order)),
-            not_ready_addresses=tuple(sorted(not_ready, key=_address_order)),
+            addresses=tuple(sorted(ready, key=address_order)),
+            not_ready_addresses=tuple(sorted(not_ready, key=address_order)),
             ports=ports,
         )
         for ports, (ready, not_ready) in groups.items()
@@ -140,7 +140,9 @@ def target_ref(pod: Pod) -> ObjectReference:
     return ObjectReference(kind="Pod", namespace=meta.namespace, name=meta.name, uid=meta.uid)
 
 
-def _address_order(a: EndpointAddress) -> tuple[str, str]:
+def address_order(a: EndpointAddress) -> tuple[str, str]:
+    """The order of a subset's addresses: by IP, then pod name (the model's nodes reuse
+    IPs; its symmetry re-sorts renamed pods' addresses with this)."""
     return (a.ip, a.target_ref.name if a.target_ref else "")
 
 
@@ -168,4 +170,4 @@ def pod_event(old: Pod | None, new: Pod | None, services: Iterable[Service]) -> 
     return keys
 
 
-__all__ = ["EndpointsView", "desired_subsets", "pod_event", "reconcile"]
+__all__ = ["EndpointsView", "address_order", "desired_subsets", "pod_event", "reconcile"]

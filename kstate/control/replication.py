@@ -14,7 +14,9 @@ Kubernetes' ReplicationManager, made explicit:
   its own previous creates/deletes, or 5 minutes passed): create the missing pods
   (controller ownerReference, ``generateName``), at most ``burst`` per sync — the executor
   sends them in slow-start batches 1, 2, 4, ... — or delete the surplus, ranked as
-  Kubernetes ranks them;
+  Kubernetes ranks them. Among pods of equal rank Kubernetes' order is arbitrary:
+  ``reconcile_choices`` lists every choice (the model checker explores them all),
+  ``reconcile`` is the first (the engine's);
 * **report** status (replicas, fullyLabeled, ready, available, observedGeneration),
   moving the RC's lifecycle machine (observe / scale / converged).
 
@@ -29,7 +31,9 @@ keeps its pod cache indexed so): O(the RC's pods), not O(the namespace). And
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import attrs
 
@@ -80,21 +84,35 @@ def desired_replicas(rc: ReplicationController) -> int:
 def reconcile(
     view: ReplicationView, now: float, settings: ReplicationSettings = ReplicationSettings()
 ) -> list[Command]:
-    """Commands that move the RC toward ``spec.replicas`` and report its status."""
+    """Commands that move the RC toward ``spec.replicas`` and report its status: the
+    first of ``reconcile_choices`` (only that one is computed)."""
+    return next(_choices(view, now, settings))
+
+
+def reconcile_choices(
+    view: ReplicationView, now: float, settings: ReplicationSettings = ReplicationSettings()
+) -> list[list[Command]]:
+    """Every command list Kubernetes' controller might send for this sync: one, except
+    for a scale-down among pods of equal rank (``deletion_choices``: which of them go,
+    and in which order). The first is the engine's (``reconcile``); the model checker
+    explores them all, which also keeps an RC's pods interchangeable for symmetry."""
+    return list(_choices(view, now, settings))
+
+
+def _choices(view: ReplicationView, now: float, settings: ReplicationSettings
+             ) -> Iterator[list[Command]]:
     rc = view.rc
     key = rc_key(rc)
     deleting = bool(rc.metadata.deletion_timestamp)
-    owned, commands = _claim(rc, view.pods, deleting)
+    owned, claimed = _claim(rc, view.pods, deleting)
     active = [p for p in owned if is_active(p)]
 
     satisfied = view.expectation is None or view.expectation.satisfied(
         now, settings.expectations_ttl
     )
-    if satisfied and not deleting:
-        commands += _manage(rc, key, active, settings)
-
-    commands += _report(rc, owned, active, now)
-    return commands
+    managed = _manage(rc, key, active, settings) if satisfied and not deleting else iter([[]])
+    report = _report(rc, owned, active, now)
+    return (claimed + manage + report for manage in managed)
 
 
 # --------------------------------------------------------------------------- claim
@@ -151,7 +169,7 @@ def _claim(
 
 def _manage(
     rc: ReplicationController, key: str, active: Sequence[Pod], settings: ReplicationSettings
-) -> list[Command]:
+) -> Iterator[list[Command]]:
     diff = len(active) - desired_replicas(rc)
     if diff < 0:
         count = min(-diff, settings.burst)
@@ -159,15 +177,16 @@ def _manage(
         template = _pod_from_template(rc)
         created: list[Command] = [Expect(key, adds=count)]
         created += [Create(template, owner=owner, expectation=key) for _ in range(count)]
-        return created
-    if diff > 0:
-        victims = rank_for_deletion(active)[: min(diff, settings.burst)]
+        yield created
+    elif diff > 0:
         owner = object_reference(rc)
-        deleted: list[Command] = [Expect(key, deletes=frozenset(pod_key(p) for p in victims))]
-        deleted += [Delete("Pod", p.metadata.namespace, p.metadata.name, uid=p.metadata.uid,
-                           owner=owner, expectation=key) for p in victims]
-        return deleted
-    return []
+        for victims in deletion_choices(active, min(diff, settings.burst)):
+            deleted: list[Command] = [Expect(key, deletes=frozenset(pod_key(p) for p in victims))]
+            deleted += [Delete("Pod", p.metadata.namespace, p.metadata.name, uid=p.metadata.uid,
+                               owner=owner, expectation=key) for p in victims]
+            yield deleted
+    else:
+        yield []
 
 
 def _pod_from_template(rc: ReplicationController) -> Pod:
@@ -193,14 +212,53 @@ def rank_for_deletion(pods: Sequence[Pod]) -> list[Pod]:
 
     Unassigned before assigned; Pending before Unknown before Running; not ready before
     ready; more pods of this owner on the same node first; ready for less time first;
-    more restarts first; newer first.
+    more restarts first; newer first. Pods equal on all of these keep their given order
+    (Kubernetes' order among them is arbitrary: ``deletion_choices``).
     """
+    rank = _deletion_rank(pods)
+    return sorted(pods, key=rank)
+
+
+def deletion_choices(pods: Sequence[Pod], count: int) -> Iterator[tuple[Pod, ...]]:
+    """Every way a scale-down may delete ``count`` of ``pods``, as the pods in the order
+    their deletes go out. Kubernetes ranks the pods (``rank_for_deletion``), but its order
+    among pods of equal rank is arbitrary (a cache's iteration order): which of the pods
+    tied at the cut go, and in which order pods of equal rank are deleted, are both free —
+    and with a lagging watch the order decides which event is still in flight. The first
+    choice is ``rank_for_deletion(pods)[:count]``, the engine's."""
+    rank = _deletion_rank(pods)
+    ranked = sorted(pods, key=rank)
+    count = max(0, min(count, len(ranked)))
+    if count == 0:
+        yield ()
+        return
+    cut = rank(ranked[count - 1])
+    classes = [list(tied) for _, tied in itertools.groupby(ranked, key=rank)]
+    taken = [c for c in classes if rank(c[0]) < cut]
+    at_cut = next(c for c in classes if rank(c[0]) == cut)
+    for last in itertools.combinations(at_cut, count - sum(map(len, taken))):
+        yield from _orders([*taken, list(last)])
+
+
+def _orders(classes: Sequence[Sequence[Pod]]) -> Iterator[tuple[Pod, ...]]:
+    """Every order of the pods keeping ``classes`` in sequence, given order first. Lazy
+    (itertools.product would list every factor's permutations up front): the engine
+    takes only the first, of possibly hundreds of tied pods."""
+    if not classes:
+        yield ()
+        return
+    for first in itertools.permutations(classes[0]):
+        for rest in _orders(classes[1:]):
+            yield first + rest
+
+
+def _deletion_rank(pods: Sequence[Pod]) -> Callable[[Pod], tuple[Any, ...]]:
     per_node: dict[str, int] = {}
     for p in pods:
         per_node[p.spec.node_name] = per_node.get(p.spec.node_name, 0) + 1
     phase_order = {"Pending": 0, "Unknown": 1, "Running": 2}
 
-    def rank(p: Pod) -> tuple[int, int, int, int, float, int, int, float]:
+    def rank(p: Pod) -> tuple[Any, ...]:
         since = ready_since(p)
         born = created_at(p)
         return (
@@ -214,7 +272,7 @@ def rank_for_deletion(pods: Sequence[Pod]) -> list[Pod]:
             -(born or 0.0),
         )
 
-    return sorted(pods, key=rank)
+    return rank
 
 
 # --------------------------------------------------------------------------- report
@@ -340,9 +398,11 @@ __all__ = [
     "ReplicationView",
     "claim_group",
     "claim_groups",
+    "deletion_choices",
     "desired_replicas",
     "pod_event",
     "rank_for_deletion",
     "rc_key",
     "reconcile",
+    "reconcile_choices",
 ]

@@ -22,7 +22,9 @@ manager, scheduler and node agents, on fake runtimes and a fake clock — does t
    store but act only when a step tells them to, and each component's watch holds back
    events up to the scenario's lag (``watch_lag`` for the controller manager), released
    one by one by ``Deliver`` steps — the model's bounded staleness, on the real informers.
-4. **Map each action** onto the engine: ``Sync(rc)`` -> ``manager.sync_rc``,
+4. **Map each action** onto the engine: ``Sync(rc)`` -> ``manager.sync_rc``
+   (``Sync(rc, a+b)``, a scale-down among pods of equal rank: its reconciler takes the
+   choice of its own ``reconcile_choices`` that deletes a, then b),
    ``Endpoints(svc)`` -> ``sync_endpoints``, ``NodeLifecycle`` / ``GC`` -> their passes,
    ``Namespace(ns)`` -> ``sync_namespace``,
    ``Schedule(pod[, node])`` -> the scheduler's decision (or the model's tie-break) and
@@ -50,12 +52,13 @@ state — the step reports show where the two part.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
@@ -66,7 +69,7 @@ from kstate.api.meta import KubeObject, ObjectMeta
 from kstate.api.objects import Endpoints, Namespace, Node, Pod, ReplicationController, Service
 from kstate.api.writes import DEFAULT_NAMESPACES
 from kstate.control import nodelifecycle, replication
-from kstate.control.commands import Bind
+from kstate.control.commands import Bind, Delete
 from kstate.control.pods import is_active
 from kstate.control.scheduler import SchedulingView, commands_for, decide
 from kstate.errors import ModelError, NotFound
@@ -472,11 +475,22 @@ class _Replayer:
 
     # -- controllers
 
-    async def _do_sync(self, step: Step, rc: str) -> str:
+    async def _do_sync(self, step: Step, rc: str, victims: str = "") -> str:
+        """``Sync(rc)``; ``Sync(rc, a+b)`` is a scale-down among pods of equal rank where
+        the model chose to delete a, then b: the engine's reconciler takes that choice of
+        its own ``reconcile_choices`` for this sync (where it would take the first)."""
         manager = self.engine.manager
         assert manager is not None
         before = {p.metadata.name for p in await self.engine.objects(Pod)}
-        result = await manager.sync_rc(f"{self.namespace}/{rc}")
+        own = manager.reconcilers
+        if victims:
+            wanted = tuple(self._pod(v) for v in victims.split("+"))
+            manager.reconcilers = attrs.evolve(
+                own, replication=functools.partial(_chosen, wanted, own.replication))
+        try:
+            result = await manager.sync_rc(f"{self.namespace}/{rc}")
+        finally:
+            manager.reconcilers = own
         after = {p.metadata.name for p in await self.engine.objects(Pod)}
         created = sorted(after - before)
         return (f"manager.sync_rc({self.namespace}/{rc}) -> {_outcomes(result.outcomes)}"
@@ -883,6 +897,16 @@ ACTIONS: dict[str, tuple[int, int]] = {
                  "Kubelet", "NodeReady", "Deliver", "Tick", "Crash", "Partition", "Heal",
                  "RestartControllerManager", "RestartKubelet", "Scale", "DeletePod",
                  "ForceDeletePod", "DeleteRC", "Cordon", "Drain", "DeleteNamespace")}
+
+
+def _chosen(victims: tuple[str, ...], fallback: ReplicationFn, *args: Any) -> list[Any]:
+    """The replication reconciler's choice deleting exactly ``victims`` (engine names),
+    in that order; else what ``fallback`` decides (the engine's cache does not offer
+    that choice: the step's report shows where the two part)."""
+    for commands in replication.reconcile_choices(*args):
+        if tuple(c.name for c in commands if isinstance(c, Delete)) == victims:
+            return commands
+    return cast(list[Any], fallback(*args))
 
 
 def _is_liveness(kind: str) -> bool:

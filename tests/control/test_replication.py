@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from kstate.api.helpers import controller_of, owner_reference, with_meta
 from kstate.api.meta import OwnerReference
-from kstate.api.objects import Pod, PodCondition
+from kstate.api.objects import Pod, PodCondition, ReplicationController
 from kstate.clock import rfc3339
 from kstate.control.commands import Create, Delete, Expect, Update
 from kstate.control.expectations import Expectation
@@ -21,9 +21,11 @@ from kstate.control.replication import (
     ReplicationView,
     claim_group,
     claim_groups,
+    deletion_choices,
     pod_event,
     rank_for_deletion,
     reconcile,
+    reconcile_choices,
 )
 from tests.control.objects import T0, pod, rc
 
@@ -111,6 +113,57 @@ def test_ranking_rules_in_order() -> None:
         pod("crashy", owner=r, node="n2", phase="Running", ready=False, restarts=4),
     ])
     assert restarts[0].metadata.name == "crashy"
+
+
+def _ready(name: str, r: ReplicationController, node: str, since: float = T0) -> Pod:
+    return pod(name, owner=r, node=node, phase="Running", ready=True, ready_at=since,
+               created=T0)
+
+
+def test_equal_rank_gives_every_victim_set_and_order_and_the_engine_takes_the_first() -> None:
+    r = rc(replicas=1)
+    pods = (_ready("a", r, "n1"), _ready("b", r, "n2"), _ready("c", r, "n3"),
+            pod("pending", owner=r))
+    # pending ranks first and goes in every choice; two of the three tied at the cut
+    # go with it, in either order
+    names = [[p.metadata.name for p in v] for v in deletion_choices(pods, 3)]
+    assert names == [["pending", "a", "b"], ["pending", "b", "a"],
+                     ["pending", "a", "c"], ["pending", "c", "a"],
+                     ["pending", "b", "c"], ["pending", "c", "b"]]
+    assert names[0] == [p.metadata.name for p in rank_for_deletion(pods)[:3]]
+    view = ReplicationView(r, pods)
+    choices = reconcile_choices(view, T0 + 100)
+    assert [[d.name for d in deletes(c)] for c in choices] == names
+    assert choices[0] == reconcile(view, T0 + 100)
+    assert all(c[0] == Expect("default/" + r.metadata.name,
+                              deletes=frozenset(f"default/{d.name}" for d in deletes(c)))
+               for c in choices)
+
+
+def test_pods_of_equal_rank_before_the_cut_go_in_every_order() -> None:
+    r = rc(replicas=1)
+    pods = (_ready("a", r, "n1"), _ready("b", r, "n2"), _ready("old", r, "n3", since=T0 - 50))
+    assert [[p.metadata.name for p in v] for v in deletion_choices(pods, 2)] == \
+        [["a", "b"], ["b", "a"]]
+
+
+def test_no_tie_is_one_choice() -> None:
+    r = rc(replicas=1)
+    pods = (pod("old", owner=r, node="n1", phase="Running", ready=True, ready_at=T0),
+            pod("new", owner=r, node="n2", phase="Running", ready=True, ready_at=T0 + 50))
+    assert [[p.metadata.name for p in v] for v in deletion_choices(pods, 1)] == [["new"]]
+    assert len(reconcile_choices(ReplicationView(r, pods), T0 + 100)) == 1
+    assert reconcile_choices(ReplicationView(rc(replicas=2), pods), T0 + 100) == \
+        [reconcile(ReplicationView(rc(replicas=2), pods), T0 + 100)]
+
+
+def test_the_engine_never_lists_the_choices_of_many_tied_pods() -> None:
+    # 300 tied pods, 150 to delete: listing every choice would never end; the engine's
+    # reconcile takes the first alone
+    r = rc(replicas=150)
+    pods = tuple(_ready(f"p{i:03}", r, "n1") for i in range(300))
+    assert [d.name for d in deletes(reconcile(ReplicationView(r, pods), T0 + 100))] == \
+        [f"p{i:03}" for i in range(150)]
 
 
 def test_terminating_and_finished_pods_are_not_counted() -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 import pytest
+import yaml
 
 from kstate import cli
 from kstate.control import replication
@@ -221,8 +222,8 @@ BAD: list[tuple[str, Any, str, str]] = [
     ("unknown-action", _with_action("Explode(web)"), "trace[1].action",
      "unknown action 'Explode'; known:"),
     ("unreadable-action", _with_action("Sync(web"), "trace[1].action", "unreadable action"),
-    ("too-many-arguments", _with_action("Sync(web, db)"), "trace[1].action",
-     "Sync takes 1 argument(s), got 2"),
+    ("too-many-arguments", _with_action("Sync(web, web-0, db)"), "trace[1].action",
+     "Sync takes 1 to 2 argument(s), got 3"),
     ("cycle-step", lambda o: {"property": "converges", "trace": _steps(o)[:1],
                               "cycle": [{"action": "Tick(1)", "state": {"now": 1}}],
                               "scenario": str(STALE_CACHE)},
@@ -269,3 +270,44 @@ def test_a_missing_trace_file_is_bad_usage(tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(capsys, "--replay", str(tmp_path / "nope.json"))
     assert code == 2 and "cannot read trace file" in err
+
+
+# --------------------------------------------------------------------------- choices
+
+#: Two pods of one RC, alike in every way the deletion ranking looks at, then a scale-down
+#: to 1: which pod goes is the model's choice, ``Sync(web, web-0)`` or ``Sync(web, web-1)``.
+TIED = ("name: tied\nnodes: 1\nreplication_controllers: [{name: web, replicas: 2}]\n"
+        "watch_lag: 0\nproperties: [never_overcreates]\n"
+        "script: [{scale: {rc: web, replicas: 1}}]\n")
+
+
+def _tied_traces() -> list[list[dict[str, Any]]]:
+    """Every path to the scale-down's choices: the cluster settled with two pods, the
+    scale, the syncs up to the tied one — one trace per choice."""
+    from kstate.verify.system import parse_scenario
+    from kstate.verify.system.render import describe
+
+    model = parse_scenario(yaml.safe_load(TIED)).model(symmetry=False)
+    w = next(iter(model.initial_states()))
+    trace = [{"action": "<init>", "state": describe(w)}]
+    for _ in range(60):
+        moves = model.actions(w)
+        tied = [(a, t) for a, t in moves if a.startswith("Sync(web, ")]
+        if tied:
+            return [[*trace, {"action": a, "state": describe(t)}] for a, t in tied]
+        settled = [(a, t) for a, t in moves if not a.startswith(("Scale", "Tick"))]
+        action, w = (settled or [m for m in moves if m[0].startswith("Scale")])[0]
+        trace.append({"action": action, "state": describe(w)})
+    raise AssertionError("no tied scale-down reached")
+
+
+def test_a_tied_scale_down_replays_the_models_choice(tmp_path: Path) -> None:
+    traces = _tied_traces()
+    assert sorted(t[-1]["action"] for t in traces) == ["Sync(web, web-0)", "Sync(web, web-1)"]
+    for trace in traces:
+        doc = {"property": "never_overcreates", "trace": trace, "scenario": yaml.safe_load(TIED)}
+        outcome = replay_file(write(tmp_path / "trace.json", doc))
+        last = outcome.steps[-1]
+        assert last.action == trace[-1]["action"]
+        # the engine deleted the pod the model chose (the other is still Running)
+        assert not last.differences, outcome.text()

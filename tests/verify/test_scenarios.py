@@ -27,7 +27,7 @@ PINNED: dict[str, tuple[int | None, int, int]] = {
     "crash-loop": (None, 229, 549),
     "graceful-delete": (None, 354, 722),
     "node-partition": (14, 12832, 37035),
-    "quickstart": (8, 4394, 30291),
+    "quickstart": (8, 1205, 8409),  # under its symmetry (4,678 states without)
     "lost-node-traffic": (12, 2164, 6648),
     "stale-scheduler": (None, 41, 80),
     "namespace-delete": (None, 427, 1487),
@@ -59,6 +59,30 @@ def test_three_nodes_first_levels() -> None:
     result = check(model, symmetry=False, max_depth=4)
     assert not [p.name for p in result.properties if p.verdict.failed]
     assert (result.distinct_states, result.states_generated) == (309, 3618)
+
+
+#: Service scenarios under their symmetry (exact since issue 15) -> (max depth, distinct
+#: states and states generated without it, the same under it).
+SYMMETRIC_SERVICE: dict[str, tuple[int, tuple[int, int], tuple[int, int]]] = {
+    "quickstart": (8, (4678, 32483), (1205, 8409)),
+    "three-nodes": (5, (1935, 22680), (367, 4623)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SYMMETRIC_SERVICE))
+def test_a_service_scenario_under_symmetry_keeps_every_verdict(name: str) -> None:
+    depth, plain_counts, reduced_counts = SYMMETRIC_SERVICE[name]
+    scenario = load_scenario(SCENARIOS / f"{name}.yaml")
+    assert scenario.symmetry
+    results = {sym: check(scenario.model(symmetry=sym), symmetry=sym, max_depth=depth,
+                          por=False) for sym in (False, True)}
+    plain, reduced = results[False], results[True]
+    assert [(p.name, p.verdict) for p in reduced.properties] == \
+        [(p.name, p.verdict) for p in plain.properties]
+    assert not [p.name for p in plain.properties if p.verdict.failed]
+    assert reduced.symmetry and not reduced.warnings
+    assert (plain.distinct_states, plain.states_generated) == plain_counts
+    assert (reduced.distinct_states, reduced.states_generated) == reduced_counts
 
 
 def test_every_shipped_scenario_loads() -> None:
@@ -204,9 +228,11 @@ def test_symmetry_keeps_safety_verdicts_with_fewer_states(name: str) -> None:
     assert [p.verdict for p in reduced.properties] == [p.verdict for p in plain.properties]
 
 
-#: Liveness scenarios whose symmetry is exact (no Service) -> (max depth, distinct
-#: states, states generated) under symmetry; the same verdicts as without it.
+#: Liveness scenarios -> (max depth, distinct states, states generated) under symmetry
+#: (exact on every scenario); the same verdicts as without it. crash-loop has a Service,
+#: and one node and one pod: nothing to rename, the full count.
 SYMMETRIC_LIVENESS: dict[str, tuple[int | None, int, int]] = {
+    "crash-loop": (None, 229, 549),
     "stale-cache": (None, 320, 1090),
     "controller-restart": (None, 879, 3260),
     "graceful-delete": (None, 354, 722),
@@ -249,22 +275,16 @@ def test_a_liveness_violation_under_symmetry_replays() -> None:
     validate_trace(scenario.model(symmetry=True), prop.trace, prop.cycle)
 
 
-def test_cli_keeps_a_scenarios_symmetry_with_liveness_where_it_is_exact(
-        tmp_path: Path) -> None:
-    exact = tmp_path / "stale-cache.yaml"
-    exact.write_text((SCENARIOS / "stale-cache.yaml").read_text() + "symmetry: true\n")
-    done = kstate("verify", str(exact), "--json")
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
-    assert result["symmetry"] and result["distinctStates"] == SYMMETRIC_LIVENESS[
-        "stale-cache"][1]
-    # a Service makes the representative inexact: the full graph, and a note saying so
-    inexact = tmp_path / "crash-loop.yaml"
-    inexact.write_text((SCENARIOS / "crash-loop.yaml").read_text() + "symmetry: true\n")
-    done = kstate("verify", str(inexact), "--json")
-    assert done.returncode == 0, done.stderr
-    assert "symmetry is off for this run" in done.stderr
-    assert not json.loads(done.stdout)["symmetry"]
-    done = kstate("verify", str(inexact), "--symmetry")  # asked for explicitly: refused
-    assert done.returncode == 2 and "exact canonical" in done.stderr, done.stderr
-    assert "Traceback" not in done.stderr
+def test_cli_keeps_a_scenarios_symmetry_with_liveness(tmp_path: Path) -> None:
+    """Every system model's representative is exact, with a Service too: a scenario's
+    ``symmetry: true`` holds for liveness (no note, no fallback to the full graph)."""
+    for name, distinct in (("stale-cache", SYMMETRIC_LIVENESS["stale-cache"][1]),
+                           # one node and one pod: nothing to rename, the same count
+                           ("crash-loop", PINNED["crash-loop"][1])):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text((SCENARIOS / f"{name}.yaml").read_text() + "symmetry: true\n")
+        done = kstate("verify", str(path), "--json")
+        assert done.returncode == 0, done.stderr
+        assert "symmetry is off" not in done.stderr and "Traceback" not in done.stderr
+        result = json.loads(done.stdout)
+        assert result["symmetry"] and result["distinctStates"] == distinct, name

@@ -17,8 +17,9 @@ Pod, RC, Service and Node machines with the *same* functions the engine runs:
 
 Actions (their names are the trace a user reads):
 
-``Sync(rc)``, ``Endpoints(svc)``, ``NodeLifecycle``, ``GC``, ``Namespace(ns)``,
-``Schedule(pod)``,
+``Sync(rc)`` (``Sync(rc, a+b)`` where a scale-down among pods of equal rank may go
+several ways: it deletes a, then b), ``Endpoints(svc)``, ``NodeLifecycle``, ``GC``,
+``Namespace(ns)``, ``Schedule(pod)``,
 ``Kubelet(node, pod)``, ``NodeReady(node)`` — components doing one round of work, enabled
 only when that round would change something; ``Deliver(watcher, kind)`` — a watch event
 reaches a cache; ``Tick`` — time jumps to the next deadline (a heartbeat grace period, a
@@ -37,6 +38,7 @@ not, and partitions heal, outages end and probes pass fairly — so liveness is 
 
 from __future__ import annotations
 
+import functools
 import gc as python_gc
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import Any, TypeVar, cast
@@ -88,6 +90,8 @@ from kstate.verify.system.world import (
 )
 
 R = TypeVar("R")
+#: the real replication reconciler, as imported (a test may swap the module's name)
+_RECONCILE = replication.reconcile
 _NO_PRECONDITIONS = Preconditions()
 ReplicationFn = Callable[..., list[Command]]
 NodeLifecycleFn = Callable[..., list[Command]]
@@ -164,16 +168,19 @@ class SystemModel(Model[World]):
         self.api = AbstractApi(settings.watch_lag, settings.scheduler_lag,
                                settings.kubelet_lag, memo=self._memo)
         self.replication_fn = replication_fn
+        # The real reconciler's every choice (a scale-down tied at the cut may delete any
+        # of the tied pods, in any order); a swapped one (a seeded bug) decides alone.
+        self._sync_choices: Callable[..., list[list[Command]]] = \
+            replication.reconcile_choices if replication_fn is _RECONCILE \
+            else functools.partial(_one_choice, replication_fn)
         self.nodelifecycle_fn = nodelifecycle_fn
         self.schedule_fn = schedule_fn or schedule_pod
         self._symmetry = symmetry
-        # Exact only where renaming commutes with every action (checked on the Service-less
-        # scenarios: tests/verify/test_system_symmetry.py). The Service scenarios scale
-        # down, and pod renaming does not commute with a scale-down that ties or deletes
-        # several pods in one step (applied in name order: docs/verify.md, "Symmetry"),
-        # so liveness stays off symmetry there.
-        self.symmetry_exact = bool(getattr(symmetry, "exact", False)) and not \
-            initial.objects("Service")
+        # Exact: renaming nodes and each RC's pods commutes with every action, on every
+        # shipped scenario, Services included (tests/verify/test_system_symmetry.py): a
+        # scale-down explores every choice and order among pods of equal rank, so no
+        # decision follows a pod's name (docs/verify.md, "Symmetry").
+        self.symmetry_exact = bool(getattr(symmetry, "exact", False))
         self._footprints: Any = None  # independence.Footprints, built on first use
         # A search allocates millions of acyclic frozen values and keeps most of them
         # (the frontier, the memo): the cyclic collector finds next to nothing (a few
@@ -254,11 +261,16 @@ class SystemModel(Model[World]):
 
     def _controller_manager(self, w: World) -> Iterator[tuple[str, World]]:
         cm = w.cm
+        synced: set[World] = set()
         for label, cmds, acted_on, evicts in self._memo(
                 self._cm_rounds, cm.watcher.cache, cm.expectations, cm.memory, w.now):
             after = self.apply(w, cmds)
-            if acted_on is not None and any(isinstance(c, Create) for c in cmds):
-                after = _check_overcreation(after, acted_on)
+            if acted_on is not None:
+                if any(isinstance(c, Create) for c in cmds):
+                    after = _check_overcreation(after, acted_on)
+                if after in synced:
+                    continue  # another choice of this sync came out the same
+                synced.add(after)
             if evicts and nodelifecycle.full_disruption(w.nodes()):
                 after = after.with_flag(evicted_in_full_disruption=True)
             yield label, after
@@ -279,9 +291,11 @@ class SystemModel(Model[World]):
             view = replication.ReplicationView(
                 rc, tuple(p for p in pods if p.metadata.namespace == rc.metadata.namespace),
                 expectations.get(k))
-            cmds = self._memo(self.replication_fn, view, now, self.settings.replication)
-            if cmds:
-                out.append((f"Sync({rc.metadata.name})", cmds, rc, False))
+            choices = self._memo(self._sync_choices, view, now, self.settings.replication)
+            for cmds in choices:
+                if cmds:
+                    out.append((sync_label(rc.metadata.name, cmds, len(choices) > 1),
+                                cmds, rc, False))
         services = {s.metadata.name: s for s in cache.objects("Service")
                     if isinstance(s, Service)}
         eps = {e.metadata.name: e for e in cache.objects("Endpoints")
@@ -785,6 +799,19 @@ def _plan_step(plan: Callable[[Sequence[Any]], Generator[Any, Any, Any]],
 def _scaled(rc: ReplicationController, replicas: int) -> ReplicationController:
     """``kubectl scale``'s replace of ``rc``."""
     return attrs.evolve(rc, spec=attrs.evolve(rc.spec, replicas=replicas))
+
+
+def sync_label(rc: str, commands: Sequence[Command], tied: bool) -> str:
+    """``Sync(rc)``, or where the sync had several choices ``Sync(rc, a+b)``: the pods
+    this choice deletes, in the order it deletes them (the replay makes the engine's
+    reconciler take the same choice)."""
+    if not tied:
+        return f"Sync({rc})"
+    return f"Sync({rc}, {'+'.join(c.name for c in commands if isinstance(c, Delete))})"
+
+
+def _one_choice(reconcile: ReplicationFn, *args: Any) -> list[list[Command]]:
+    return [reconcile(*args)]
 
 
 def _restarted_agents(w: World, fault: str, action: str, *, wipe_runtime: bool

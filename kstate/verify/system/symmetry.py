@@ -12,6 +12,7 @@ consistent. Properties never name a node, so they cannot tell renamed states apa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from functools import cache, lru_cache
 from typing import Any, cast
@@ -22,7 +23,8 @@ from kstate.api.frozen import FrozenDict
 from kstate.api.helpers import get_condition
 from kstate.api.lifecycle import pod_state
 from kstate.api.meta import KubeObject
-from kstate.api.objects import Node, Pod
+from kstate.api.objects import EndpointAddress, Node, Pod
+from kstate.control.endpoints import address_order
 from kstate.verify.checker import Symmetry
 from kstate.verify.system.world import World, stamped
 
@@ -50,6 +52,8 @@ def _rename_plain(value: Any, names: tuple[tuple[str, str], ...]) -> Any:
     if isinstance(value, str):
         if "/" in value:
             return "/".join(_rename_word(p, table) for p in value.split("/"))
+        if " " in value:  # a message: "... container=app pod=web-0" names its pod
+            return _WORD.sub(lambda m: _rename_word(m.group(), table), value)
         return _rename_word(value, table)
     if isinstance(value, tuple):
         renamed = tuple(_rename(v, names) for v in value)
@@ -61,12 +65,18 @@ def _rename_plain(value: Any, names: tuple[tuple[str, str], ...]) -> Any:
     return value
 
 
+_WORD = re.compile(r"[^\s=/]+")
+
+
 def _sorted_like(old: tuple[Any, ...], new: tuple[Any, ...]) -> tuple[Any, ...]:
-    """``new`` kept in id order when ``old`` was: a runtime lists its sandboxes and
-    containers by id (which holds the pod's uid), so after renaming pods the state the
-    model itself would build is the re-sorted one."""
+    """``new`` kept in the order the model keeps it: a runtime lists its sandboxes and
+    containers by id (which holds the pod's uid), an Endpoints subset its addresses by
+    IP then pod name, so after renaming pods the state the model itself would build is
+    the re-sorted one."""
     if len(new) < 2 or new == old:
         return new
+    if isinstance(new[0], EndpointAddress):  # sorted by IP, then pod name
+        return tuple(sorted(new, key=address_order))
     ids = [getattr(x, "id", None) for x in old]
     keys = [i for i in ids if isinstance(i, str)]
     if len(keys) != len(ids) or keys != sorted(keys):
