@@ -20,21 +20,22 @@ very objects that did not change (so their cached hashes are reused).
 
 from __future__ import annotations
 
-from collections import Counter
+import operator
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from functools import cache, lru_cache
 from typing import Any, cast
 
 import attrs
 
-from kstate.api.frozen import EMPTY, FrozenDict
+from kstate.api.frozen import FrozenDict
 from kstate.api.helpers import get_condition
 from kstate.api.lifecycle import pod_state
 from kstate.api.meta import KubeObject
-from kstate.api.objects import Node, Pod
+from kstate.api.objects import Endpoints, Node, Pod
 from kstate.node.simulated import SimulatedNode
+from kstate.runtime.base import ContainerState
 from kstate.verify.checker.symmetry import least, sorting_renamings
-from kstate.verify.system.world import World, stamped
+from kstate.verify.system.world import Watcher, World, stamped
 
 # ----------------------------------------------------------------------- renaming
 
@@ -42,17 +43,24 @@ from kstate.verify.system.world import World, stamped
 def rename(value: Any, names: Mapping[str, str]) -> Any:
     """``value`` with every name replaced according to ``names`` (the parts of
     ``value`` that mention none of them are returned as they are, not copied)."""
-    moved = tuple(sorted((k, v) for k, v in names.items() if k != v))
-    if not moved:
+    return _renamed(value, _moves(names))
+
+
+def _moves(names: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in names.items() if k != v))
+
+
+def _renamed(value: Any, moves: tuple[tuple[str, str], ...]) -> Any:
+    if not moves:
         return value
-    renaming = _RENAMINGS.get(moved)
+    renaming = _RENAMINGS.get(moves)
     if renaming is None:
         if _Renaming.cached > _CACHE_LIMIT:
             _RENAMINGS.clear()
             _RENAMED.clear()
             _Renaming.cached = 0
-        renaming = _RENAMINGS[moved] = _Renaming(dict(moved))
-    return renaming(value)
+        renaming = _RENAMINGS[moves] = _Renaming(dict(moves))
+    return renaming.whole(value) if isinstance(value, World) else renaming(value)
 
 
 #: One ``_Renaming`` per renaming in use, each with what it renamed so far.
@@ -76,19 +84,38 @@ class _Renaming:
 
     def __init__(self, table: dict[str, str]) -> None:
         self.table = table
+        #: by identity first (the model hands the same objects to many states, and an
+        #: identity look-up skips hashing and comparing them), then by equality
+        self.seen: dict[int, tuple[Any, Any]] = {}
         self.done: dict[Any, Any] = {}
 
     def __call__(self, value: Any) -> Any:
         cls = type(value)
         if cls in _ATOMS:
             return value
-        done = self.done.get(value, _MISSING) if cls is str or cls in _CONTAINERS \
-            or attrs.has(cls) else value
+        seen = self.seen.get(id(value))
+        if seen is not None and seen[0] is value:
+            return seen[1]
+        if cls is str or cls in _CONTAINERS or cls in _STRUCTURED or _structured(cls):
+            done = self.done.get(value, _MISSING)
+            if done is _MISSING:
+                done = self._renamed(value)
+                if done is not value and cls is not str:
+                    done = _RENAMED.setdefault(done, done)
+                self.done[value] = done
+                _Renaming.cached += 1
+        else:
+            done = value
+        # keeps ``value`` alive, so that its id is not reused while remembered
+        self.seen[id(value)] = (value, done)
+        return done
+
+    def whole(self, world: Any) -> Any:
+        """``world`` renamed: as a call, but the result is not kept for sharing (a
+        World is not part of another)."""
+        done = self.done.get(world, _MISSING)
         if done is _MISSING:
-            done = self._renamed(value)
-            if done is not value and cls is not str:
-                done = _RENAMED.setdefault(done, done)
-            self.done[value] = done
+            done = self.done[world] = self._renamed(world)
             _Renaming.cached += 1
         return done
 
@@ -108,15 +135,13 @@ class _Renaming:
         if isinstance(value, frozenset):
             members = [self(v) for v in value]
             return value if _same(members, value) else frozenset(members)
-        changes = {}
-        for f in _fields(cast(Hashable, type(value))):
-            old = getattr(value, f)
-            new = self(old)
-            if new is not old:
-                changes[f] = new
-        if not changes:
+        layout = _layout(cast(Hashable, type(value)))
+        old = layout.values(value)
+        new = [self(v) if renames else v for v, renames in zip(old, layout.renamed,
+                                                               strict=True)]
+        if _same(new, old):
             return value
-        renamed = attrs.evolve(value, **changes)
+        renamed = layout.build(new)
         return stamped(renamed) if isinstance(renamed, KubeObject) else renamed
 
     def _string(self, value: str) -> str:
@@ -128,6 +153,14 @@ class _Renaming:
 
 _MISSING = object()
 _CONTAINERS = (tuple, FrozenDict, frozenset)
+_STRUCTURED: set[type] = set()  # attrs classes met so far
+
+
+def _structured(cls: type) -> bool:
+    if attrs.has(cls):
+        _STRUCTURED.add(cls)
+        return True
+    return False
 
 
 def _same(new: Any, old: Any) -> bool:
@@ -163,88 +196,232 @@ def _rename_word(word: str, table: Mapping[str, str]) -> str:
     return word
 
 
+@attrs.frozen
+class _Layout:
+    """How to take an attrs class's values apart and build one again, faster than
+    ``attrs.evolve`` (which looks the fields up on every call)."""
+
+    values: Callable[[Any], tuple[Any, ...]]  # every init field's value, in order
+    renamed: tuple[bool, ...]  # which of them may hold a name
+    build: Callable[[Sequence[Any]], Any]  # values, in that order -> a new instance
+
+
 @cache
-def _fields(cls: Hashable) -> tuple[str, ...]:
-    # init=False fields (caches) cannot be passed to evolve and carry no names.
-    return tuple(f.name for f in attrs.fields(cast(type, cls))
-                 if f.init and f.name != "json_order")
+def _layout(cls: Hashable) -> _Layout:
+    kind = cast(type, cls)
+    init = [f for f in attrs.fields(kind) if f.init]
+    fields = [f for f in init if not f.kw_only] + [f for f in init if f.kw_only]
+    positional = sum(1 for f in fields if not f.kw_only)
+    keywords = [f.alias for f in fields if f.kw_only]
+
+    def build(values: Sequence[Any]) -> Any:
+        return kind(*values[:positional], **dict(zip(keywords, values[positional:],
+                                                     strict=True)))
+
+    names = [f.name for f in fields]
+    getter = operator.attrgetter(*names) if names else (lambda v: ())
+    return _Layout(
+        values=(lambda v: (getter(v),)) if len(names) == 1 else getter,
+        # json_order (how the object was spelled) holds keys, never names
+        renamed=tuple(f.name != "json_order" for f in fields),
+        build=build)
 
 
 # ----------------------------------------------------------------------- signatures
 #
-# What a node or a pod looks like without its name. Computed on every state, from facts
-# about single values, each remembered: pods, nodes, caches and runtimes recur across
-# states far more than whole states do.
+# What a node or a pod looks like without its name, from views of the World's parts
+# (the store, each cache, each runtime). Every view is remembered by the part it views,
+# and the renamings by the views they come from: parts recur across states far more
+# than whole states do. The finer the signatures, the fewer the ties, and each tie
+# multiplies the candidates.
+
+#: A pod without names: (state, has a node, (container, restarts)..., created).
+PodFacts = tuple[str, bool, tuple[tuple[str, int], ...], str]
 
 
 @lru_cache(maxsize=_FACTS)
-def _pod_facts(pod: Pod, now: float) -> tuple[str, str, Any]:
-    """(its state, its node, what else tells it apart) of a stored pod."""
-    return (pod_state(pod, now), pod.spec.node_name,
-            (tuple(sorted((c.name, c.restart_count) for c in pod.status.container_statuses)),
-             pod.metadata.creation_timestamp))
+def _pod_facts(pod: Pod, now: float) -> PodFacts:
+    return (pod_state(pod, now), bool(pod.spec.node_name),
+            tuple(sorted((c.name, c.restart_count) for c in pod.status.container_statuses)),
+            pod.metadata.creation_timestamp)
+
+
+def _owner(obj: Any) -> str:
+    """The RC owning ``obj`` if it is such a pod, else ``""``."""
+    if isinstance(obj, Pod) and obj.metadata.owner_references:
+        return obj.metadata.owner_references[0].name
+    return ""
+
+
+# Views are values (hashed once): parts that differ in what no signature reads give
+# equal views, and the renamings are remembered by the views.
+
+
+@attrs.frozen(cache_hash=True)
+class _StoreView:
+    #: name -> (RC, node, facts)
+    pods: FrozenDict[str, tuple[str, str, PodFacts | tuple[()]]]
+    nodes: FrozenDict[str, tuple[Any, ...]]  # name -> (Ready, unschedulable, taints)
+    endpoints: FrozenDict[str, tuple[str, ...]]  # pod -> how the Endpoints list it
+
+
+@attrs.frozen(cache_hash=True)
+class _CacheView:
+    #: pod name -> (its RC, how this cache and its pending events show it)
+    pods: FrozenDict[str, tuple[str, Any]]
+
+
+@attrs.frozen(cache_hash=True)
+class _RuntimeView:
+    counts: tuple[int, int]  # containers, running ones
+    #: pod uid -> containers, running ones, attempts
+    pods: FrozenDict[str, tuple[int, int, int]]
 
 
 @lru_cache(maxsize=_FACTS)
-def _node_facts(node: Node) -> tuple[Any, ...]:
-    ready = get_condition(node.status.conditions, "Ready")
-    return (ready.status if ready is not None else "", node.spec.unschedulable,
-            tuple(sorted(t.key for t in node.spec.taints)))
+def _store_view(store: FrozenDict[str, Any], now: float) -> _StoreView:
+    pods: dict[str, tuple[str, str, PodFacts]] = {}
+    nodes: dict[str, tuple[Any, ...]] = {}
+    endpoints: dict[str, list[str]] = {}
+    for obj in store.values():
+        if rc := _owner(obj):
+            pods[obj.metadata.name] = (rc, obj.spec.node_name, _pod_facts(obj, now))
+        elif isinstance(obj, Node):
+            ready = get_condition(obj.status.conditions, "Ready")
+            nodes[obj.metadata.name] = (ready.status if ready is not None else "",
+                                        obj.spec.unschedulable,
+                                        tuple(sorted(t.key for t in obj.spec.taints)))
+        elif isinstance(obj, Endpoints):
+            for subset in obj.subsets:
+                for listed, addresses in (("ready", subset.addresses),
+                                          ("not ready", subset.not_ready_addresses)):
+                    for a in addresses:
+                        if a.target_ref is not None:
+                            endpoints.setdefault(a.target_ref.name, []).append(listed)
+    return _StoreView(FrozenDict(pods), FrozenDict(nodes),
+                      FrozenDict({p: tuple(sorted(e)) for p, e in endpoints.items()}))
 
 
 @lru_cache(maxsize=_FACTS)
-def _runtime_facts(runtime: SimulatedNode) -> tuple[int, int, Counter[str]]:
-    """(containers, running ones, running ones by pod uid) on one node."""
-    running = runtime.running()
-    return len(runtime.containers), len(running), Counter(c.pod_uid for c in running)
+def _cache_view(watcher: Watcher, now: float) -> _CacheView:
+    pods: dict[str, tuple[str, Any]] = {}
+    for obj in watcher.cache.values():
+        if rc := _owner(obj):
+            pods[obj.metadata.name] = (rc, (_pod_facts(cast(Pod, obj), now), 0))
+    for queue in watcher.pending.values():
+        for k, event in queue:
+            if k.startswith("Pod/"):
+                name = k.rsplit("/", 1)[1]
+                rc, (cached, events) = pods.get(name, (_owner(event), ((), 0)))
+                pods[name] = (rc or _owner(event), (cached, events + 1))
+    return _CacheView(FrozenDict(pods))
 
 
 @lru_cache(maxsize=_FACTS)
-def _owned(objects: FrozenDict[str, Any], pending: FrozenDict[str, Any]) -> frozenset[
-        tuple[str, str]]:
-    """(RC, pod name) of every pod owned by an RC in a store or cache and its pending
-    events."""
-    pods = [*objects.values(), *(obj for queue in pending.values() for _, obj in queue)]
-    return frozenset((p.metadata.owner_references[0].name, p.metadata.name) for p in pods
-                     if isinstance(p, Pod) and p.metadata.owner_references)
+def _runtime_view(runtime: SimulatedNode) -> _RuntimeView:
+    pods: dict[str, list[int]] = {}
+    running = 0
+    for c in runtime.containers:
+        up = c.state is ContainerState.RUNNING
+        running += up
+        counts = pods.setdefault(c.pod_uid, [0, 0, 0])
+        counts[0] += 1
+        counts[1] += up
+        counts[2] += c.attempt
+    return _RuntimeView((len(runtime.containers), running),
+                        FrozenDict({u: (c[0], c[1], c[2]) for u, c in pods.items()}))
 
 
 def _pod_names(w: World) -> dict[str, set[str]]:
-    """Pod names of each RC found anywhere in ``w`` (store, caches, pending events,
-    runtimes): a pod deleted from the store may live on in a lagging cache or as
-    containers, and a renaming must rename it everywhere at once."""
+    """Pod names of each RC found anywhere in ``w`` (store, caches, pending events):
+    a pod deleted from the store may live on in a lagging cache, and a renaming must
+    rename it everywhere at once."""
+    views = _views(w)
+    return _names_by_rc(views[1], views[2], views[3], views[4])
+
+
+def _names_by_rc(store: _StoreView, cm: _CacheView, sched: _CacheView,
+                 kubelets: tuple[tuple[str, bool, _CacheView], ...]) -> dict[str, set[str]]:
     owners: dict[str, set[str]] = {}
-    watchers = [w.cm.watcher, w.sched, *(k.watcher for k in w.kubelets.values())]
-    for owned in (_owned(w.store, EMPTY), *(_owned(x.cache, x.pending) for x in watchers)):
-        for rc, name in owned:
-            owners.setdefault(rc, set()).add(name)
+    views: list[Mapping[str, tuple[Any, ...]]] = [
+        store.pods, cm.pods, sched.pods, *(k[2].pods for k in kubelets)]
+    for pods in views:
+        for name, (rc, *_) in pods.items():
+            if rc:
+                owners.setdefault(rc, set()).add(name)
     return owners
 
 
-def _signatures(w: World, nodes: Sequence[str], pods: Sequence[str]
+Views = tuple[tuple[str, ...], _StoreView, _CacheView, _CacheView,
+              tuple[tuple[str, bool, _CacheView], ...], tuple[tuple[str, _RuntimeView], ...]]
+
+
+def _views(w: World, nodes: tuple[str, ...] = ()) -> Views:
+    return (nodes, _store_view(w.store, w.now), _cache_view(w.cm.watcher, w.now),
+            _cache_view(w.sched, w.now),
+            tuple((n, k.up, _cache_view(k.watcher, w.now)) for n, k in w.kubelets.items()),
+            tuple((n, _runtime_view(r)) for n, r in w.runtimes.items()))
+
+
+def _signatures(views: Views, pods: Sequence[str]
                 ) -> tuple[dict[str, Any], dict[str, tuple[Any, str, Any]]]:
     """Each node's and each pod's signature. A pod's is (what comes before its node,
-    its node, what comes after): its node is renamed with the nodes."""
-    stored = {p.metadata.name: _pod_facts(p, w.now) for p in w.pods()}
-    running: Counter[str] = Counter()
-    for runtime in w.runtimes.values():
-        running.update(_runtime_facts(runtime)[2])
-    on_node: dict[str, list[str]] = {}
-    for state, node, _ in stored.values():
-        on_node.setdefault(node, []).append(state)
-    node_signatures = {}
-    for n in nodes:
-        obj, kubelet, runtime = w.get(f"Node//{n}"), w.kubelets.get(n), w.runtimes.get(n)
-        node_signatures[n] = (
-            kubelet.up if kubelet is not None else None,
-            _node_facts(obj) if isinstance(obj, Node) else None,
-            tuple(sorted(on_node.get(n, ()))),
-            _runtime_facts(runtime)[:2] if runtime is not None else (0, 0))
+    its node, what comes after): its node is renamed with the nodes. A node's holds the
+    signatures of its pods (without their node), so that two nodes alike but for their
+    pods are told apart."""
+    nodes, store, cm, sched, kubelet_list, runtime_list = views
+    kubelets = {n: view.pods for n, _, view in kubelet_list}
+    runtimes = dict(runtime_list)
+
+    def looks(pod: str, facts: Any) -> Any:
+        """How ``pod`` looks everywhere but its node."""
+        uid = f"uid-{pod}"
+        return (facts,
+                store.endpoints.get(pod, ()),
+                cm.pods[pod][1] if pod in cm.pods else (),
+                sched.pods[pod][1] if pod in sched.pods else (),
+                tuple(sorted(k[pod][1] for k in kubelets.values() if pod in k)),
+                tuple(sorted(r.pods[uid] for r in runtimes.values() if uid in r.pods)))
+
+    looked = {pod: (node, looks(pod, facts)) for pod, (_, node, facts) in store.pods.items()}
+    on_node: dict[str, list[Any]] = {}
+    for node, pod_looks in looked.values():
+        on_node.setdefault(node, []).append(pod_looks)
+    up = {n: is_up for n, is_up, _ in kubelet_list}
+    node_signatures = {n: (
+        up.get(n, False),
+        store.nodes.get(n, ()),
+        runtimes[n].counts if n in runtimes else (0, 0),
+        tuple(sorted(facts for _, facts in kubelets[n].values())) if n in kubelets else (),
+        tuple(sorted(on_node.get(n, ())))) for n in nodes}
     pod_signatures = {}
     for p in pods:
-        state, node, rest = stored.get(p, ("", "", ()))
-        pod_signatures[p] = (state, node, (rest, running[f"uid-{p}"]))
+        node, pod_looks = looked[p] if p in looked else ("", looks(p, ()))
+        pod_signatures[p] = (pod_looks[0][0] if pod_looks[0] else "", node, pod_looks)
     return node_signatures, pod_signatures
+
+
+Moves = tuple[tuple[str, str], ...]  # a renaming: (old, new) where they differ, sorted
+
+
+@lru_cache(maxsize=_FACTS)
+def _renamings(views: Views) -> tuple[Moves, ...]:
+    """Every renaming of nodes and pods that sorts them by signature (pods after
+    their nodes are renamed)."""
+    nodes = views[0]
+    pods = [sorted(names) for names in _names_by_rc(*views[1:5]).values() if len(names) > 1]
+    node_signatures, pod_signatures = _signatures(views, [p for names in pods for p in names])
+    out = []
+    for node_renaming in sorting_renamings(nodes, node_signatures):
+        combined = [node_renaming]
+        for names in pods:
+            # what the pod signatures are once the nodes are renamed
+            renamed = {p: (before, node_renaming.get(node, node), after)
+                       for p in names for before, node, after in [pod_signatures[p]]}
+            combined = [{**c, **_pod_renaming(list(r), list(r.values()))}
+                        for c in combined for r in sorting_renamings(names, renamed)]
+        out += [_moves(c) for c in combined]
+    return tuple(out)
 
 
 def _pod_renaming(old: Sequence[str], new: Sequence[str]) -> dict[str, str]:
@@ -277,33 +454,14 @@ class ClusterSymmetry:
         self.key = key  # the order's first criterion (tests force collisions with it)
 
     def canonical(self, w: World) -> World:
-        renamings = self.renamings(w)
+        renamings = _renamings(_views(w, self.nodes))
         if len(renamings) == 1:
-            return cast(World, rename(w, renamings[0]))
-        return least((cast(World, rename(w, r)) for r in renamings), self.key)
+            return cast(World, _renamed(w, renamings[0]))
+        return least((cast(World, _renamed(w, r)) for r in renamings), self.key)
 
     def candidates(self, w: World) -> Iterator[World]:
         """The renamed Worlds ``canonical`` chooses among."""
-        return (cast(World, rename(w, r)) for r in self.renamings(w))
-
-    def renamings(self, w: World) -> list[dict[str, str]]:
-        """Every renaming of nodes and pods that sorts them by signature (pods after
-        their nodes are renamed), worked out without renaming ``w``."""
-        pods = [sorted(names) for names in _pod_names(w).values() if len(names) > 1]
-        node_signatures, pod_signatures = _signatures(
-            w, self.nodes, [p for names in pods for p in names])
-        out = []
-        for nodes in sorting_renamings(self.nodes, node_signatures):
-            combined = [nodes]
-            for names in pods:
-                # what the pod signature is once the nodes are renamed
-                renamed = {p: (before, nodes.get(node, node), after)
-                           for p in names
-                           for before, node, after in [pod_signatures[p]]}
-                combined = [{**c, **_pod_renaming(list(r), list(r.values()))}
-                            for c in combined for r in sorting_renamings(names, renamed)]
-            out += combined
-        return out
+        return (cast(World, _renamed(w, r)) for r in _renamings(_views(w, self.nodes)))
 
 
 __all__ = ["ClusterSymmetry", "rename"]
