@@ -47,6 +47,8 @@ gc.disable()
 start = time.process_time()
 orbits = {hash(sym.canonical(s)) for s in states}
 spent = time.process_time() - start
+import kstate
+assert kstate.__file__.startswith(sys.argv[4]), kstate.__file__
 print(json.dumps({"states": len(states), "orbits": len(orbits),
                   "us": spent / len(states) * 1e6}))
 """
@@ -54,8 +56,9 @@ print(json.dumps({"states": len(states), "orbits": len(orbits),
 
 def run(tree: Path, name: str, depth: int) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    out = subprocess.run([sys.executable, "-c", CHILD, name, str(depth), str(ROOT)],
-                         env=env, capture_output=True, text=True, check=True)
+    # run inside ``tree``: ``-c`` puts the working directory first on sys.path
+    out = subprocess.run([sys.executable, "-c", CHILD, name, str(depth), str(ROOT), str(tree)],
+                         env=env, cwd=tree, capture_output=True, text=True, check=True)
     return dict(json.loads(out.stdout))
 
 

@@ -91,16 +91,22 @@ class _Renaming:
 
     def __call__(self, value: Any) -> Any:
         cls = type(value)
+        if cls is str:  # by equality: a string's hash is cached, and keys are rebuilt
+            done = self.done.get(value)
+            if done is None:
+                done = self.done[value] = self._string(value)
+                _Renaming.cached += 1
+            return done
         if cls in _ATOMS:
             return value
         seen = self.seen.get(id(value))
         if seen is not None and seen[0] is value:
             return seen[1]
-        if cls is str or cls in _CONTAINERS or cls in _STRUCTURED or _structured(cls):
+        if cls in _CONTAINERS or cls in _STRUCTURED or _structured(cls):
             done = self.done.get(value, _MISSING)
             if done is _MISSING:
                 done = self._renamed(value)
-                if done is not value and cls is not str:
+                if done is not value:
                     done = _RENAMED.setdefault(done, done)
                 self.done[value] = done
                 _Renaming.cached += 1
@@ -127,11 +133,17 @@ class _Renaming:
             items = tuple(map(self, value))
             return value if _same(items, value) else _sorted_like(value, items)
         if isinstance(value, FrozenDict):
-            pairs = [(self(k), self(v)) for k, v in value.items()]
-            if all(nk is k and nv is v for (nk, nv), (k, v) in zip(pairs, value.items(),
-                                                                  strict=True)):
-                return value
-            return FrozenDict(pairs)
+            # the hot loop (stores and caches): a value met before is looked up here
+            seen, done, pairs, changed = self.seen.get, self.done.get, [], False
+            for k, v in value.items():
+                nk = done(k) if type(k) is str else None
+                if nk is None:
+                    nk = self(k)
+                hit = seen(id(v))
+                nv = hit[1] if hit is not None and hit[0] is v else self(v)
+                changed = changed or nk is not k or nv is not v
+                pairs.append((nk, nv))
+            return FrozenDict(pairs) if changed else value
         if isinstance(value, frozenset):
             members = [self(v) for v in value]
             return value if _same(members, value) else frozenset(members)
