@@ -69,6 +69,8 @@ _RENAMINGS: dict[tuple[tuple[str, str], ...], _Renaming] = {}
 #: that some renaming maps to itself) hand back the same object, so comparing the
 #: candidates they give takes one look instead of a walk through two equal Worlds.
 _RENAMED: dict[Any, Any] = {}
+#: Representatives a ClusterSymmetry keeps before it drops them (memory bound).
+_KNOWN_LIMIT = 200_000
 #: Renamed values kept over all renamings before they are dropped (memory bound).
 _CACHE_LIMIT = 1_000_000
 _ATOMS = (int, float, bool, type(None))
@@ -464,12 +466,22 @@ class ClusterSymmetry:
     def __init__(self, nodes: Sequence[str], key: Callable[[World], Any] = hash) -> None:
         self.nodes = tuple(nodes)
         self.key = key  # the order's first criterion (tests force collisions with it)
+        #: Worlds already canonicalised -> their representative: a search generates most
+        #: states several times (once per path into them)
+        self._known: dict[World, World] = {}
 
     def canonical(self, w: World) -> World:
-        renamings = _renamings(_views(w, self.nodes))
-        if len(renamings) == 1:
-            return cast(World, _renamed(w, renamings[0]))
-        return least((cast(World, _renamed(w, r)) for r in renamings), self.key)
+        known = self._known.get(w)
+        if known is None:
+            renamings = _renamings(_views(w, self.nodes))
+            if len(renamings) == 1:
+                known = cast(World, _renamed(w, renamings[0]))
+            else:
+                known = least((cast(World, _renamed(w, r)) for r in renamings), self.key)
+            if len(self._known) >= _KNOWN_LIMIT:
+                self._known.clear()
+            self._known[w] = known
+        return known
 
     def candidates(self, w: World) -> Iterator[World]:
         """The renamed Worlds ``canonical`` chooses among."""
