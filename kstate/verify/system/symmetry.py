@@ -82,7 +82,7 @@ class _Renaming:
     """One renaming, applied to values; each distinct value is renamed once (states
     share objects: the caches hold the store's, neighbouring states most of theirs)."""
 
-    cached = 0  # values remembered by every renaming together
+    cached = 0  # entries remembered by every renaming together
 
     def __init__(self, table: dict[str, str]) -> None:
         self.table = table
@@ -116,6 +116,7 @@ class _Renaming:
             done = value
         # keeps ``value`` alive, so that its id is not reused while remembered
         self.seen[id(value)] = (value, done)
+        _Renaming.cached += 1
         return done
 
     def whole(self, world: Any) -> Any:
