@@ -1,5 +1,5 @@
-"""``python -m bench.verify {scenarios,twophase,commute,por,blocking} [options]``: the
-checker's benchmarks.
+"""``python -m bench.verify {scenarios,twophase,commute,por,canonical,blocking} [options]``:
+the checker's benchmarks.
 
 * ``scenarios`` — ``bench_scenarios.py``: every ``specs/scenarios/*.yaml`` checked as
   ``kstate verify`` does it; distinct states, states/s, time to verdict, 1 and 2 workers.
@@ -9,6 +9,8 @@ checker's benchmarks.
   (the ceiling of partial-order reduction).
 * ``por`` — ``bench_por.py``: every scenario with and without partial-order reduction
   (states and transitions kept versus the full graph, same verdicts).
+* ``canonical`` — ``bench_canonical.py``: microseconds per symmetry representative
+  (``ClusterSymmetry.canonical``) on fixed sets of reachable states.
 * ``blocking`` — ``bench_blocking.py``: an experiment, bounded watch lag as a blocking
   channel instead of the overflow rule (same states? what would POR remove?).
 
@@ -20,12 +22,14 @@ from __future__ import annotations
 
 import sys
 
-USAGE = """usage: python -m bench.verify {scenarios,twophase,commute,por,blocking} [options]
+USAGE = """usage: python -m bench.verify {scenarios,twophase,commute,por,canonical,blocking}
+                                 [options]
 
   scenarios   states/s and time to verdict for specs/scenarios/*.yaml (bench_scenarios.py)
   twophase    TwoPhase commit: kstate's checker against Spin (bench_twophase.py)
   commute     how many enabled action pairs commute: POR's ceiling (bench_commute.py)
   por         states and transitions kept with partial-order reduction (bench_por.py)
+  canonical   microseconds per symmetry representative (bench_canonical.py)
   blocking    experiment: watch lag as a blocking channel (bench_blocking.py)
 
 'python -m bench.verify scenarios --help' shows that benchmark's options."""
@@ -52,6 +56,10 @@ def main(argv: list[str]) -> int:
         from bench.verify import bench_por
 
         return bench_por.main(rest, prog="python -m bench.verify por")
+    if which == "canonical":
+        from bench.verify import bench_canonical
+
+        return bench_canonical.main(rest, prog="python -m bench.verify canonical")
     if which == "blocking":
         from bench.verify import bench_blocking
 

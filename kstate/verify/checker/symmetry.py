@@ -12,6 +12,11 @@ the renamings that sort identities by signature are tried, which is still exact,
 when the signature tells everything about an identity (``complete=True``) a single
 sort suffices.
 
+"Least" is a total order on states (``least``): ``key`` first, then, only between
+different candidates with the same key (a hash collision), their structure
+(``structure``). With ``key`` alone two members of one orbit could pick two different
+candidates that collide — which is not exact.
+
 >>> sym = Symmetry(("a", "b"), lambda s, r: tuple(sorted((r[x], v) for x, v in s)),
 ...                signature=lambda s, i: dict(s)[i], complete=True)
 >>> sym.canonical((("a", 2), ("b", 1)))
@@ -20,9 +25,12 @@ sort suffices.
 
 from __future__ import annotations
 
+import enum
 import itertools
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
+
+import attrs
 
 from kstate.errors import ModelError
 
@@ -38,8 +46,9 @@ class Symmetry(Generic[S, I]):
     ``signature(state, x)`` (optional) describes identity ``x`` in ``state`` by a
     comparable value that does not mention identities; ``complete`` promises that two
     identities with equal signatures can be swapped without changing the state.
-    ``key`` orders candidate representatives (default ``hash``, so any hashable state
-    works; the choice only has to be a function of the state).
+    ``key`` orders candidate representatives first (default ``hash``, so any hashable
+    state works; the choice only has to be a function of the state); ``least`` breaks
+    its ties.
     """
 
     def __init__(
@@ -71,7 +80,7 @@ class Symmetry(Generic[S, I]):
         return {self.permute(state, r) for r in self.renamings()}
 
     def canonical(self, state: S) -> S:
-        return min(self.candidates(state), key=self.key)
+        return least(self.candidates(state), self.key)
 
     def candidates(self, state: S) -> Iterator[S]:
         """The renamed states ``canonical`` chooses among: one per renaming that sorts
@@ -80,26 +89,74 @@ class Symmetry(Generic[S, I]):
         what makes the least of it exact — and lets a larger group built from several
         symmetries (nodes, then pods) take the least over all combinations."""
         if self.signature is None:
-            yield from (self.permute(state, r) for r in self.renamings())
-            return
-        sig = self.signature
-        # Sort identities by signature (ties by their given order); identity number j of
-        # the sorted list is renamed to identities[j].
-        ranked = sorted(range(len(self.identities)),
-                        key=lambda j: (sig(state, self.identities[j]), j))
-        ordered = [self.identities[j] for j in ranked]
-        if self.complete:
-            yield self.permute(state, dict(zip(ordered, self.identities, strict=True)))
-            return
-        groups: list[list[I]] = []
-        last: Any = object()
-        for x in ordered:
-            s = sig(state, x)
-            if groups and s == last:
-                groups[-1].append(x)
-            else:
-                groups.append([x])
-                last = s
-        for choice in itertools.product(*(itertools.permutations(g) for g in groups)):
-            flat = [x for group in choice for x in group]
-            yield self.permute(state, dict(zip(flat, self.identities, strict=True)))
+            renamings: Iterable[dict[I, I]] = self.renamings()
+        else:
+            sig = self.signature
+            renamings = sorting_renamings(
+                self.identities, {x: sig(state, x) for x in self.identities},
+                complete=self.complete)
+        for r in renamings:
+            yield self.permute(state, r)
+
+
+def sorting_renamings(identities: Sequence[I], signatures: Mapping[I, Any], *,
+                      complete: bool = False) -> Iterator[dict[I, I]]:
+    """Every renaming that sorts ``identities`` by their ``signatures``: the j-th
+    identity in signature order is renamed to ``identities[j]``. Identities with equal
+    signatures can go in any order, so a tie of k gives k! renamings (one when
+    ``complete`` promises that tied identities are interchangeable).
+
+    >>> list(sorting_renamings("ab", {"a": 2, "b": 1}))
+    [{'b': 'a', 'a': 'b'}]
+    """
+    ordered = sorted(identities, key=lambda x: signatures[x])
+    if complete:
+        yield dict(zip(ordered, identities, strict=True))
+        return
+    groups = [list(g) for _, g in itertools.groupby(ordered, key=lambda x: signatures[x])]
+    for choice in itertools.product(*(itertools.permutations(g) for g in groups)):
+        flat = [x for group in choice for x in group]
+        yield dict(zip(flat, identities, strict=True))
+
+
+def least(candidates: Iterable[S], key: Callable[[S], Any] = hash) -> S:
+    """The least candidate in a total order: by ``key``, then — only between different
+    candidates with the same least key — by ``structure``. (``min(..., key=hash)`` alone
+    is not a total order: of two colliding candidates it returns whichever comes first,
+    and the order of candidates depends on the orbit member.)"""
+    best: list[S] = []
+    best_key: Any = None
+    for c in candidates:
+        k = key(c)
+        if not best or k < best_key:
+            best, best_key = [c], k
+        elif k == best_key and all(c != b for b in best):
+            best.append(c)
+    if not best:
+        raise ModelError("no candidate representative", field="candidates")
+    return best[0] if len(best) == 1 else min(best, key=structure)
+
+
+def structure(value: Any) -> Any:
+    """``value`` as nested tuples that compare: a deterministic order on values, with
+    equal values equal, that does not depend on hashes or on the insertion order of
+    maps and sets. Slow; ``least`` needs it only when keys collide."""
+    if isinstance(value, (bool, int, float)):
+        return (0, value)
+    if isinstance(value, str):
+        return (1, value)
+    if value is None:
+        return (2,)
+    cls = type(value)
+    if attrs.has(cls):
+        return (3, cls.__qualname__,
+                tuple(structure(getattr(value, f.name)) for f in attrs.fields(cls) if f.eq))
+    if isinstance(value, Mapping):
+        return (4, tuple(sorted((structure(k), structure(v)) for k, v in value.items())))
+    if isinstance(value, (set, frozenset)):
+        return (5, tuple(sorted(structure(v) for v in value)))
+    if isinstance(value, (tuple, list)):
+        return (6, tuple(structure(v) for v in value))
+    if isinstance(value, enum.Enum):
+        return (7, cls.__qualname__, structure(value.value))
+    return (8, cls.__qualname__, repr(value))
