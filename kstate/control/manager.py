@@ -87,6 +87,7 @@ class Reconcilers:
     endpoints: Reconcile = endpoints.reconcile
     node_lifecycle: Reconcile = nodelifecycle.reconcile
     gc: Reconcile = gc.reconcile
+    namespace: Reconcile = namespace.reconcile
 
 
 class ControllerManager:
@@ -257,7 +258,7 @@ class ControllerManager:
                 continue
             content.extend(listed.items)
         view = namespace.NamespaceView(ns, tuple(content), tuple(errors))
-        result = await self.executor.run(namespace.reconcile(view, self.clock.now()))
+        result = await self.executor.run(self.reconcilers.namespace(view, self.clock.now()))
         if content or errors:
             self.namespace_queue.add_after(name, self.settings.namespace_recheck)
         return result
