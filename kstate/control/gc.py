@@ -24,7 +24,7 @@ the model checker; ``reconcile`` is the first, the engine's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import attrs
 
@@ -90,10 +90,12 @@ def reconcile(view: GCView, now: float, settings: GCSettings = GCSettings()) -> 
     return commands
 
 
-def reconcile_choices(view: GCView, now: float, settings: GCSettings = GCSettings()
+def reconcile_choices(view: GCView, now: float, settings: GCSettings = GCSettings(), *,
+                      reconcile: Callable[..., list[Command]] = reconcile
                       ) -> list[list[Command]]:
     """Every command list a pass may send: the objects it writes, of each kind, in every
-    order (the cache lists them in none: ``orders``); the first is ``reconcile``'s."""
+    order (the cache lists them in none: ``orders``); the first is ``reconcile``'s (the
+    engine's; a swapped one gets its every order too)."""
     return orders.every_order(reconcile, view, "objects", now, settings)
 
 

@@ -24,7 +24,7 @@ is a content failure, as in Kubernetes.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import attrs
 
@@ -103,7 +103,9 @@ def reconcile(view: NamespaceView, now: float) -> list[Command]:
     return commands
 
 
-def reconcile_choices(view: NamespaceView, now: float) -> list[list[Command]]:
+def reconcile_choices(view: NamespaceView, now: float, *,
+                      reconcile: Callable[..., list[Command]] = reconcile
+                      ) -> list[list[Command]]:
     """Every command list a sync may send: the content it deletes, of each kind, in
     every order (Kubernetes deletes a collection in no order: ``orders``); the first is
     ``reconcile``'s on the content as listed (the engine's)."""
