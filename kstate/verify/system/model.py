@@ -365,8 +365,7 @@ class SystemModel(Model[World]):
                 after = self.apply(w, cmds)
                 if after not in reached:  # one per distinct outcome
                     reached.add(after)
-                    yield ordered_label(f"Namespace({name}", cmds, len(choices) > 1,
-                                        opened=True), after
+                    yield ordered_label("Namespace", cmds, len(choices) > 1, name), after
 
     def _scheduler(self, w: World) -> Iterator[tuple[str, World]]:
         for label, cmds in self._memo(self._scheduler_rounds, w.sched, w.now):
@@ -836,15 +835,14 @@ def sync_label(rc: str, commands: Sequence[Command], tied: bool) -> str:
     return f"Sync({rc}, {'+'.join(c.name for c in commands if isinstance(c, Delete))})"
 
 
-def ordered_label(action: str, commands: Sequence[Command], several: bool, *,
-                  opened: bool = False) -> str:
-    """``NodeLifecycle``, or where the round could write its objects in several orders
-    ``NodeLifecycle(web-1+web-0)``: the order this choice writes them in
-    (``orders.order_of``; the replay makes the engine take it). ``opened``: ``action``
-    already has arguments (``Namespace(foo`` -> ``Namespace(foo, web-1+web-0)``)."""
-    if not several:
-        return action + ")" if opened else action
-    return f"{action}{', ' if opened else '('}{'+'.join(orders.order_of(commands))})"
+def ordered_label(action: str, commands: Sequence[Command], several: bool,
+                  *args: str) -> str:
+    """``NodeLifecycle`` / ``Namespace(foo)``, or where the round could write its objects
+    in several orders ``NodeLifecycle(web-1+web-0)`` / ``Namespace(foo, web-1+web-0)``:
+    the order this choice writes them in (``orders.order_of``; the replay makes the
+    engine take it)."""
+    params = [*args, "+".join(orders.order_of(commands))] if several else list(args)
+    return f"{action}({', '.join(params)})" if params else action
 
 
 def _one_choice(reconcile: ReplicationFn, *args: Any) -> list[list[Command]]:
