@@ -519,7 +519,8 @@ class _Replayer:
         """``Namespace(ns)``; ``Namespace(ns, a+b)``: the sync deletes a, then b."""
         manager = self.engine.manager
         assert manager is not None
-        with self._in_order("namespace", namespace.reconcile_choices, order) as took:
+        with self._in_order("namespace", namespace.reconcile_choices, order,
+                            namespace.reconcile) as took:
             result = await manager.sync_namespace(namespace_name)
         return (f"manager.sync_namespace({namespace_name}) -> {_outcomes(result.outcomes)}"
                 f"{took()}")
@@ -534,11 +535,13 @@ class _Replayer:
 
     @contextlib.contextmanager
     def _in_order(self, reconciler: str, choices: Callable[..., list[list[Any]]],
-                  order: str) -> Iterator[Callable[[], str]]:
+                  order: str, default: Callable[..., list[Any]] | None = None
+                  ) -> Iterator[Callable[[], str]]:
         """While the block runs, the manager's ``reconciler`` takes the choice of its
-        module's ``choices`` (over the engine's own reconciler, a seeded bug included)
-        that writes in ``order`` (model names, ``a+b``); with no order it decides alone.
-        Yields what to add to the step's report: the order the engine wrote in."""
+        module's ``choices`` (over the engine's own reconciler, a seeded bug included;
+        ``default`` where the manager has none of its own) that writes in ``order``
+        (model names, ``a+b``); with no order it decides alone. Yields what to add to
+        the step's report: the order the engine wrote in."""
         manager = self.engine.manager
         assert manager is not None
         own = manager.reconcilers
@@ -549,7 +552,7 @@ class _Replayer:
         taken: list[tuple[str, ...]] = []
 
         def decide(*args: Any) -> list[Any]:
-            reconcile = getattr(own, reconciler)
+            reconcile = cast(Callable[..., list[Any]], getattr(own, reconciler) or default)
             picked = next((c for c in choices(*args, reconcile=reconcile)
                            if orders.order_of(c) == wanted), None)
             commands = picked if picked is not None else reconcile(*args)
