@@ -16,11 +16,15 @@ by the model checker.
 * **Pod GC.** Pods bound to nodes that no longer exist are force-deleted (after the same
   live check); terminated pods beyond a threshold are deleted oldest first.
 * **Events** older than their TTL (1 hour, as the api server's default) are deleted.
+
+Objects are taken in the order the view lists them (the cache's, which has none in
+Kubernetes): ``reconcile_choices`` gives every order of the objects a pass writes, for
+the model checker; ``reconcile`` is the first, the engine's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import attrs
 
@@ -36,6 +40,7 @@ from kstate.api.lifecycle import (
 from kstate.api.meta import KubeObject, ObjectReference
 from kstate.api.objects import Event, Pod
 from kstate.clock import parse_rfc3339
+from kstate.control import orders
 from kstate.control.commands import Command, Delete, DeleteIfGone, Update
 
 
@@ -83,6 +88,15 @@ def reconcile(view: GCView, now: float, settings: GCSettings = GCSettings()) -> 
     commands += _terminated_pods(pods, settings.terminated_pod_threshold)
     commands += _expired_events(view.events, now, settings.event_ttl)
     return commands
+
+
+def reconcile_choices(view: GCView, now: float, settings: GCSettings = GCSettings(), *,
+                      reconcile: Callable[..., list[Command]] = reconcile
+                      ) -> list[list[Command]]:
+    """Every command list a pass may send: the objects it writes, of each kind, in every
+    order (the cache lists them in none: ``orders``); the first is ``reconcile``'s (the
+    engine's; a swapped one gets its every order too)."""
+    return orders.every_order(reconcile, view, "objects", now, settings)
 
 
 def _without_finalizer(owner: KubeObject, finalizer: str) -> list[Command]:
@@ -152,4 +166,4 @@ def _expired_events(events: Iterable[Event], now: float, ttl: float) -> list[Com
     return out
 
 
-__all__ = ["FOREGROUND", "ORPHAN", "GCSettings", "GCView", "reconcile"]
+__all__ = ["FOREGROUND", "ORPHAN", "GCSettings", "GCView", "reconcile", "reconcile_choices"]

@@ -24,7 +24,7 @@ is a content failure, as in Kubernetes.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import attrs
 
@@ -35,6 +35,7 @@ from kstate.api.meta import KubeObject
 from kstate.api.objects import Namespace, NamespaceCondition
 from kstate.api.registry import REGISTRY, KindInfo
 from kstate.clock import rfc3339
+from kstate.control import orders
 from kstate.control.commands import Command, Delete, Update
 from kstate.machines import KUBERNETES_FINALIZER
 
@@ -102,6 +103,15 @@ def reconcile(view: NamespaceView, now: float) -> list[Command]:
     return commands
 
 
+def reconcile_choices(view: NamespaceView, now: float, *,
+                      reconcile: Callable[..., list[Command]] = reconcile
+                      ) -> list[list[Command]]:
+    """Every command list a sync may send: the content it deletes, of each kind, in
+    every order (Kubernetes deletes a collection in no order: ``orders``); the first is
+    ``reconcile``'s on the content as listed (the engine's)."""
+    return orders.every_order(reconcile, view, "content", now)
+
+
 def status_conditions(current: tuple[NamespaceCondition, ...],
                       content: Iterable[KubeObject], list_errors: Iterable[str],
                       now: float) -> tuple[NamespaceCondition, ...]:
@@ -155,5 +165,6 @@ __all__ = [
     "NamespaceView",
     "content_kinds",
     "reconcile",
+    "reconcile_choices",
     "status_conditions",
 ]

@@ -25,13 +25,17 @@ One pass, in Kubernetes' order:
 5. **Drain.** A node marked draining (cordoned, ``kstate.io/draining``) has its pods
    evicted; when none is left the mark is removed (Node machine ``drained``).
 
+Nodes are taken in name order; a node's pods in the order the view lists them (the
+cache's, which has none in Kubernetes): ``reconcile_choices`` gives every order of the
+pods a pass writes, for the model checker; ``reconcile`` is the first, the engine's.
+
 Status and spec of one node are never written in the same pass (they would conflict on
 resourceVersion); the next pass — level-triggered — picks up where this one left off.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import attrs
 
@@ -41,6 +45,7 @@ from kstate.api.helpers import get_condition, object_reference
 from kstate.api.lifecycle import DRAINING_ANNOTATION, fire, node_state, object_name, pod_state
 from kstate.api.objects import Lease, Node, Pod, Taint
 from kstate.clock import parse_rfc3339, rfc3339
+from kstate.control import orders
 from kstate.control.commands import Command, Delete, Evict, Record, Remember, Update
 from kstate.control.taints import NOT_READY, UNREACHABLE, eviction_time
 from kstate.machines.pod import ACTIVE_STATES
@@ -115,6 +120,18 @@ def reconcile(
         commands += _evict_intolerant(node, pods, now)
         commands += _drain(node, pods)
     return commands
+
+
+def reconcile_choices(
+    view: NodeLifecycleView, now: float,
+    settings: NodeLifecycleSettings = NodeLifecycleSettings(), *,
+    reconcile: Callable[..., list[Command]] = reconcile,
+) -> list[list[Command]]:
+    """Every command list a pass may send: the pods it marks lost or evicts, in every
+    order (Kubernetes lists them from its cache, in no order: ``orders``). The first is
+    ``reconcile``'s on the view as given (the engine's); ``reconcile`` may be swapped (a
+    seeded bug gets its every order too)."""
+    return orders.every_order(reconcile, view, "pods", now, settings)
 
 
 # --------------------------------------------------------------------------- health
@@ -263,4 +280,4 @@ def _drain(node: Node, pods: Iterable[Pod]) -> list[Command]:
 
 
 __all__ = ["LIMITER", "NodeLifecycleSettings", "NodeLifecycleView", "full_disruption",
-           "reconcile"]
+           "reconcile", "reconcile_choices"]

@@ -26,7 +26,9 @@ manager, scheduler and node agents, on fake runtimes and a fake clock — does t
    (``Sync(rc, a+b)``, a scale-down among pods of equal rank: its reconciler takes the
    choice of its own ``reconcile_choices`` that deletes a, then b),
    ``Endpoints(svc)`` -> ``sync_endpoints``, ``NodeLifecycle`` / ``GC`` -> their passes,
-   ``Namespace(ns)`` -> ``sync_namespace``,
+   ``Namespace(ns)`` -> ``sync_namespace`` (``NodeLifecycle(a+b)``, ``GC(a+b)``,
+   ``Namespace(ns, a+b)``: the reconciler takes the choice of its module's
+   ``reconcile_choices`` that writes a, then b — ``kstate.control.orders``),
    ``Schedule(pod[, node])`` -> the scheduler's decision (or the model's tie-break) and
    binding, ``Kubelet(node, pod)`` -> that agent's ``sync_pod``, ``NodeReady(node)`` ->
    its status report, ``Deliver(watcher, kind)`` -> release one held event, ``Tick`` ->
@@ -52,11 +54,12 @@ state — the step reports show where the two part.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -68,7 +71,7 @@ from kstate.api.lifecycle import DRAINING_ANNOTATION, node_state, pod_state, rc_
 from kstate.api.meta import KubeObject, ObjectMeta
 from kstate.api.objects import Endpoints, Namespace, Node, Pod, ReplicationController, Service
 from kstate.api.writes import DEFAULT_NAMESPACES
-from kstate.control import nodelifecycle, replication
+from kstate.control import gc, namespace, nodelifecycle, orders, replication
 from kstate.control.commands import Bind, Delete
 from kstate.control.pods import is_active
 from kstate.control.scheduler import SchedulingView, commands_for, decide
@@ -503,21 +506,70 @@ class _Replayer:
         result = await manager.sync_endpoints(key)
         return f"manager.sync_endpoints({key}) -> {_outcomes(result.outcomes)}"
 
-    async def _do_nodelifecycle(self, step: Step) -> str:
-        assert self.engine.manager is not None
-        result = await self.engine.manager.node_lifecycle_pass()
-        return f"manager.node_lifecycle_pass() -> {_outcomes(result.outcomes)}"
-
-    async def _do_namespace(self, step: Step, namespace: str) -> str:
+    async def _do_nodelifecycle(self, step: Step, order: str = "") -> str:
+        """``NodeLifecycle``; ``NodeLifecycle(a+b)``: the pass writes pod a, then b (of
+        the orders its cache could list them in, ``nodelifecycle.reconcile_choices``)."""
         manager = self.engine.manager
         assert manager is not None
-        result = await manager.sync_namespace(namespace)
-        return f"manager.sync_namespace({namespace}) -> {_outcomes(result.outcomes)}"
+        with self._in_order("node_lifecycle", nodelifecycle.reconcile_choices, order) as took:
+            result = await manager.node_lifecycle_pass()
+        return f"manager.node_lifecycle_pass() -> {_outcomes(result.outcomes)}{took()}"
 
-    async def _do_gc(self, step: Step) -> str:
-        assert self.engine.manager is not None
-        result = await self.engine.manager.gc_pass()
-        return f"manager.gc_pass() -> {_outcomes(result.outcomes)}"
+    async def _do_namespace(self, step: Step, namespace_name: str, order: str = "") -> str:
+        """``Namespace(ns)``; ``Namespace(ns, a+b)``: the sync deletes a, then b."""
+        manager = self.engine.manager
+        assert manager is not None
+        with self._in_order("namespace", namespace.reconcile_choices, order,
+                            namespace.reconcile) as took:
+            result = await manager.sync_namespace(namespace_name)
+        return (f"manager.sync_namespace({namespace_name}) -> {_outcomes(result.outcomes)}"
+                f"{took()}")
+
+    async def _do_gc(self, step: Step, order: str = "") -> str:
+        """``GC``; ``GC(a+b)``: the pass writes a, then b."""
+        manager = self.engine.manager
+        assert manager is not None
+        with self._in_order("gc", gc.reconcile_choices, order) as took:
+            result = await manager.gc_pass()
+        return f"manager.gc_pass() -> {_outcomes(result.outcomes)}{took()}"
+
+    @contextlib.contextmanager
+    def _in_order(self, reconciler: str, choices: Callable[..., list[list[Any]]],
+                  order: str, default: Callable[..., list[Any]] | None = None
+                  ) -> Iterator[Callable[[], str]]:
+        """While the block runs, the manager's ``reconciler`` takes the choice of its
+        module's ``choices`` (over the engine's own reconciler, a seeded bug included;
+        ``default`` where the manager has none of its own) that writes in ``order``
+        (model names, ``a+b``); with no order it decides alone. Yields what to add to
+        the step's report: the order the engine wrote in."""
+        manager = self.engine.manager
+        assert manager is not None
+        own = manager.reconcilers
+        if not order:
+            yield str
+            return
+        wanted = tuple(self.names.get(n, n) for n in order.split("+"))
+        taken: list[tuple[str, ...]] = []
+
+        def decide(*args: Any) -> list[Any]:
+            reconcile = cast(Callable[..., list[Any]], getattr(own, reconciler) or default)
+            picked = next((c for c in choices(*args, reconcile=reconcile)
+                           if orders.order_of(c) == wanted), None)
+            commands = picked if picked is not None else reconcile(*args)
+            taken.append(orders.order_of(commands))
+            return cast(list[Any], commands)
+
+        def took() -> str:
+            back = {v: k for k, v in self.names.items()}
+            wrote = "+".join(back.get(n, n) for n in taken[-1]) if taken else ""
+            return f"; wrote {wrote or 'nothing'}" + (
+                "" if wrote == order else f" (the engine's cache offers no order {order})")
+
+        manager.reconcilers = attrs.evolve(own, **{reconciler: decide})
+        try:
+            yield took
+        finally:
+            manager.reconcilers = own
 
     async def _do_schedule(self, step: Step, pod: str, node: str = "") -> str:
         scheduler = self.engine.scheduler

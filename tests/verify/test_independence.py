@@ -202,3 +202,12 @@ def test_every_action_family_has_a_class() -> None:
     fp = Footprints(["node-1"], ())
     known = {c.split("(")[0] for c in fp.classes} | set(fp._USER)
     assert families <= known, families - known
+
+
+def test_an_ordered_round_has_its_familys_footprint() -> None:
+    """``NodeLifecycle(web-1+web-0)`` (one of a pass's orders: kstate.control.orders)
+    reads and writes what any node lifecycle pass does; likewise GC and Namespace."""
+    prints = Footprints(["node-1"], [])
+    assert prints.footprint("NodeLifecycle(web-1+web-0)") == prints.footprint("NodeLifecycle")
+    assert prints.footprint("GC(web-1+web-0)") == prints.footprint("GC")
+    assert prints.footprint("Namespace(foo, web-1+web-0)") == prints.footprint("Namespace(foo)")

@@ -311,3 +311,51 @@ def test_a_tied_scale_down_replays_the_models_choice(tmp_path: Path) -> None:
         assert last.action == trace[-1]["action"]
         # the engine deleted the pod the model chose (the other is still Running)
         assert not last.differences, outcome.text()
+
+
+#: Two pods on the only node, which is cut off: once its grace period is over the node
+#: lifecycle marks both lost in one pass, in either order (its cache has none).
+LOST_TWO = ("name: lost-two\nnodes: 1\nreplication_controllers: [{name: web, replicas: 2}]\n"
+            "watch_lag: 1\nfaults: {node_partition: 1}\nproperties: [never_overcreates]\n")
+
+
+def _ordered_traces() -> list[list[dict[str, Any]]]:
+    """Every path to the node lifecycle's orders: the cluster settled with two running
+    pods, the partition, time passing — one trace per order."""
+    from kstate.verify.system import parse_scenario
+    from kstate.verify.system.render import describe
+
+    model = parse_scenario(yaml.safe_load(LOST_TWO)).model(symmetry=False)
+    w = next(iter(model.initial_states()))
+    trace, seen = [{"action": "<init>", "state": describe(w)}], {w}
+    for _ in range(80):
+        moves = [(a, t) for a, t in model.actions(w) if t not in seen]
+        ordered = [(a, t) for a, t in moves if a.startswith("NodeLifecycle(")]
+        if ordered:
+            return [[*trace, {"action": a, "state": describe(t)}] for a, t in ordered]
+        running = sum(p.status.phase == "Running" for p in w.pods()) == 2
+        settled = [(a, t) for a, t in moves
+                   if not a.startswith(("Partition", "Heal", "Tick"))]
+        cut = [(a, t) for a, t in moves if a.startswith("Partition")] if running else []
+        later = [(a, t) for a, t in moves if a == "Tick"]
+        action, w = (settled or cut or later)[0]
+        seen.add(w)
+        trace.append({"action": action, "state": describe(w)})
+    raise AssertionError("no node lifecycle pass with a choice of order reached")
+
+
+def test_a_node_lifecycle_pass_replays_the_models_order(tmp_path: Path) -> None:
+    """Each order the model explored is the one the engine's pass writes in (without the
+    forcing, both replays would write in the engine's own cache order)."""
+    traces = _ordered_traces()
+    assert sorted(t[-1]["action"] for t in traces) == [
+        "NodeLifecycle(web-0+web-1)", "NodeLifecycle(web-1+web-0)"]
+    for trace in traces:
+        doc = {"property": "never_overcreates", "trace": trace,
+               "scenario": yaml.safe_load(LOST_TWO)}
+        outcome = replay_file(write(tmp_path / "trace.json", doc))
+        last = outcome.steps[-1]
+        order = trace[-1]["action"].removeprefix("NodeLifecycle(").removesuffix(")")
+        assert last.action == trace[-1]["action"]
+        assert last.did.endswith(f"; wrote {order}"), outcome.text()
+        assert not last.differences, outcome.text()

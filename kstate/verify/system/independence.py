@@ -191,6 +191,8 @@ class Footprints:
             return "User(*)"
         if family in ("Sync", "Endpoints", "Namespace", "Schedule"):
             return f"{family}(*)"
+        if family in ("NodeLifecycle", "GC"):
+            return family  # NodeLifecycle(a+b): one of the pass's orders, same footprint
         if family in ("Kubelet", "ProbePass", "ProbeFail", "Crash"):
             return f"{family}({params[0]}, *)"
         if family == "Deliver":

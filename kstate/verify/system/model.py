@@ -19,7 +19,9 @@ Actions (their names are the trace a user reads):
 
 ``Sync(rc)`` (``Sync(rc, a+b)`` where a scale-down among pods of equal rank may go
 several ways: it deletes a, then b), ``Endpoints(svc)``, ``NodeLifecycle``, ``GC``,
-``Namespace(ns)``, ``Schedule(pod)``,
+``Namespace(ns)`` (``NodeLifecycle(a+b)``, ``GC(a+b)``, ``Namespace(ns, a+b)`` where the
+round writes several objects of a kind, which Kubernetes' cache lists in no order: it
+writes a, then b — ``kstate.control.orders``), ``Schedule(pod)``,
 ``Kubelet(node, pod)``, ``NodeReady(node)`` — components doing one round of work, enabled
 only when that round would change something; ``Deliver(watcher, kind)`` — a watch event
 reaches a cache; ``Tick`` — time jumps to the next deadline (a heartbeat grace period, a
@@ -30,6 +32,10 @@ faults within the scenario's bounds — ``Crash(node, container)``, ``Partition(
 ``ApiOutage`` / ``ApiBack``, ``ProbeFail(node, pod)`` (one method each, touching the
 World parts its docstring names); and the user's script (``Scale``, ``DeletePod``,
 ``ForceDeletePod``, ``DeleteRC``, ``Cordon``, ``Drain``, ``DeleteNamespace``), in order.
+
+What a component lists from a cache or the store comes in key order (world.py's
+``in_key_order``), never a FrozenDict's insertion order: equal states have the same
+successors (tests/verify/test_system_order.py), whichever of them the checker met first.
 
 Components are weakly fair (a round that stays possible eventually happens), faults are
 not, and partitions heal, outages end and probes pass fairly — so liveness is checked
@@ -59,7 +65,15 @@ from kstate.api.objects import (
     Service,
 )
 from kstate.clock import parse_rfc3339
-from kstate.control import endpoints, execution, gc, namespace, nodelifecycle, replication
+from kstate.control import (
+    endpoints,
+    execution,
+    gc,
+    namespace,
+    nodelifecycle,
+    orders,
+    replication,
+)
 from kstate.control.commands import Bind, Command, Create, Delete, Evict, Outcome, Record
 from kstate.control.pods import is_active
 from kstate.control.taints import eviction_time
@@ -174,6 +188,12 @@ class SystemModel(Model[World]):
             replication.reconcile_choices if replication_fn is _RECONCILE \
             else functools.partial(_one_choice, replication_fn)
         self.nodelifecycle_fn = nodelifecycle_fn
+        # Every order of the pods a pass writes (``orders``), for a swapped reconciler too.
+        self._lifecycle_choices = functools.partial(nodelifecycle.reconcile_choices,
+                                                    reconcile=nodelifecycle_fn)
+        # the module's reconciler as it is now (a seeded-bug test patches it)
+        self._namespace_choices = functools.partial(namespace.reconcile_choices,
+                                                    reconcile=namespace.reconcile)
         self.schedule_fn = schedule_fn or schedule_pod
         self._symmetry = symmetry
         # Exact: renaming nodes and each RC's pods commutes with every action, on every
@@ -261,18 +281,18 @@ class SystemModel(Model[World]):
 
     def _controller_manager(self, w: World) -> Iterator[tuple[str, World]]:
         cm = w.cm
-        synced: set[World] = set()
+        reached: dict[str, set[World]] = {}
         for label, cmds, acted_on, evicts in self._memo(
                 self._cm_rounds, cm.watcher.cache, cm.expectations, cm.memory, w.now):
             after = self.apply(w, cmds)
-            if acted_on is not None:
-                if any(isinstance(c, Create) for c in cmds):
-                    after = _check_overcreation(after, acted_on)
-                if after in synced:
-                    continue  # another choice of this sync came out the same
-                synced.add(after)
+            if acted_on is not None and any(isinstance(c, Create) for c in cmds):
+                after = _check_overcreation(after, acted_on)
             if evicts and nodelifecycle.full_disruption(w.nodes()):
                 after = after.with_flag(evicted_in_full_disruption=True)
+            same = reached.setdefault(label.partition("(")[0], set())
+            if after in same:
+                continue  # another choice (victims, order) of this round came out the same
+            same.add(after)
             yield label, after
 
     def _cm_rounds(self, cached: FrozenDict[str, KubeObject],
@@ -315,17 +335,21 @@ class SystemModel(Model[World]):
         view_n = nodelifecycle.NodeLifecycleView(
             nodes, leases, tuple(p for p in pods if p.spec.node_name),
             memory.get(nodelifecycle.LIMITER))
-        cmds = self._memo(self.nodelifecycle_fn, view_n, now, self.settings.node_lifecycle)
-        if cmds:
-            evicts = any(isinstance(c, Delete | Evict) and c.kind == "Pod"
-                         if isinstance(c, Delete) else isinstance(c, Evict) for c in cmds)
-            out.append(("NodeLifecycle", cmds, None, evicts))
+        choices = self._memo(self._lifecycle_choices, view_n, now,
+                             self.settings.node_lifecycle)
+        for cmds in choices:
+            if cmds:
+                evicts = any(isinstance(c, Delete | Evict) and c.kind == "Pod"
+                             if isinstance(c, Delete) else isinstance(c, Evict) for c in cmds)
+                out.append((ordered_label("NodeLifecycle", cmds, len(choices) > 1), cmds,
+                            None, evicts))
         owned: tuple[KubeObject, ...] = tuple(pods) + tuple(
             cache.objects("ReplicationController"))
-        cmds = self._memo(gc.reconcile,
-                          gc.GCView(owned, frozenset(n.metadata.name for n in nodes)), now)
-        if cmds:
-            out.append(("GC", cmds, None, False))
+        choices = self._memo(gc.reconcile_choices, gc.GCView(
+            owned, frozenset(n.metadata.name for n in nodes)), now)
+        for cmds in choices:
+            if cmds:
+                out.append((ordered_label("GC", cmds, len(choices) > 1), cmds, None, False))
         return tuple(out)
 
     def _namespace_controller(self, w: World) -> Iterator[tuple[str, World]]:
@@ -335,12 +359,16 @@ class SystemModel(Model[World]):
             if not isinstance(ns, Namespace) or not ns.metadata.deletion_timestamp:
                 continue
             name = ns.metadata.name
-            content = tuple(obj for obj in w.store.values()
+            content = tuple(obj for _, obj in sorted(w.store.items())
                             if obj.metadata.namespace == name)
-            cmds = self._memo(namespace.reconcile, namespace.NamespaceView(ns, content),
-                              w.now)
-            if cmds:
-                yield f"Namespace({name})", self.apply(w, cmds)
+            choices = self._memo(self._namespace_choices,
+                                 namespace.NamespaceView(ns, content), w.now)
+            reached: set[World] = set()
+            for cmds in (c for c in choices if c):
+                after = self.apply(w, cmds)
+                if after not in reached:  # one per distinct outcome
+                    reached.add(after)
+                    yield ordered_label("Namespace", cmds, len(choices) > 1, name), after
 
     def _scheduler(self, w: World) -> Iterator[tuple[str, World]]:
         for label, cmds in self._memo(self._scheduler_rounds, w.sched, w.now):
@@ -808,6 +836,16 @@ def sync_label(rc: str, commands: Sequence[Command], tied: bool) -> str:
     if not tied:
         return f"Sync({rc})"
     return f"Sync({rc}, {'+'.join(c.name for c in commands if isinstance(c, Delete))})"
+
+
+def ordered_label(action: str, commands: Sequence[Command], several: bool,
+                  *args: str) -> str:
+    """``NodeLifecycle`` / ``Namespace(foo)``, or where the round could write its objects
+    in several orders ``NodeLifecycle(web-1+web-0)`` / ``Namespace(foo, web-1+web-0)``:
+    the order this choice writes them in (``orders.order_of``; the replay makes the
+    engine take it)."""
+    params = [*args, "+".join(orders.order_of(commands))] if several else list(args)
+    return f"{action}({', '.join(params)})" if params else action
 
 
 def _one_choice(reconcile: ReplicationFn, *args: Any) -> list[list[Command]]:

@@ -87,6 +87,13 @@ def stamped(obj: KubeObject) -> KubeObject:
 Change = tuple[Key, KubeObject | None]  # a watch event: the new object, or None (deleted)
 
 
+def in_key_order(objects: Mapping[Key, KubeObject], kind: str) -> list[KubeObject]:
+    """The objects of ``kind`` by key: a FrozenDict compares without order but iterates
+    in insertion order, and what a component lists reaches its decisions."""
+    prefix = kind + "/"
+    return [o for _, o in sorted((k, o) for k, o in objects.items() if k.startswith(prefix))]
+
+
 @attrs.frozen(cache_hash=True)
 class Watcher:
     """A component's informer cache and the events not yet delivered to it, per kind."""
@@ -95,8 +102,9 @@ class Watcher:
     pending: FrozenDict[str, tuple[Change, ...]] = EMPTY
 
     def objects(self, kind: str) -> list[KubeObject]:
-        prefix = kind + "/"
-        return [o for k, o in self.cache.items() if k.startswith(prefix)]
+        """The cached objects of ``kind``, in key order (never the cache's insertion
+        order: equal states must list alike, docs/verify.md)."""
+        return in_key_order(self.cache, kind)
 
     def backlog(self) -> int:
         return sum(len(q) for q in self.pending.values())
@@ -163,8 +171,8 @@ class World:
         return self.store.get(k)
 
     def objects(self, kind: str) -> list[KubeObject]:
-        prefix = kind + "/"
-        return [o for k, o in self.store.items() if k.startswith(prefix)]
+        """The stored objects of ``kind``, in key order."""
+        return in_key_order(self.store, kind)
 
     def pods(self) -> list[Pod]:
         return [o for o in self.objects("Pod") if isinstance(o, Pod)]
