@@ -208,8 +208,15 @@ def replace(value: T, **changes: Any) -> T:
 Delivered = tuple[Change, "KubeObject | None"]  # an event and the cached object it replaced
 
 
-def _enqueue(w: Watcher, change: Change, limit: int) -> tuple[Watcher, list[Delivered]]:
-    """Queue ``change``; if the queue overflows ``limit``, deliver its head now."""
+def _enqueue(w: Watcher, change: Change, limit: int, memo: Memo | None = None
+             ) -> tuple[Watcher, list[Delivered]]:
+    """Queue ``change``; if the queue overflows ``limit``, deliver its head now.
+
+    With ``memo``, the cache after a delivery is looked up, not rebuilt: a lagging cache
+    catches up to a store the search has met before (the one before this write), so
+    the hit hands back that very FrozenDict, hash cached. The controller manager's cache
+    then shares its values with the stores, and the checker's fingerprint and every
+    memo lookup keyed on the cache (its rounds) hash and compare it by identity."""
     kind = kind_of(change[0])
     queue = (*w.pending.get(kind, ()), change)
     delivered: list[Delivered] = []
@@ -217,7 +224,8 @@ def _enqueue(w: Watcher, change: Change, limit: int) -> tuple[Watcher, list[Deli
     while len(queue) > limit:
         head, queue = queue[0], queue[1:]
         delivered.append((head, cache.get(head[0])))
-        cache = _apply_change(cache, head)
+        cache = memo(_apply_change, cache, head) if memo is not None else \
+            _apply_change(cache, head)
     pending = w.pending.merge({kind: queue}) if queue else w.pending.without(kind)
     return Watcher(cache, pending), delivered
 
@@ -246,7 +254,7 @@ def _cm_takes(cm: ControllerManager, change: Change, limit: int, memo: Memo
               ) -> ControllerManager:
     """The controller manager after a write's event reached its watch queue (and, past
     the lag, its cache and the replication controller's watch handler)."""
-    watcher, delivered = _enqueue(cm.watcher, change, limit)
+    watcher, delivered = _enqueue(cm.watcher, change, limit, memo)
     return observe(replace(cm, watcher=watcher), delivered, memo)
 
 
