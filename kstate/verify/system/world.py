@@ -181,6 +181,7 @@ class World:
 
 
 T = TypeVar("T", Watcher, ControllerManager, Kubelet, Flags, World)
+R = TypeVar("R")
 
 #: per class of the model's own values: its fields' getter and each field's position
 _FIELDS: dict[type, tuple[Callable[[Any], tuple[Any, ...]], dict[str, int]]] = {
@@ -212,11 +213,12 @@ def _enqueue(w: Watcher, change: Change, limit: int, memo: Memo | None = None
              ) -> tuple[Watcher, list[Delivered]]:
     """Queue ``change``; if the queue overflows ``limit``, deliver its head now.
 
-    With ``memo``, the cache after a delivery is looked up, not rebuilt: a lagging cache
-    catches up to a store the search has met before (the one before this write), so
-    the hit hands back that very FrozenDict, hash cached. The controller manager's cache
-    then shares its values with the stores, and the checker's fingerprint and every
-    memo lookup keyed on the cache (its rounds) hash and compare it by identity."""
+    With ``memo``, the watcher's new parts are looked up, not rebuilt: a lagging cache
+    catches up to a store the search has met before (the one before this write), and
+    the queues recur too, so a hit hands back that very FrozenDict, hash cached. The
+    controller manager's cache then shares its values with the stores, and the
+    checker's fingerprint and every memo lookup keyed on the cache (its rounds) hash
+    and compare it by identity."""
     kind = kind_of(change[0])
     queue = (*w.pending.get(kind, ()), change)
     delivered: list[Delivered] = []
@@ -224,10 +226,13 @@ def _enqueue(w: Watcher, change: Change, limit: int, memo: Memo | None = None
     while len(queue) > limit:
         head, queue = queue[0], queue[1:]
         delivered.append((head, cache.get(head[0])))
-        cache = memo(_apply_change, cache, head) if memo is not None else \
-            _apply_change(cache, head)
-    pending = w.pending.merge({kind: queue}) if queue else w.pending.without(kind)
-    return Watcher(cache, pending), delivered
+        cache = _by(memo, _apply_change, cache, head)
+    return Watcher(cache, _by(memo, _with_queue, w.pending, kind, queue)), delivered
+
+
+def _by(memo: Memo | None, fn: Callable[..., R], *args: Any) -> R:
+    """``fn(*args)``, looked up in ``memo`` when there is one."""
+    return memo(fn, *args) if memo is not None else fn(*args)
 
 
 def _apply_change(
@@ -237,12 +242,20 @@ def _apply_change(
     return cache.set(k, obj) if obj is not None else cache.without(k)
 
 
-def deliver(w: Watcher, kind: str) -> tuple[Watcher, Delivered]:
-    """Apply the oldest pending event of ``kind`` to the cache."""
+def _with_queue(pending: FrozenDict[str, tuple[Change, ...]], kind: str,
+                queue: tuple[Change, ...]) -> FrozenDict[str, tuple[Change, ...]]:
+    """The pending events with ``kind``'s queue replaced (dropped when empty)."""
+    return pending.merge({kind: queue}) if queue else pending.without(kind)
+
+
+def deliver(w: Watcher, kind: str, memo: Memo | None = None) -> tuple[Watcher, Delivered]:
+    """Apply the oldest pending event of ``kind`` to the cache (``memo``: as
+    ``_enqueue``)."""
     queue = w.pending[kind]
-    head, rest = queue[0], queue[1:]
-    pending = w.pending.merge({kind: rest}) if rest else w.pending.without(kind)
-    return Watcher(_apply_change(w.cache, head), pending), (head, w.cache.get(head[0]))
+    head = queue[0]
+    return (Watcher(_by(memo, _apply_change, w.cache, head),
+                    _by(memo, _with_queue, w.pending, kind, queue[1:])),
+            (head, w.cache.get(head[0])))
 
 
 def delivered_to(w: Watcher, kind: str) -> Watcher:
@@ -276,7 +289,7 @@ def _kubelets_take(kubelets: FrozenDict[str, Kubelet], change: Change,
 def cm_delivers(cm: ControllerManager, kind: str, memo: Memo) -> ControllerManager:
     """``Deliver(cm, kind)``: the oldest event of ``kind`` reaches the controller
     manager's cache and the replication controller's watch handler."""
-    watcher, event = deliver(cm.watcher, kind)
+    watcher, event = deliver(cm.watcher, kind, memo)
     return observe(replace(cm, watcher=watcher), [event], memo)
 
 
