@@ -175,6 +175,9 @@ class SystemModel(Model[World]):
         self.symmetry_exact = bool(getattr(symmetry, "exact", False)) and not \
             initial.objects("Service")
         self._footprints: Any = None  # independence.Footprints, built on first use
+        #: whether any pod of a run may carry a readiness probe (else ``_probes`` has
+        #: nothing to look at, in any state)
+        self._probing = _may_probe(initial)
         # A search allocates millions of acyclic frozen values and keeps most of them
         # (the frontier, the memo): the cyclic collector finds next to nothing (a few
         # hundred objects in 10,000 states) while its passes over that heap cost 15-20%
@@ -201,9 +204,7 @@ class SystemModel(Model[World]):
         w = self._initial
         services = bool(w.objects("Service"))
         deletes_namespace = any(step[0] == "delete_namespace" for step in w.script)
-        probes = any(_probed(c) for rc in w.objects("ReplicationController")
-                     if isinstance(rc, ReplicationController) and rc.spec.template
-                     for c in rc.spec.template.spec.containers)
+        probes = self._probing
         recoveries = set(_RECOVERY.values())
         out = [f for f in FAIR if f not in recoveries and (f != "Endpoints" or services)
                and (f != "ProbePass" or probes) and (f != "Namespace" or deletes_namespace)]
@@ -683,6 +684,8 @@ class SystemModel(Model[World]):
         fault budget, ``ProbeFail(node, pod)`` is it failing again later. The result
         goes into the kubelet's memory, which the pod worker reads. Touches
         ``kubelets[node].probes_passing``."""
+        if not self._probing:
+            return
         failures = w.budget.get("readiness_failure", 0) > 0
         for node, kubelet in sorted(w.kubelets.items()):
             if not kubelet.up:
@@ -805,6 +808,15 @@ def _restarted_agents(w: World, fault: str, action: str, *, wipe_runtime: bool
 
 def _probed(container: Any) -> bool:
     return container.readiness_probe is not None
+
+
+def _may_probe(w: World) -> bool:
+    """May a pod of a run from ``w`` have a readiness probe? Its pods are there from the
+    start or made from an RC's template, which no action changes."""
+    specs = [rc.spec.template.spec for rc in w.objects("ReplicationController")
+             if isinstance(rc, ReplicationController) and rc.spec.template]
+    specs += [pod.spec for pod in w.pods()]
+    return any(_probed(c) for spec in specs for c in spec.containers)
 
 
 def _current_running(runtime: SimulatedNode, uid: str) -> list[Any]:
