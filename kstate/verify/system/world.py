@@ -564,22 +564,34 @@ def _moved(before: KubeObject | None, after: KubeObject) -> bool:
 def observe(cm: ControllerManager, delivered: Iterable[Delivered],
             memo: Memo | None = None) -> ControllerManager:
     """Run the replication controller's watch handler on events its cache just took in
-    (with ``memo``, its results are remembered by event: the same pod events recur)."""
+    (with ``memo``, its results are remembered by expectations, events and RCs: they
+    recur, and a hit costs no scan of the cache either)."""
     if not cm.expectations:
         return cm  # only existing records move
-    delivered = [d for d in delivered if d[0][0].startswith("Pod/")]
-    if not delivered:
+    pod_events = tuple(d for d in delivered if d[0][0].startswith("Pod/"))
+    if not pod_events:
         return cm  # only pod events move expectations
+    cache = cm.watcher.cache
+    rcs = _by(memo, _objects_of, cache, "ReplicationController")
+    expectations = _by(memo, _observed, cm.expectations, pod_events, rcs)
+    return cm if expectations is None else replace(cm, expectations=expectations)
+
+
+def _objects_of(cache: FrozenDict[Key, KubeObject], kind: str) -> tuple[KubeObject, ...]:
+    prefix = kind + "/"
+    return tuple(o for k, o in cache.items() if k.startswith(prefix))
+
+
+def _observed(expectations: FrozenDict[str, Expectation], events: tuple[Delivered, ...],
+              rcs: tuple[KubeObject, ...]) -> FrozenDict[str, Expectation] | None:
+    """The expectations after the watch handler saw ``events`` (None: unchanged)."""
     changed: dict[str, Expectation] = {}
-    rcs = tuple(cm.watcher.objects("ReplicationController"))
-    for change, before in delivered:
-        observed = memo(replication_observations, change, before, rcs) if memo is not None \
-            else replication_observations(change, before, rcs)
-        for seen in observed:
-            record = changed.get(seen.key, cm.expectations.get(seen.key))
+    for change, before in events:
+        for seen in replication_observations(change, before, rcs):
+            record = changed.get(seen.key, expectations.get(seen.key))
             if record is not None:
                 changed[seen.key] = record.observe(seen.what, seen.pod)
-    return replace(cm, expectations=cm.expectations.merge(changed)) if changed else cm
+    return expectations.merge(changed) if changed else None
 
 
 def lease_of(world: World, node: str) -> Lease | None:
