@@ -407,7 +407,10 @@ class AbstractApi:
                     k, world.incarnations.get(k, 0) + 1))
             return Outcome(self._commit(world, k, None), "ok")
         new = self.memo(stamped, new)
-        if new is current or new == current:
+        # Content-addressed versions: different versions are different objects, so the
+        # deep comparison runs only when the versions agree.
+        if new is current or (current is not None and new.metadata.resource_version
+                              == current.metadata.resource_version and new == current):
             return Outcome(world, "ok", current)
         if _moved(current, new):
             world = world.with_flag(rebound=True)
