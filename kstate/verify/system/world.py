@@ -268,7 +268,8 @@ def _cm_takes(cm: ControllerManager, change: Change, limit: int, memo: Memo
     """The controller manager after a write's event reached its watch queue (and, past
     the lag, its cache and the replication controller's watch handler)."""
     watcher, delivered = _enqueue(cm.watcher, change, limit, memo)
-    return observe(replace(cm, watcher=watcher), delivered, memo)
+    cm = replace(cm, watcher=watcher)
+    return observe(cm, delivered, memo) if delivered else cm
 
 
 def _takes(w: Watcher, change: Change, limit: int) -> Watcher:
