@@ -175,14 +175,14 @@ class SystemModel(Model[World]):
         self.symmetry_exact = bool(getattr(symmetry, "exact", False)) and not \
             initial.objects("Service")
         self._footprints: Any = None  # independence.Footprints, built on first use
-        #: whether any pod of a run may carry a readiness probe (else ``_probes`` has
-        #: nothing to look at, in any state)
-        self._probing = _may_probe(initial)
         # A search allocates millions of acyclic frozen values and keeps most of them
         # (the frontier, the memo): the cyclic collector finds next to nothing (a few
         # hundred objects in 10,000 states) while its passes over that heap cost 15-20%
         # of the search. Collect seldom, as the API server does at start-up (server.py).
         python_gc.set_threshold(50_000, 20, 100)
+        #: whether any pod of a run may carry a readiness probe (else ``_probes`` has
+        #: nothing to look at, in any state)
+        self._probing = _may_probe(initial)
 
     # ------------------------------------------------------------------ Model API
 
