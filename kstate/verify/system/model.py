@@ -506,15 +506,13 @@ class SystemModel(Model[World]):
                     ) -> tuple[node_execution.RuntimeReply, ...] | WriteOutcome | None:
             w = world[0]
             if isinstance(step, node_execution.OnRuntime):
-                runtime, replies = w.runtimes[node], []
-                for cmd in step.commands:
-                    if isinstance(cmd, podsync.StartContainer) and _finished(w, uid):
-                        w = w.with_flag(restarted_finished=True)
-                    runtime, error = runtime.apply(cmd, w.now)
-                    replies.append(node_execution.RuntimeReply(
-                        start_error=error if isinstance(cmd, podsync.StartContainer) else None))
-                world[0] = replace(w, runtimes=w.runtimes.set(node, runtime))
-                return tuple(replies)
+                if any(isinstance(cmd, podsync.StartContainer) for cmd in step.commands) \
+                        and _finished(w, uid):
+                    w = w.with_flag(restarted_finished=True)
+                runtimes, replies = self._memo(_on_runtime, w.runtimes, node,
+                                               tuple(step.commands), w.now)
+                world[0] = replace(w, runtimes=runtimes)
+                return replies
             if isinstance(step, node_execution.ToApi):
                 write = step.command
                 out = self.api.update(w, _versioned(w, write.pod, step.resource_version),
@@ -804,6 +802,20 @@ def _restarted_agents(w: World, fault: str, action: str, *, wipe_runtime: bool
                 else w.runtimes
             yield (f"{action}({node})", replace(
                 w, runtimes=runtimes, kubelets=w.kubelets.set(node, fresh), budget=budget))
+
+
+def _on_runtime(runtimes: FrozenDict[str, SimulatedNode], node: str,
+                commands: tuple[podsync.NodeCommand, ...], now: float
+                ) -> tuple[FrozenDict[str, SimulatedNode],
+                           tuple[node_execution.RuntimeReply, ...]]:
+    """A round's runtime step on ``node``: the runtimes after ``commands`` and the
+    replies the plan reads (a start's error). Pure, so memoised (``_run_pod``)."""
+    runtime, replies = runtimes[node], []
+    for cmd in commands:
+        runtime, error = runtime.apply(cmd, now)
+        replies.append(node_execution.RuntimeReply(
+            start_error=error if isinstance(cmd, podsync.StartContainer) else None))
+    return runtimes.set(node, runtime), tuple(replies)
 
 
 def _probed(container: Any) -> bool:
