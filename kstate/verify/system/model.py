@@ -521,8 +521,8 @@ class SystemModel(Model[World]):
                     self.api.delete(w, "Pod", write.namespace, write.name, write.uid, 0)
                 world[0] = out.world
                 return _write_outcome(out.result)
-            kubelet = self._memo(_remembering, w.kubelets[node], uid, tuple(step.changes))
-            world[0] = replace(w, kubelets=w.kubelets.set(node, kubelet))
+            world[0] = replace(w, kubelets=self._memo(_remembered, w.kubelets, node, uid,
+                                                      tuple(step.changes)))
             return None
 
         end = self._drive(node_execution.execute, cmds, perform)
@@ -544,9 +544,8 @@ class SystemModel(Model[World]):
             if not kubelet.up:
                 continue
             for kind in sorted(kubelet.watcher.pending):
-                watcher = memo(delivered_to, kubelet.watcher, kind)
-                kubelets = w.kubelets.set(node, replace(kubelet, watcher=watcher))
-                yield f"Deliver({node}, {kind})", replace(w, kubelets=kubelets)
+                yield f"Deliver({node}, {kind})", replace(
+                    w, kubelets=memo(_kubelet_delivered, w.kubelets, node, kind))
 
     # ------------------------------------------------------------------ time
 
@@ -893,6 +892,19 @@ def _remembering(kubelet: Kubelet, uid: str,
         backoff=FrozenDict({**others, **{prefix + k: v for k, v in backoff.items()}}),
         start_errors=kubelet.start_errors.set(uid, FrozenDict(errors)) if errors
         else kubelet.start_errors.without(uid))
+
+
+def _remembered(kubelets: FrozenDict[str, Kubelet], node: str, uid: str,
+                changes: tuple[node_execution.MemoryChange, ...]) -> FrozenDict[str, Kubelet]:
+    """The kubelets after ``node``'s pod worker for ``uid`` stored ``changes``."""
+    return kubelets.set(node, _remembering(kubelets[node], uid, changes))
+
+
+def _kubelet_delivered(kubelets: FrozenDict[str, Kubelet], node: str, kind: str
+                       ) -> FrozenDict[str, Kubelet]:
+    """The kubelets after ``Deliver(node, kind)``."""
+    kubelet = kubelets[node]
+    return kubelets.set(node, replace(kubelet, watcher=delivered_to(kubelet.watcher, kind)))
 
 
 def _versioned(w: World, pod: Pod, resource_version: str) -> Pod:
