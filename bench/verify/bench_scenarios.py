@@ -30,7 +30,9 @@ adds a cProfile of one 1-worker run, grouped by layer, per distinct state.
 ``--baseline TREE`` runs every configuration on the code in another tree too (a commit
 unpacked with ``git archive <commit> | tar -x -C TREE``), alternated with this one, and
 prints the ratios of states/s and of CPU seconds with the counts and verdicts compared:
-an A/B measured in one run, on the same load.
+an A/B measured in one run, on the same load. ``--no-por`` explores the full graph (as
+``kstate verify --no-por``; a tree from before the reduction has only that): the cost
+per state, which the reduction would otherwise mix with the states it removes.
 """
 
 from __future__ import annotations
@@ -70,11 +72,13 @@ import json, resource, sys, time
 t0 = time.perf_counter()
 from kstate.verify.checker import Checker, Kind
 from kstate.verify.system import load_scenario
-path, depth, symmetry, workers, timeout = json.loads(sys.argv[1])
+path, depth, symmetry, workers, timeout, no_por = json.loads(sys.argv[1])
 scenario = load_scenario(path)
 model = scenario.model(symmetry=symmetry)
 checker = Checker(model).bfs().symmetry(symmetry).workers(workers).max_depth(depth)
 checker = checker.max_states(scenario.bounds.max_states).timeout(timeout)
+if no_por and hasattr(checker, "por"):  # a tree from before the reduction has none
+    checker = checker.por(False)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 cpu0 = time.process_time()
 r = checker.run()
@@ -94,12 +98,13 @@ print(json.dumps({
 
 
 def run_child(path: Path, depth: int | None, symmetry: bool, workers: int,
-              timeout: float, tree: Path = ROOT) -> dict[str, Any]:
-    """One run in a fresh process, of the code (and the scenario file) in ``tree``."""
+              timeout: float, tree: Path = ROOT, no_por: bool = False) -> dict[str, Any]:
+    """One run in a fresh process, of the code (and the scenario file) in ``tree``
+    (``no_por``: the full graph, as ``kstate verify --no-por``)."""
     path = tree / path.relative_to(ROOT)
     out = subprocess.run(
         [sys.executable, "-c", CHILD, json.dumps([str(path), depth, symmetry, workers,
-                                                  timeout])],
+                                                  timeout, no_por])],
         cwd=tree, capture_output=True, text=True, check=False,
         env={**os.environ, "PYTHONPATH": str(tree)})
     if out.returncode != 0:
@@ -359,6 +364,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     ap.add_argument("--symmetry", action="store_true",
                     help="also run symmetry on where the scenario does not opt in but the "
                          "reduction is exact for it")
+    ap.add_argument("--no-por", action="store_true",
+                    help="explore the full graph (partial-order reduction off, as "
+                         "`kstate verify --no-por`): the per-state cost")
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 1, --full 3)")
     ap.add_argument("--timeout", type=float, default=900.0, help="per run, seconds")
     ap.add_argument("--full", action="store_true",
@@ -384,11 +392,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                 trees = [(ROOT, c["runs"]), (args.baseline, c["baseline_runs"])]
                 for tree, runs in trees[::-1] if rep % 2 else trees:
                     runs.append(run_child(c["path"], c["depth_bound"], c["symmetry"],
-                                          c["workers"], args.timeout, tree))
+                                          c["workers"], args.timeout, tree, args.no_por))
                 r = c["runs"][-1]
             else:
                 r = run_child(c["path"], c["depth_bound"], c["symmetry"], c["workers"],
-                              args.timeout)
+                              args.timeout, no_por=args.no_por)
                 c["runs"].append(r)
             log(f"rep {rep + 1}/{args.reps} {c['scenario']} sym={c['symmetry']} "
                 f"w={c['workers']}: {r['distinct']:,} states, depth {r['depth']}, "

@@ -207,6 +207,9 @@ class SystemModel(Model[World]):
         # hundred objects in 10,000 states) while its passes over that heap cost 15-20%
         # of the search. Collect seldom, as the API server does at start-up (server.py).
         python_gc.set_threshold(50_000, 20, 100)
+        #: whether any pod of a run may carry a readiness probe (else ``_probes`` has
+        #: nothing to look at, in any state)
+        self._probing = _may_probe(initial)
 
     # ------------------------------------------------------------------ Model API
 
@@ -228,9 +231,7 @@ class SystemModel(Model[World]):
         w = self._initial
         services = bool(w.objects("Service"))
         deletes_namespace = any(step[0] == "delete_namespace" for step in w.script)
-        probes = any(_probed(c) for rc in w.objects("ReplicationController")
-                     if isinstance(rc, ReplicationController) and rc.spec.template
-                     for c in rc.spec.template.spec.containers)
+        probes = self._probing
         recoveries = set(_RECOVERY.values())
         out = [f for f in FAIR if f not in recoveries and (f != "Endpoints" or services)
                and (f != "ProbePass" or probes) and (f != "Namespace" or deletes_namespace)]
@@ -547,15 +548,13 @@ class SystemModel(Model[World]):
                     ) -> tuple[node_execution.RuntimeReply, ...] | WriteOutcome | None:
             w = world[0]
             if isinstance(step, node_execution.OnRuntime):
-                runtime, replies = w.runtimes[node], []
-                for cmd in step.commands:
-                    if isinstance(cmd, podsync.StartContainer) and _finished(w, uid):
-                        w = w.with_flag(restarted_finished=True)
-                    runtime, error = runtime.apply(cmd, w.now)
-                    replies.append(node_execution.RuntimeReply(
-                        start_error=error if isinstance(cmd, podsync.StartContainer) else None))
-                world[0] = replace(w, runtimes=w.runtimes.set(node, runtime))
-                return tuple(replies)
+                if any(isinstance(cmd, podsync.StartContainer) for cmd in step.commands) \
+                        and _finished(w, uid):
+                    w = w.with_flag(restarted_finished=True)
+                runtimes, replies = self._memo(_on_runtime, w.runtimes, node,
+                                               tuple(step.commands), w.now)
+                world[0] = replace(w, runtimes=runtimes)
+                return replies
             if isinstance(step, node_execution.ToApi):
                 write = step.command
                 out = self.api.update(w, _versioned(w, write.pod, step.resource_version),
@@ -564,8 +563,8 @@ class SystemModel(Model[World]):
                     self.api.delete(w, "Pod", write.namespace, write.name, write.uid, 0)
                 world[0] = out.world
                 return _write_outcome(out.result)
-            kubelet = self._memo(_remembering, w.kubelets[node], uid, tuple(step.changes))
-            world[0] = replace(w, kubelets=w.kubelets.set(node, kubelet))
+            world[0] = replace(w, kubelets=self._memo(_remembered, w.kubelets, node, uid,
+                                                      tuple(step.changes)))
             return None
 
         end = self._drive(node_execution.execute, cmds, perform)
@@ -587,9 +586,8 @@ class SystemModel(Model[World]):
             if not kubelet.up:
                 continue
             for kind in sorted(kubelet.watcher.pending):
-                watcher = memo(delivered_to, kubelet.watcher, kind)
-                kubelets = w.kubelets.set(node, replace(kubelet, watcher=watcher))
-                yield f"Deliver({node}, {kind})", replace(w, kubelets=kubelets)
+                yield f"Deliver({node}, {kind})", replace(
+                    w, kubelets=memo(_kubelet_delivered, w.kubelets, node, kind))
 
     # ------------------------------------------------------------------ time
 
@@ -725,6 +723,8 @@ class SystemModel(Model[World]):
         fault budget, ``ProbeFail(node, pod)`` is it failing again later. The result
         goes into the kubelet's memory, which the pod worker reads. Touches
         ``kubelets[node].probes_passing``."""
+        if not self._probing:
+            return
         failures = w.budget.get("readiness_failure", 0) > 0
         for node, kubelet in sorted(w.kubelets.items()):
             if not kubelet.up:
@@ -868,8 +868,31 @@ def _restarted_agents(w: World, fault: str, action: str, *, wipe_runtime: bool
                 w, runtimes=runtimes, kubelets=w.kubelets.set(node, fresh), budget=budget))
 
 
+def _on_runtime(runtimes: FrozenDict[str, SimulatedNode], node: str,
+                commands: tuple[podsync.NodeCommand, ...], now: float
+                ) -> tuple[FrozenDict[str, SimulatedNode],
+                           tuple[node_execution.RuntimeReply, ...]]:
+    """A round's runtime step on ``node``: the runtimes after ``commands`` and the
+    replies the plan reads (a start's error). Pure, so memoised (``_run_pod``)."""
+    runtime, replies = runtimes[node], []
+    for cmd in commands:
+        runtime, error = runtime.apply(cmd, now)
+        replies.append(node_execution.RuntimeReply(
+            start_error=error if isinstance(cmd, podsync.StartContainer) else None))
+    return runtimes.set(node, runtime), tuple(replies)
+
+
 def _probed(container: Any) -> bool:
     return container.readiness_probe is not None
+
+
+def _may_probe(w: World) -> bool:
+    """May a pod of a run from ``w`` have a readiness probe? Its pods are there from the
+    start or made from an RC's template, which no action changes."""
+    specs = [rc.spec.template.spec for rc in w.objects("ReplicationController")
+             if isinstance(rc, ReplicationController) and rc.spec.template]
+    specs += [pod.spec for pod in w.pods()]
+    return any(_probed(c) for spec in specs for c in spec.containers)
 
 
 def _current_running(runtime: SimulatedNode, uid: str) -> list[Any]:
@@ -934,6 +957,19 @@ def _remembering(kubelet: Kubelet, uid: str,
         backoff=FrozenDict({**others, **{prefix + k: v for k, v in backoff.items()}}),
         start_errors=kubelet.start_errors.set(uid, FrozenDict(errors)) if errors
         else kubelet.start_errors.without(uid))
+
+
+def _remembered(kubelets: FrozenDict[str, Kubelet], node: str, uid: str,
+                changes: tuple[node_execution.MemoryChange, ...]) -> FrozenDict[str, Kubelet]:
+    """The kubelets after ``node``'s pod worker for ``uid`` stored ``changes``."""
+    return kubelets.set(node, _remembering(kubelets[node], uid, changes))
+
+
+def _kubelet_delivered(kubelets: FrozenDict[str, Kubelet], node: str, kind: str
+                       ) -> FrozenDict[str, Kubelet]:
+    """The kubelets after ``Deliver(node, kind)``."""
+    kubelet = kubelets[node]
+    return kubelets.set(node, replace(kubelet, watcher=delivered_to(kubelet.watcher, kind)))
 
 
 def _versioned(w: World, pod: Pod, resource_version: str) -> Pod:
