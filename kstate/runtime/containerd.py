@@ -135,6 +135,8 @@ MIN_MEMORY_BYTES = 6 * 1024 * 1024
 CPU_PERIOD_US = 100_000
 #: How long a log follower waits between reads of a growing file.
 LOG_POLL_SECONDS = 0.05
+#: containerd's refusal to remove a container whose start has not returned yet
+STARTING = "in starting state"
 _NANO = 1e-9
 IMAGE_ANNOTATION = "io.kstate.image"
 HOSTNAME_ANNOTATION = "io.kstate.hostname"
@@ -320,6 +322,29 @@ class ContainerdRuntime:
                 raise other(detail) from err
             raise RuntimeAdapterError(f"containerd {what}: {detail}") from err
 
+    async def _removing(
+        self,
+        what: str,
+        call: Callable[[], Awaitable[T]],
+        *,
+        not_found: Callable[[], RuntimeAdapterError] | None = None,
+    ) -> T:
+        """A remove, waiting out a start still in flight: containerd refuses to remove a
+        container whose StartContainer has not returned ("in starting state" — say, the
+        daemon was killed in the middle of one, and ``kstate down --purge`` cleans up
+        after it). The start settles by itself, so the remove is retried until it does,
+        within one call timeout; CRI offers no event to wait on for it."""
+        deadline = time.monotonic() + self._call_timeout
+        delay = 0.05
+        while True:
+            try:
+                return await self._call(what, call, not_found=not_found)
+            except RuntimeAdapterError as err:
+                if STARTING not in str(err) or time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
     def _rt(self) -> cri_grpc.RuntimeServiceStub:
         return self._stubs()[0]
 
@@ -450,7 +475,7 @@ class ContainerdRuntime:
             return
         with contextlib.suppress(ContainerNotFound):
             await self._stop_sandbox(sandbox_id)
-            await self._call("remove sandbox", lambda: self._rt().RemovePodSandbox(
+            await self._removing("remove sandbox", lambda: self._rt().RemovePodSandbox(
                 cri.RemovePodSandboxRequest(pod_sandbox_id=sandbox_id),
                 timeout=self._call_timeout), not_found=self._not_found(sandbox_id, "sandbox"))
         # The pod's log files go with it, as the kubelet removes a pod's log directory.
@@ -636,7 +661,7 @@ class ContainerdRuntime:
             await self.remove_sandbox(container_id)
             return
         with contextlib.suppress(ContainerNotFound):
-            await self._call("remove", lambda: self._rt().RemoveContainer(
+            await self._removing("remove", lambda: self._rt().RemoveContainer(
                 cri.RemoveContainerRequest(container_id=container_id),
                 timeout=self._call_timeout), not_found=self._not_found(container_id))
 

@@ -79,6 +79,60 @@ def test_a_missing_socket_names_it_and_how_to_start_containerd() -> None:
     asyncio.run(scenario())
 
 
+def _rpc_error(details: str) -> Exception:
+    import grpc
+    import grpc.aio
+
+    return grpc.aio.AioRpcError(grpc.StatusCode.UNKNOWN, grpc.aio.Metadata(),
+                                grpc.aio.Metadata(), details)
+
+
+def test_a_remove_waits_out_a_start_still_in_flight() -> None:
+    # kstate down --purge after the daemon was killed mid-StartContainer: containerd
+    # refuses the remove until the start returns; the adapter waits for it (CI, once).
+    from kstate.runtime.containerd import STARTING, ContainerdRuntime
+
+    async def scenario() -> None:
+        rt = ContainerdRuntime("/nonexistent/kstate-test.sock", call_timeout=5)
+        refusals = [f'failed to set removing state for container "c1": container is {STARTING}, '
+                    "can't be removed"] * 2
+        calls = []
+
+        async def remove() -> str:
+            calls.append(1)
+            if refusals:
+                raise _rpc_error(refusals.pop())
+            return "removed"
+
+        assert await rt._removing("remove", remove) == "removed"
+        assert len(calls) == 3
+
+        async def other() -> str:  # any other failure is not waited out
+            calls.append(1)
+            raise _rpc_error("permission denied")
+
+        with pytest.raises(RuntimeAdapterError, match="permission denied"):
+            await rt._removing("remove", other)
+        assert len(calls) == 4
+
+    asyncio.run(scenario())
+
+
+def test_a_start_that_never_settles_fails_within_the_call_timeout() -> None:
+    from kstate.runtime.containerd import STARTING, ContainerdRuntime
+
+    async def scenario() -> None:
+        rt = ContainerdRuntime("/nonexistent/kstate-test.sock", call_timeout=0.3)
+
+        async def remove() -> str:
+            raise _rpc_error(f"container is {STARTING}, can't be removed")
+
+        with pytest.raises(RuntimeAdapterError, match=STARTING):
+            await rt._removing("remove", remove)
+
+    asyncio.run(scenario())
+
+
 def test_a_socket_that_is_not_containerd_is_unreachable(tmp_path: Path) -> None:
     import socket
 
